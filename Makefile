@@ -1,0 +1,52 @@
+# ciclo: every target sets up what it needs (virtualenv, Go-built tools) when missing.
+SHELL := bash
+.DEFAULT_GOAL := help
+VENV ?= .venv
+PY := $(VENV)/bin/python
+export CICLO_CACHE ?= $(HOME)/.cache/ciclo
+export PYTHONPATH := $(CURDIR)/tools
+PYTEST_ARGS ?=
+
+.PHONY: help venv tools prometheus lint typecheck imports check crds test test-unit cluster-up cluster-down demo demo-down
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: pyproject.toml
+	@echo "[venv] installing ciclo and its dependencies into $(VENV)"
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $@
+
+venv: $(VENV)/.installed ## the Python virtualenv with ciclo and its dev dependencies
+
+tools: ## build the pinned control-plane tools into $CICLO_CACHE/bin (once per pin)
+	@bash tools/build.sh
+
+prometheus: ## install Prometheus and promtool (Debian's package) when missing
+	@bash tools/install-prometheus.sh
+
+lint: venv ## ruff
+	$(VENV)/bin/ruff check operator tools tests
+	$(VENV)/bin/ruff format --check operator tools tests
+
+typecheck: venv ## mypy --strict
+	$(VENV)/bin/mypy
+
+imports: venv ## the import-linter contracts
+	$(VENV)/bin/lint-imports
+
+check: lint typecheck imports ## every static check
+
+test-unit: venv ## the fast tests: no Go, no cluster
+	$(PY) -m pytest -m "not integration and not e2e" $(PYTEST_ARGS)
+
+test: venv tools prometheus ## every test, on a local cluster started for the run
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+cluster-up: venv tools ## start the local cluster (prints its KUBECONFIG)
+	$(PY) -m localcluster up
+
+cluster-down: venv ## remove the local cluster
+	$(PY) -m localcluster down

@@ -1,0 +1,37 @@
+"""Pure helpers of the process node."""
+
+from __future__ import annotations
+
+import pytest
+from localcluster.procnode import IpPool, expand, field_ref
+
+POD = {"metadata": {"name": "p", "namespace": "ns", "uid": "u", "labels": {"app": "x"}},
+       "spec": {"nodeName": "n"}}
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    ("$(A)", "1"),
+    ("x-$(A)-$(B)", "x-1-two"),
+    ("$(MISSING)", "$(MISSING)"),
+    ("$$(A)", "$(A)"),
+    ("plain", "plain"),
+])
+def test_expand_follows_kubernetes_rules(value, expected):
+    assert expand(value, {"A": "1", "B": "two"}) == expected
+
+
+def test_field_ref_reads_pod_fields():
+    assert field_ref(POD, "status.podIP", "127.0.0.9") == "127.0.0.9"
+    assert field_ref(POD, "metadata.namespace", "") == "ns"
+    assert field_ref(POD, "metadata.labels['app']", "") == "x"
+    with pytest.raises(ValueError, match="not supported"):
+        field_ref(POD, "spec.unknown", "")
+
+
+def test_ip_pool_keeps_an_ip_a_pod_already_has_and_never_gives_dot_one():
+    pool = IpPool()
+    assert pool.take("127.0.0.7") == "127.0.0.7"
+    assert pool.take(None) == "127.0.0.2"
+    assert pool.take("127.0.0.7") == "127.0.0.3"  # taken: a fresh one
+    pool.give("127.0.0.2")
+    assert pool.take("10.0.0.1") == "127.0.0.2"

@@ -1,0 +1,180 @@
+"""Start and stop the local control plane with kwokctl's binary runtime.
+
+`up` and `down` are idempotent: `up` on a healthy cluster only makes sure the
+process node runs; `down` on a missing cluster does nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from localcluster.paths import Paths
+
+PROCESS_NODE = "ciclo-process-node"
+FAKE_NODE_ANNOTATION = "kwok.x-k8s.io/node"
+
+
+def external_kubeconfig() -> Path | None:
+    """The user's cluster, when they point KUBECONFIG at one and ask for it."""
+    if os.environ.get("CICLO_USE_EXISTING_CLUSTER", "") not in ("1", "true", "yes"):
+        return None
+    path = os.environ.get("KUBECONFIG")
+    if not path:
+        raise RuntimeError("CICLO_USE_EXISTING_CLUSTER is set but KUBECONFIG is not")
+    return Path(path)
+
+
+def kubectl(paths: Paths, kubeconfig: Path, *args: str, stdin: str | None = None,
+            check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(paths.binary("kubectl")), "--kubeconfig", str(kubeconfig), *args],
+        input=stdin, capture_output=True, text=True, check=check, timeout=timeout,
+    )
+
+
+def healthy(paths: Paths, kubeconfig: Path) -> bool:
+    if not kubeconfig.exists():
+        return False
+    try:
+        result = kubectl(paths, kubeconfig, "get", "--raw", "/readyz", check=False, timeout=10)
+    except subprocess.TimeoutExpired:
+        return False
+    return result.returncode == 0 and result.stdout.strip() == "ok"
+
+
+def _kwok_env(paths: Paths) -> dict[str, str]:
+    env = dict(os.environ, KWOK_WORKDIR=str(paths.kwok_workdir))
+    for var, name in [
+        ("KWOK_KUBE_APISERVER_BINARY", "kube-apiserver"),
+        ("KWOK_KUBE_CONTROLLER_MANAGER_BINARY", "kube-controller-manager"),
+        ("KWOK_KUBE_SCHEDULER_BINARY", "kube-scheduler"),
+        ("KWOK_ETCD_BINARY", "etcd"),
+        ("KWOK_CONTROLLER_BINARY", "kwok"),
+        ("KWOK_KUBECTL_BINARY", "kubectl"),
+    ]:
+        env[var] = str(paths.binary(name))
+    return env
+
+
+def _kwokctl(paths: Paths, *args: str, timeout: float = 180) -> None:
+    subprocess.run(
+        [str(paths.binary("kwokctl")), *args, "--name", paths.name],
+        env=_kwok_env(paths), check=True, timeout=timeout,
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+
+
+def fake_node(index: int) -> dict[str, object]:
+    name = f"kwok-node-{index}"
+    resources = {"cpu": "64", "memory": "512Gi", "pods": "2000"}
+    return {
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {
+            "name": name,
+            "annotations": {FAKE_NODE_ANNOTATION: "fake"},
+            "labels": {"type": "kwok", "kubernetes.io/hostname": name,
+                       "kubernetes.io/os": "linux", "kubernetes.io/arch": "amd64"},
+        },
+        # A /16 per node: the default shared /24 runs out at 254 fake pods. These
+        # addresses are never dialled; only process-node pods (127.0.0.N) serve.
+        "spec": {"podCIDR": f"10.{100 + index}.0.0/16"},
+        "status": {"allocatable": resources, "capacity": resources},
+    }
+
+
+def _pid_alive(pid_file: Path) -> int | None:
+    try:
+        pid = int(pid_file.read_text())
+        os.kill(pid, 0)
+    except (FileNotFoundError, ValueError, ProcessLookupError):
+        return None
+    return pid
+
+
+def start_process_node(paths: Paths, kubeconfig: Path) -> None:
+    pid_file = paths.state / "process-node.pid"
+    if _pid_alive(pid_file):
+        return
+    log = (paths.state / "process-node.log").open("ab")
+    tools_dir = str(Path(__file__).resolve().parent.parent)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [tools_dir, os.environ.get("PYTHONPATH")])))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "localcluster.procnode", "--kubeconfig", str(kubeconfig),
+         "--node", PROCESS_NODE, "--state", str(paths.state / "pods")],
+        stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
+    )
+    pid_file.write_text(str(proc.pid))
+
+
+def stop_process_node(paths: Paths) -> None:
+    pid_file = paths.state / "process-node.pid"
+    pid = _pid_alive(pid_file)
+    if pid is not None:
+        os.kill(pid, signal.SIGTERM)  # the agent stops every pod process it started
+        for _ in range(150):
+            if _pid_alive(pid_file) is None:
+                break
+            time.sleep(0.1)
+        else:
+            os.killpg(pid, signal.SIGKILL)
+    pid_file.unlink(missing_ok=True)
+
+
+def wait_node_ready(paths: Paths, kubeconfig: Path, node: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = kubectl(paths, kubeconfig, "get", "node", node, "-o", "json", check=False)
+        if result.returncode == 0:
+            conditions = json.loads(result.stdout).get("status", {}).get("conditions", [])
+            if any(c["type"] == "Ready" and c["status"] == "True" for c in conditions):
+                return
+        time.sleep(0.5)
+    raise TimeoutError(f"node {node} not Ready after {timeout:.0f} s")
+
+
+def up(paths: Paths | None = None, *, fake_nodes: int = 2, process_node: bool = True) -> Path:
+    """Start (or reuse) the cluster; return its kubeconfig path."""
+    external = external_kubeconfig()
+    paths = paths or Paths.from_env()
+    if external is not None:
+        if not healthy(paths, external):
+            raise RuntimeError(f"the cluster in {external} does not answer /readyz")
+        return external
+
+    paths.state.mkdir(parents=True, exist_ok=True)
+    kubeconfig = paths.kubeconfig
+    if not healthy(paths, kubeconfig):
+        # A half-started or stopped cluster is cheaper to recreate than to repair.
+        down(paths)
+        paths.state.mkdir(parents=True, exist_ok=True)
+        _kwokctl(
+            paths, "create", "cluster", "--runtime", "binary",
+            "--kubeconfig", str(kubeconfig), "--wait", "120s", "--disable-qps-limits",
+            "--extra-args", "kwok-controller=manage-all-nodes=false",
+            "--extra-args", f"kwok-controller=manage-nodes-with-annotation-selector={FAKE_NODE_ANNOTATION}=fake",
+        )
+    nodes = {"apiVersion": "v1", "kind": "List", "items": [fake_node(i) for i in range(fake_nodes)]}
+    kubectl(paths, kubeconfig, "apply", "--server-side", "--field-manager=localcluster", "-f", "-",
+            stdin=json.dumps(nodes))
+    if process_node:
+        start_process_node(paths, kubeconfig)
+        wait_node_ready(paths, kubeconfig, PROCESS_NODE)
+    return kubeconfig
+
+
+def down(paths: Paths | None = None) -> None:
+    """Remove the cluster and everything it started; harmless when nothing runs."""
+    if external_kubeconfig() is not None:
+        return
+    paths = paths or Paths.from_env()
+    stop_process_node(paths)
+    if (paths.kwok_workdir / "clusters" / paths.name).exists():
+        _kwokctl(paths, "delete", "cluster", "--kubeconfig", str(paths.kubeconfig))
+    paths.kubeconfig.unlink(missing_ok=True)

@@ -1,0 +1,57 @@
+"""Where the local cluster keeps its binaries and state: all outside the repository."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+# Each binary and the make target that builds it.
+BINARIES = {
+    "kube-apiserver": "tools",
+    "kube-controller-manager": "tools",
+    "kube-scheduler": "tools",
+    "kubectl": "tools",
+    "etcd": "tools",
+    "kwok": "tools",
+    "kwokctl": "tools",
+    "helm": "tools",
+}
+
+
+class MissingBinaryError(RuntimeError):
+    """A tool the cluster needs has not been built."""
+
+
+@dataclass(frozen=True)
+class Paths:
+    cache: Path
+    name: str
+
+    @classmethod
+    def from_env(cls) -> Paths:
+        cache = Path(os.environ.get("CICLO_CACHE", Path.home() / ".cache" / "ciclo"))
+        return cls(cache=cache, name=os.environ.get("CICLO_CLUSTER", "ciclo"))
+
+    @property
+    def bin(self) -> Path:
+        return self.cache / "bin"
+
+    @property
+    def kwok_workdir(self) -> Path:
+        return self.cache / "kwok"
+
+    @property
+    def state(self) -> Path:
+        """Our own per-cluster state: kubeconfig, process node pid and logs."""
+        return self.cache / "clusters" / self.name
+
+    @property
+    def kubeconfig(self) -> Path:
+        return self.state / "kubeconfig"
+
+    def binary(self, name: str) -> Path:
+        path = self.bin / name
+        if not os.access(path, os.X_OK):
+            raise MissingBinaryError(f"{path} is missing: run `make {BINARIES[name]}`")
+        return path
