@@ -117,7 +117,7 @@ def test_process_node_runs_a_deployment_as_real_processes(apps, core, namespace)
 
     pod = wait_for("a Ready pod on the process node", ready_pod)
     assert pod.spec.node_name == launcher.PROCESS_NODE
-    assert pod.status.pod_ip.startswith("127.0.0.")
+    assert pod.status.pod_ip.startswith("10.244.0.")
     with urllib.request.urlopen(f"http://{pod.status.pod_ip}:8000/", timeout=5) as response:
         assert response.read().decode().strip() == f"hello from {pod.metadata.name}"
     assert processes_with(marker), "the pod's server should be a live process"

@@ -21,17 +21,17 @@ def test_expand_follows_kubernetes_rules(value, expected):
 
 
 def test_field_ref_reads_pod_fields():
-    assert field_ref(POD, "status.podIP", "127.0.0.9") == "127.0.0.9"
+    assert field_ref(POD, "status.podIP", "10.244.0.9") == "10.244.0.9"
     assert field_ref(POD, "metadata.namespace", "") == "ns"
     assert field_ref(POD, "metadata.labels['app']", "") == "x"
     with pytest.raises(ValueError, match="not supported"):
         field_ref(POD, "spec.unknown", "")
 
 
-def test_ip_pool_keeps_an_ip_a_pod_already_has_and_never_gives_dot_one():
+def test_ip_pool_keeps_an_ip_a_pod_already_has_and_never_gives_the_gateway():
     pool = IpPool()
-    assert pool.take("127.0.0.7") == "127.0.0.7"
-    assert pool.take(None) == "127.0.0.2"
-    assert pool.take("127.0.0.7") == "127.0.0.3"  # taken: a fresh one
-    pool.give("127.0.0.2")
-    assert pool.take("10.0.0.1") == "127.0.0.2"
+    assert pool.take("10.244.0.7") == "10.244.0.7"
+    assert pool.take(None) == "10.244.0.2"
+    assert pool.take("10.244.0.7") == "10.244.0.3"  # taken: a fresh one
+    pool.give("10.244.0.2")
+    assert pool.take("10.100.0.1") == "10.244.0.2"  # a KWOK address: not ours

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 from localcluster.paths import Paths
+from localcluster.procnode import BRIDGE, GATEWAY
 
 PROCESS_NODE = "ciclo-process-node"
 FAKE_NODE_ANNOTATION = "kwok.x-k8s.io/node"
@@ -70,6 +71,17 @@ def _kwokctl(paths: Paths, *args: str, timeout: float = 180) -> None:
     )
 
 
+def ensure_bridge() -> None:
+    """The process node's pods live on this bridge. It must exist before the cluster is
+    created: kwokctl writes every host address into the API server's certificate."""
+    if subprocess.run(["ip", "link", "show", BRIDGE], capture_output=True).returncode == 0:
+        return
+    for argv in (["ip", "link", "add", BRIDGE, "type", "bridge"],
+                 ["ip", "addr", "add", f"{GATEWAY}/24", "dev", BRIDGE],
+                 ["ip", "link", "set", BRIDGE, "up"]):
+        subprocess.run(argv, check=True, capture_output=True)
+
+
 def fake_node(index: int) -> dict[str, object]:
     name = f"kwok-node-{index}"
     resources = {"cpu": "64", "memory": "512Gi", "pods": "2000"}
@@ -83,7 +95,7 @@ def fake_node(index: int) -> dict[str, object]:
                        "kubernetes.io/os": "linux", "kubernetes.io/arch": "amd64"},
         },
         # A /16 per node: the default shared /24 runs out at 254 fake pods. These
-        # addresses are never dialled; only process-node pods (127.0.0.N) serve.
+        # addresses are never dialled; only process-node pods (10.244.0.N) serve.
         "spec": {"podCIDR": f"10.{100 + index}.0.0/16"},
         "status": {"allocatable": resources, "capacity": resources},
     }
@@ -150,6 +162,8 @@ def up(paths: Paths | None = None, *, fake_nodes: int = 2, process_node: bool = 
 
     paths.state.mkdir(parents=True, exist_ok=True)
     kubeconfig = paths.kubeconfig
+    if process_node:
+        ensure_bridge()
     if not healthy(paths, kubeconfig):
         # A half-started or stopped cluster is cheaper to recreate than to repair.
         down(paths)

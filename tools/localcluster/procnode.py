@@ -1,8 +1,10 @@
 """A node whose pods run as local processes (test and demo tooling, not product code).
 
 The agent registers a Node that KWOK does not manage, keeps its Lease fresh and
-runs every pod bound to it as processes on this machine, each pod on a loopback
-address of its own (127.0.0.N) reported as its pod IP. It does what a kubelet
+runs every pod bound to it as processes on this machine, each pod in a network
+namespace of its own whose address on the host bridge (10.244.0.N) is its pod
+IP. (Loopback addresses would be simpler, but the API server rejects them in
+EndpointSlices, so a Service could never reach such a pod.) It does what a kubelet
 must for a Deployment to become a reachable Service: init containers in order,
 the containers' command and args with the pod's env, volumes bind-mounted at
 their mountPath in a private mount namespace, HTTP/TCP/exec readiness probes,
@@ -69,7 +71,7 @@ def field_ref(pod: Json, path: str, ip: str) -> str:
         "spec.nodeName": pod["spec"].get("nodeName", ""),
         "spec.serviceAccountName": pod["spec"].get("serviceAccountName", ""),
         "status.podIP": ip,
-        "status.hostIP": "127.0.0.1",
+        "status.hostIP": GATEWAY,
     }
     if path in values:
         return str(values[path])
@@ -83,8 +85,13 @@ class NotYet(Exception):
     """Something the pod needs is not there yet (a ConfigMap, a Secret): retry."""
 
 
+BRIDGE = "ciclo0"
+GATEWAY = "10.244.0.1"
+PREFIX = "10.244.0."
+
+
 class IpPool:
-    """127.0.0.2-254; .1 stays for the control plane."""
+    """10.244.0.2-254 on the bridge; .1 is the host's side."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -92,19 +99,50 @@ class IpPool:
 
     def take(self, wanted: str | None) -> str:
         with self._lock:
-            if wanted and wanted.startswith("127.") and wanted not in self._used:
+            if wanted and wanted.startswith(PREFIX) and wanted not in self._used:
                 self._used.add(wanted)
                 return wanted
             for n in range(2, 255):
-                ip = f"127.0.0.{n}"
+                ip = f"{PREFIX}{n}"
                 if ip not in self._used:
                     self._used.add(ip)
                     return ip
-        raise RuntimeError("no loopback address left for another pod")
+        raise RuntimeError("no address left on the pod bridge")
 
     def give(self, ip: str) -> None:
         with self._lock:
             self._used.discard(ip)
+
+
+def sh(*argv: str) -> None:
+    subprocess.run(argv, check=True, capture_output=True)
+
+
+class Netns:
+    """A pod's network namespace, wired to the host bridge by a veth pair."""
+
+    def __init__(self, uid: str, ip: str) -> None:
+        self.name = f"ciclo-{uid[:13]}"
+        self.host_end = f"cv{uid[:8]}"
+        self.ip = ip
+
+    def create(self) -> None:
+        self.delete()
+        sh("ip", "netns", "add", self.name)
+        sh("ip", "link", "add", self.host_end, "type", "veth", "peer", "name", "eth0", "netns", self.name)
+        sh("ip", "link", "set", self.host_end, "master", BRIDGE, "up")
+        inside = ("ip", "netns", "exec", self.name)
+        sh(*inside, "ip", "addr", "add", f"{self.ip}/24", "dev", "eth0")
+        sh(*inside, "ip", "link", "set", "eth0", "up")
+        sh(*inside, "ip", "link", "set", "lo", "up")
+        sh(*inside, "ip", "route", "add", "default", "via", GATEWAY)
+
+    def delete(self) -> None:
+        subprocess.run(["ip", "netns", "del", self.name], capture_output=True)
+        subprocess.run(["ip", "link", "del", self.host_end], capture_output=True)
+
+    def wrap(self, argv: list[str]) -> list[str]:
+        return ["ip", "netns", "exec", self.name, *argv]
 
 
 class Container:
@@ -169,6 +207,7 @@ class PodRunner(threading.Thread):
         self.pod = pod
         self.uid: str = pod["metadata"]["uid"]
         self.ip = agent.ips.take(pod.get("status", {}).get("podIP"))
+        self.netns = Netns(self.uid, self.ip)
         self.dir = agent.state / self.uid
         self.stopping = threading.Event()
         self.grace = float(min(pod["spec"].get("terminationGracePeriodSeconds", 30), 10))
@@ -278,14 +317,14 @@ class PodRunner(threading.Thread):
         binds = [(self.mounts[m["name"]], m["mountPath"]) for m in spec.get("volumeMounts", [])
                  if m["name"] in self.mounts]
         if not binds:
-            return argv
+            return self.netns.wrap(argv)
         # A private mount namespace puts each volume at its mountPath for this process only.
         script = "; ".join(f"mkdir -p {shlex.quote(dst)} && mount --bind {shlex.quote(str(src))} {shlex.quote(dst)}"
                            for src, dst in binds)
-        return ["unshare", "--mount", "--propagation", "private", "sh", "-ec",
-                f'{script}; exec "$@"', "sh", *argv]
+        return self.netns.wrap(["unshare", "--mount", "--propagation", "private", "sh", "-ec",
+                                f'{script}; exec "$@"', "sh", *argv])
 
-    def start(self, c: Container) -> None:
+    def launch(self, c: Container) -> None:
         env = self.env_of(c.spec)
         c.start(self.argv_of(c.spec, env), env, c.spec.get("workingDir"),
                 self.dir / f"{c.name}.log")
@@ -298,10 +337,12 @@ class PodRunner(threading.Thread):
         finally:
             for c in [*self.inits, *self.mains]:
                 c.stop(self.grace)
+            self.netns.delete()
             self.agent.ips.give(self.ip)
 
     def _run(self) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
+        self.netns.create()
         policy = self.pod["spec"].get("restartPolicy", "Always")
         while not self.stopping.is_set():
             try:
@@ -320,7 +361,7 @@ class PodRunner(threading.Thread):
         self.initialized = True
         self.phase = "Running"
         for c in self.mains:
-            self.start(c)
+            self.launch(c)
         self.report()
         while not self.stopping.wait(0.2):
             for c in self.mains:
@@ -335,7 +376,7 @@ class PodRunner(threading.Thread):
                 elif time.monotonic() < c.due:
                     continue
                 elif c.state.get("waiting", {}).get("reason") == "CrashLoopBackOff":
-                    self.start(c)
+                    self.launch(c)
                 elif "running" in c.state:
                     probe = c.spec.get("readinessProbe")
                     c.ready = self.probe(c, probe) if probe else True
@@ -350,7 +391,7 @@ class PodRunner(threading.Thread):
     def _run_to_completion(self, c: Container, policy: str) -> bool:
         delay = 0.5
         while not self.stopping.is_set():
-            self.start(c)
+            self.launch(c)
             self.report()
             while c.exited() is None and not self.stopping.wait(0.2):
                 pass
@@ -388,7 +429,7 @@ class PodRunner(threading.Thread):
                     return True
             if "exec" in probe:
                 env = self.env_of(c.spec)
-                return subprocess.run(probe["exec"]["command"], env=env, timeout=timeout,
+                return subprocess.run(self.netns.wrap(probe["exec"]["command"]), env=env, timeout=timeout,
                                       capture_output=True).returncode == 0
         except (OSError, urllib.error.URLError, subprocess.TimeoutExpired, ValueError):
             return False
@@ -404,7 +445,7 @@ class PodRunner(threading.Thread):
                     "lastTransitionTime": stamp}
 
         status: Json = {
-            "phase": self.phase, "hostIP": "127.0.0.1", "hostIPs": [{"ip": "127.0.0.1"}],
+            "phase": self.phase, "hostIP": GATEWAY, "hostIPs": [{"ip": GATEWAY}],
             "podIP": self.ip, "podIPs": [{"ip": self.ip}], "startTime": self.start_time,
             "conditions": [cond("PodReadyToStartContainers", True), cond("Initialized", self.initialized),
                            cond("ContainersReady", ready), cond("Ready", ready), cond("PodScheduled", True)],
@@ -439,10 +480,10 @@ class Agent:
         self.ips = IpPool()
         self.runners: dict[str, PodRunner] = {}
         self.stopping = threading.Event()
-        host = self.client.configuration.host.split("://", 1)[1]
-        address, _, port = host.rpartition(":")
-        # Pods reach the API server directly: there is no kube-proxy for the kubernetes Service.
-        self.service_env = {"KUBERNETES_SERVICE_HOST": address, "KUBERNETES_SERVICE_PORT": port,
+        port = self.client.configuration.host.rpartition(":")[2]
+        # Pods reach the API server on the bridge (its cert names every host IP that
+        # existed at cluster creation, the bridge's included): there is no kube-proxy.
+        self.service_env = {"KUBERNETES_SERVICE_HOST": GATEWAY, "KUBERNETES_SERVICE_PORT": port,
                             "KUBERNETES_SERVICE_PORT_HTTPS": port}
 
     def node_manifest(self) -> Json:
@@ -458,7 +499,7 @@ class Agent:
             "spec": {"taints": [{"key": "ciclo.dev/process-node", "value": "true", "effect": "NoSchedule"}]},
             "status": {
                 "capacity": resources, "allocatable": resources,
-                "addresses": [{"type": "InternalIP", "address": "127.0.0.1"},
+                "addresses": [{"type": "InternalIP", "address": GATEWAY},
                               {"type": "Hostname", "address": self.node}],
                 "nodeInfo": {"kubeletVersion": KUBE_VERSION, "kubeProxyVersion": "", "operatingSystem": "linux",
                              "architecture": "amd64", "kernelVersion": uname.release, "osImage": uname.sysname,
@@ -529,8 +570,13 @@ class Agent:
         """Pods bound to this node: a relist, then a watch from its resourceVersion."""
         selector = f"spec.nodeName={self.node}"
         while not self.stopping.is_set():
-            listing = self.client.sanitize_for_serialization(
-                self.core.list_pod_for_all_namespaces(field_selector=selector))
+            try:
+                listing = self.client.sanitize_for_serialization(
+                    self.core.list_pod_for_all_namespaces(field_selector=selector))
+            except Exception as e:  # the API server restarting: try again shortly
+                log.warning("listing pods: %s", e)
+                time.sleep(1)
+                continue
             seen = set()
             for pod in listing["items"]:
                 seen.add(pod["metadata"]["uid"])
@@ -554,21 +600,27 @@ class Agent:
         self.register()
         threading.Thread(target=self.heartbeat, name="heartbeat", daemon=True).start()
         for kind, pod in self.events():
-            uid = pod["metadata"]["uid"]
-            runner = self.runners.get(uid)
-            if kind == "DELETED":
-                if runner:
-                    runner.stopping.set()
-                    self.runners.pop(uid)
-            elif pod["metadata"].get("deletionTimestamp"):
-                if runner and not runner.stopping.is_set():
-                    threading.Thread(target=self.finish, args=(runner,), daemon=True).start()
-                elif runner is None:
-                    self.force_delete(pod)
-            elif runner is None and pod.get("status", {}).get("phase") not in ("Succeeded", "Failed"):
-                runner = PodRunner(self, pod)
-                self.runners[uid] = runner
-                runner.start()
+            try:
+                self.dispatch(kind, pod)
+            except Exception:  # one bad pod must not take the node down
+                log.exception("pod %s", pod["metadata"].get("name"))
+
+    def dispatch(self, kind: str, pod: Json) -> None:
+        uid = pod["metadata"]["uid"]
+        runner = self.runners.get(uid)
+        if kind == "DELETED":
+            if runner:
+                runner.stopping.set()
+                self.runners.pop(uid)
+        elif pod["metadata"].get("deletionTimestamp"):
+            if runner and not runner.stopping.is_set():
+                threading.Thread(target=self.finish, args=(runner,), daemon=True).start()
+            elif runner is None:
+                self.force_delete(pod)
+        elif runner is None and pod.get("status", {}).get("phase") not in ("Succeeded", "Failed"):
+            runner = PodRunner(self, pod)
+            self.runners[uid] = runner
+            runner.start()
 
     def finish(self, runner: PodRunner) -> None:
         """Graceful deletion: stop the processes, then remove the pod as a kubelet does."""

@@ -1,0 +1,1 @@
+"""The `ciclo` command."""
