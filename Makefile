@@ -39,6 +39,9 @@ imports: venv ## the import-linter contracts
 
 check: lint typecheck imports ## every static check
 
+crds: venv ## generate crds/ from the pydantic types in ciclo.api
+	$(PY) -m ciclo.api.crd crds
+
 test-unit: venv ## the fast tests: no Go, no cluster
 	$(PY) -m pytest -m "not integration and not e2e" $(PYTEST_ARGS)
 

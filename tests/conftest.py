@@ -54,3 +54,19 @@ def namespace(core: kubernetes.client.CoreV1Api, request: pytest.FixtureRequest)
     core.create_namespace({"metadata": {"name": name}})
     yield name
     core.delete_namespace(name)
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def crds(paths: Paths, kubeconfig: Path) -> None:
+    """ciclo's CRDs, as generated in crds/, installed and established."""
+    launcher.kubectl(paths, kubeconfig, "apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds"))
+    launcher.kubectl(paths, kubeconfig, "wait", "--for=condition=Established", "--timeout=60s",
+                     "crd", "-l", "app.kubernetes.io/part-of=ciclo")
+
+
+@pytest.fixture
+def custom(api: kubernetes.client.ApiClient, crds: None) -> kubernetes.client.CustomObjectsApi:
+    return kubernetes.client.CustomObjectsApi(api)

@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
-from ciclo.api.meta import CONDITIONS_LIST, Condition, Schema, cel, validations
+from ciclo.api.meta import CONDITIONS_LIST, Condition, Schema
 
 Quantity = Annotated[str, Field(pattern=r"^[0-9]+(\.[0-9]+)?(m|k|Ki|Mi|Gi|Ti|M|G|T)?$", max_length=32)]
 
@@ -101,8 +101,3 @@ class Model(Schema):
     spec: ModelSpec
     status: ModelStatus = Field(default_factory=ModelStatus)
 
-
-SPEC_RULES = validations(
-    cel("self.serving.replicas > 0 || self.retired",
-        "serving.replicas must be at least 1 unless the model is retired", field_path=".serving.replicas"),
-)
