@@ -12,8 +12,9 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import kubernetes
 import pytest
+
+import kubernetes
 from localcluster import launcher
 from localcluster.paths import Paths
 
@@ -62,9 +63,19 @@ ROOT = Path(__file__).resolve().parent.parent
 @pytest.fixture(scope="session")
 def crds(paths: Paths, kubeconfig: Path) -> None:
     """ciclo's CRDs, as generated in crds/, installed and established."""
-    launcher.kubectl(paths, kubeconfig, "apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds"))
-    launcher.kubectl(paths, kubeconfig, "wait", "--for=condition=Established", "--timeout=60s",
-                     "crd", "-l", "app.kubernetes.io/part-of=ciclo")
+    launcher.kubectl(
+        paths, kubeconfig, "apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds")
+    )
+    launcher.kubectl(
+        paths,
+        kubeconfig,
+        "wait",
+        "--for=condition=Established",
+        "--timeout=60s",
+        "crd",
+        "-l",
+        "app.kubernetes.io/part-of=ciclo",
+    )
 
 
 @pytest.fixture

@@ -16,15 +16,26 @@ PLURALS = {"Model": "models", "ModelVersion": "modelversions", "MonitorPolicy": 
 
 
 def model_version(**spec: Any) -> dict[str, Any]:
-    base = {"model": "iris", "version": "v1",
-            "artifact": {"uri": "file:///models/iris-v1.joblib", "format": "sklearn", "sha256": DIGEST}}
-    return {"apiVersion": "ciclo.dev/v1alpha1", "kind": "ModelVersion",
-            "metadata": {"name": "iris-v1"}, "spec": {**base, **spec}}
+    base = {
+        "model": "iris",
+        "version": "v1",
+        "artifact": {"uri": "file:///models/iris-v1.joblib", "format": "sklearn", "sha256": DIGEST},
+    }
+    return {
+        "apiVersion": "ciclo.dev/v1alpha1",
+        "kind": "ModelVersion",
+        "metadata": {"name": "iris-v1"},
+        "spec": {**base, **spec},
+    }
 
 
 def model(**spec: Any) -> dict[str, Any]:
-    return {"apiVersion": "ciclo.dev/v1alpha1", "kind": "Model",
-            "metadata": {"name": "iris"}, "spec": {"version": "v1", **spec}}
+    return {
+        "apiVersion": "ciclo.dev/v1alpha1",
+        "kind": "Model",
+        "metadata": {"name": "iris"},
+        "spec": {"version": "v1", **spec},
+    }
 
 
 def rule(**fields: Any) -> dict[str, Any]:
@@ -32,8 +43,12 @@ def rule(**fields: Any) -> dict[str, Any]:
 
 
 def policy(**spec: Any) -> dict[str, Any]:
-    return {"apiVersion": "ciclo.dev/v1alpha1", "kind": "MonitorPolicy",
-            "metadata": {"name": "iris"}, "spec": {"modelRef": {"name": "iris"}, "rules": [rule()], **spec}}
+    return {
+        "apiVersion": "ciclo.dev/v1alpha1",
+        "kind": "MonitorPolicy",
+        "metadata": {"name": "iris"},
+        "spec": {"modelRef": {"name": "iris"}, "rules": [rule()], **spec},
+    }
 
 
 def with_artifact(**artifact: Any) -> dict[str, Any]:
@@ -48,64 +63,128 @@ def with_serving(**serving: Any) -> dict[str, Any]:
 
 def create(custom: Any, namespace: str, manifest: dict[str, Any]) -> Any:
     return custom.create_namespaced_custom_object(
-        "ciclo.dev", "v1alpha1", namespace, PLURALS[manifest["kind"]], manifest, field_validation="Strict")
+        "ciclo.dev",
+        "v1alpha1",
+        namespace,
+        PLURALS[manifest["kind"]],
+        manifest,
+        field_validation="Strict",
+    )
 
 
 # (case, manifest, what the API server's message must contain: the field, and the why)
 CREATE_CASES = [
     ("unknown-field", with_artifact(checksum=DIGEST), ['unknown field "spec.artifact.checksum"']),
     ("typo-in-spec", model(servng={"replicas": 1}), ['unknown field "spec.servng"']),
-    ("wrong-type-metric", model_version(metrics={"accuracy": "high"}), ["spec.metrics.accuracy", "number"]),
+    (
+        "wrong-type-metric",
+        model_version(metrics={"accuracy": "high"}),
+        ["spec.metrics.accuracy", "number"],
+    ),
     ("wrong-type-retired", model(retired="yes"), ["spec.retired", "boolean"]),
     ("bad-digest", with_artifact(sha256="sha256:1234"), ["spec.artifact.sha256", "should match"]),
-    ("bad-uri-scheme", with_artifact(uri="ftp://host/model.bin"), ["spec.artifact.uri", "should match"]),
-    ("unknown-format", with_artifact(format="pytorch"), ["spec.artifact.format", "Unsupported value"]),
-    ("missing-artifact", {**model_version(), "spec": {"model": "iris", "version": "v1"}},
-     ["spec.artifact", "Required value"]),
+    (
+        "bad-uri-scheme",
+        with_artifact(uri="ftp://host/model.bin"),
+        ["spec.artifact.uri", "should match"],
+    ),
+    (
+        "unknown-format",
+        with_artifact(format="pytorch"),
+        ["spec.artifact.format", "Unsupported value"],
+    ),
+    (
+        "missing-artifact",
+        {**model_version(), "spec": {"model": "iris", "version": "v1"}},
+        ["spec.artifact", "Required value"],
+    ),
     ("bad-version-name", model_version(version="v 1"), ["spec.version", "should match"]),
-    ("negative-replicas", with_serving(replicas=-1), ["spec.serving.replicas", "greater than or equal to 0"]),
-    ("too-many-warm", with_serving(keepPrevious=9), ["spec.serving.keepPrevious", "less than or equal to 5"]),
-    ("bad-quantity", with_serving(resources={"requests": {"cpu": "lots"}}),
-     ["spec.serving.resources.requests.cpu", "should match"]),
-    ("min-above-max", policy(rules=[rule(min=0.9, max=0.5)]), ["spec.rules[0].min", "min must not exceed max"]),
-    ("metric-and-query", policy(rules=[rule(query="up")]), ["spec.rules[0]", "exactly one of metric and query"]),
+    (
+        "negative-replicas",
+        with_serving(replicas=-1),
+        ["spec.serving.replicas", "greater than or equal to 0"],
+    ),
+    (
+        "too-many-warm",
+        with_serving(keepPrevious=9),
+        ["spec.serving.keepPrevious", "less than or equal to 5"],
+    ),
+    (
+        "bad-quantity",
+        with_serving(resources={"requests": {"cpu": "lots"}}),
+        ["spec.serving.resources.requests.cpu", "should match"],
+    ),
+    (
+        "min-above-max",
+        policy(rules=[rule(min=0.9, max=0.5)]),
+        ["spec.rules[0].min", "min must not exceed max"],
+    ),
+    (
+        "metric-and-query",
+        policy(rules=[rule(query="up")]),
+        ["spec.rules[0]", "exactly one of metric and query"],
+    ),
     ("no-bound", policy(rules=[{"name": "a", "metric": "accuracy"}]), ["spec.rules[0]", "a bound"]),
     ("bad-duration", policy(interval="5 minutes"), ["spec.interval", "should match"]),
     ("too-short-interval", policy(interval="500ms"), ["spec.interval", "at least 1s"]),
-    ("zero-threshold", policy(rules=[rule(failureThreshold=0)]),
-     ["spec.rules[0].failureThreshold", "greater than or equal to 1"]),
-    ("unknown-metric", policy(rules=[rule(metric="auc")]), ["spec.rules[0].metric", "Unsupported value"]),
-    ("unknown-action", policy(rules=[rule(action="delete")]), ["spec.rules[0].action", "Unsupported value"]),
+    (
+        "zero-threshold",
+        policy(rules=[rule(failureThreshold=0)]),
+        ["spec.rules[0].failureThreshold", "greater than or equal to 1"],
+    ),
+    (
+        "unknown-metric",
+        policy(rules=[rule(metric="auc")]),
+        ["spec.rules[0].metric", "Unsupported value"],
+    ),
+    (
+        "unknown-action",
+        policy(rules=[rule(action="delete")]),
+        ["spec.rules[0].action", "Unsupported value"],
+    ),
     ("no-rules", policy(rules=[]), ["spec.rules", "at least 1 items"]),
     ("duplicate-rule", policy(rules=[rule(), rule()]), ["spec.rules[1]", "Duplicate value"]),
-    ("feature-on-accuracy", policy(rules=[rule(feature="petal_width")]),
-     ["spec.rules[0].feature", "only to feature_drift"]),
+    (
+        "feature-on-accuracy",
+        policy(rules=[rule(feature="petal_width")]),
+        ["spec.rules[0].feature", "only to feature_drift"],
+    ),
 ]
 
 
-@pytest.mark.parametrize(("manifest", "expected"), [c[1:] for c in CREATE_CASES],
-                         ids=[c[0] for c in CREATE_CASES])
+@pytest.mark.parametrize(
+    ("manifest", "expected"), [c[1:] for c in CREATE_CASES], ids=[c[0] for c in CREATE_CASES]
+)
 def test_invalid_manifest_is_rejected_naming_the_field(custom, namespace, manifest, expected):
     with pytest.raises(ApiException) as caught:
         create(custom, namespace, manifest)
-    assert caught.value.status in (400, 422), caught.value.body  # 400: strict decoding (unknown field)
+    assert caught.value.status in (400, 422), (
+        caught.value.body
+    )  # 400: strict decoding (unknown field)
     message = json.loads(caught.value.body)["message"]
     for fragment in expected:
         assert fragment in message, message
     assert not custom.list_namespaced_custom_object(
-        "ciclo.dev", "v1alpha1", namespace, PLURALS[manifest["kind"]])["items"], "nothing was stored"
+        "ciclo.dev", "v1alpha1", namespace, PLURALS[manifest["kind"]]
+    )["items"], "nothing was stored"
 
 
 UPDATE_CASES = [
-    ("changed-artifact", ["spec", "artifact", "uri"], "file:///models/other.joblib", "artifact is immutable"),
+    (
+        "changed-artifact",
+        ["spec", "artifact", "uri"],
+        "file:///models/other.joblib",
+        "artifact is immutable",
+    ),
     ("changed-digest", ["spec", "artifact", "sha256"], "b" * 64, "artifact is immutable"),
     ("changed-model", ["spec", "model"], "other", "model is immutable"),
     ("changed-version", ["spec", "version"], "v2", "version is immutable"),
 ]
 
 
-@pytest.mark.parametrize(("path", "value", "expected"), [c[1:] for c in UPDATE_CASES],
-                         ids=[c[0] for c in UPDATE_CASES])
+@pytest.mark.parametrize(
+    ("path", "value", "expected"), [c[1:] for c in UPDATE_CASES], ids=[c[0] for c in UPDATE_CASES]
+)
 def test_identity_of_a_registered_version_is_immutable(custom, namespace, path, value, expected):
     created = create(custom, namespace, model_version(description="first"))
     changed = copy.deepcopy(created)
@@ -115,10 +194,13 @@ def test_identity_of_a_registered_version_is_immutable(custom, namespace, path, 
     target[path[-1]] = value
     with pytest.raises(ApiException) as caught:
         custom.replace_namespaced_custom_object(
-            "ciclo.dev", "v1alpha1", namespace, "modelversions", "iris-v1", changed)
+            "ciclo.dev", "v1alpha1", namespace, "modelversions", "iris-v1", changed
+        )
     assert caught.value.status == 422
     assert expected in json.loads(caught.value.body)["message"]
-    stored = custom.get_namespaced_custom_object("ciclo.dev", "v1alpha1", namespace, "modelversions", "iris-v1")
+    stored = custom.get_namespaced_custom_object(
+        "ciclo.dev", "v1alpha1", namespace, "modelversions", "iris-v1"
+    )
     assert stored["spec"] == created["spec"], "the registered version is unchanged"
 
 
@@ -126,7 +208,8 @@ def test_description_of_a_registered_version_may_change(custom, namespace):
     created = create(custom, namespace, model_version(description="first"))
     created["spec"]["description"] = "second"
     updated = custom.replace_namespaced_custom_object(
-        "ciclo.dev", "v1alpha1", namespace, "modelversions", "iris-v1", created)
+        "ciclo.dev", "v1alpha1", namespace, "modelversions", "iris-v1", created
+    )
     assert updated["spec"]["description"] == "second"
 
 

@@ -10,9 +10,10 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
-import kubernetes
 import pytest
 from kubernetes.client.exceptions import ApiException
+
+import kubernetes
 from localcluster import launcher
 from localcluster.paths import Paths
 
@@ -32,9 +33,14 @@ def wait_for(what: str, check: Callable[[], object], timeout: float = 60) -> obj
 def deployment(name: str, replicas: int, pod_spec: dict[str, object]) -> dict[str, object]:
     labels = {"app": name}
     return {
-        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name},
-        "spec": {"replicas": replicas, "selector": {"matchLabels": labels},
-                 "template": {"metadata": {"labels": labels}, "spec": pod_spec}},
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": labels},
+            "template": {"metadata": {"labels": labels}, "spec": pod_spec},
+        },
     }
 
 
@@ -53,7 +59,9 @@ def test_deployment_on_kwok_nodes_becomes_available(apps, core, namespace):
 
 def test_deleting_a_namespace_completes(core):
     core.create_namespace({"metadata": {"name": "t-ns-delete"}})
-    core.create_namespaced_config_map("t-ns-delete", {"metadata": {"name": "c"}, "data": {"k": "v"}})
+    core.create_namespaced_config_map(
+        "t-ns-delete", {"metadata": {"name": "c"}, "data": {"k": "v"}}
+    )
     core.delete_namespace("t-ns-delete")
 
     def gone() -> bool:
@@ -70,23 +78,44 @@ def process_pod_spec(marker: str) -> dict[str, object]:
     """A small HTTP server for the process node, bound to its pod IP."""
     return {
         "nodeSelector": {"ciclo.dev/process-node": "true"},
-        "tolerations": [{"key": "ciclo.dev/process-node", "operator": "Exists", "effect": "NoSchedule"}],
+        "tolerations": [
+            {"key": "ciclo.dev/process-node", "operator": "Exists", "effect": "NoSchedule"}
+        ],
         "terminationGracePeriodSeconds": 2,
-        "containers": [{
-            "name": "http", "image": "python:3.11",
-            "command": ["python3", "-m", "http.server", "8000", "--bind", "$(POD_IP)", "--directory", "/srv"],
-            "env": [{"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
-                    {"name": "MARKER", "value": marker}],
-            "ports": [{"name": "http", "containerPort": 8000}],
-            "readinessProbe": {"httpGet": {"path": "/", "port": "http"}, "periodSeconds": 1},
-            "volumeMounts": [{"name": "www", "mountPath": "/srv"}],
-        }],
-        "initContainers": [{
-            "name": "content", "image": "busybox",
-            "command": ["sh", "-c", "echo hello from $(POD_NAME) > /srv/index.html"],
-            "env": [{"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}],
-            "volumeMounts": [{"name": "www", "mountPath": "/srv"}],
-        }],
+        "containers": [
+            {
+                "name": "http",
+                "image": "python:3.11",
+                "command": [
+                    "python3",
+                    "-m",
+                    "http.server",
+                    "8000",
+                    "--bind",
+                    "$(POD_IP)",
+                    "--directory",
+                    "/srv",
+                ],
+                "env": [
+                    {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
+                    {"name": "MARKER", "value": marker},
+                ],
+                "ports": [{"name": "http", "containerPort": 8000}],
+                "readinessProbe": {"httpGet": {"path": "/", "port": "http"}, "periodSeconds": 1},
+                "volumeMounts": [{"name": "www", "mountPath": "/srv"}],
+            }
+        ],
+        "initContainers": [
+            {
+                "name": "content",
+                "image": "busybox",
+                "command": ["sh", "-c", "echo hello from $(POD_NAME) > /srv/index.html"],
+                "env": [
+                    {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}
+                ],
+                "volumeMounts": [{"name": "www", "mountPath": "/srv"}],
+            }
+        ],
         "volumes": [{"name": "www", "emptyDir": {}}],
     }
 
@@ -123,17 +152,26 @@ def test_process_node_runs_a_deployment_as_real_processes(apps, core, namespace)
     assert processes_with(marker), "the pod's server should be a live process"
 
     # The Service's EndpointSlice carries the pod IP once the pod is Ready.
-    core.create_namespaced_service(namespace, {
-        "metadata": {"name": "http"},
-        "spec": {"selector": {"app": "http"}, "ports": [{"port": 80, "targetPort": 8000}]}})
+    core.create_namespaced_service(
+        namespace,
+        {
+            "metadata": {"name": "http"},
+            "spec": {"selector": {"app": "http"}, "ports": [{"port": 80, "targetPort": 8000}]},
+        },
+    )
     discovery = kubernetes.client.DiscoveryV1Api(core.api_client)
 
     def endpoint_ips() -> set[str]:
         slices = discovery.list_namespaced_endpoint_slice(
-            namespace, label_selector="kubernetes.io/service-name=http").items
-        return {a for s in slices for e in s.endpoints or [] if e.conditions.ready for a in e.addresses}
+            namespace, label_selector="kubernetes.io/service-name=http"
+        ).items
+        return {
+            a for s in slices for e in s.endpoints or [] if e.conditions.ready for a in e.addresses
+        }
 
-    assert wait_for("the pod IP in the Service's EndpointSlice", endpoint_ips) == {pod.status.pod_ip}
+    assert wait_for("the pod IP in the Service's EndpointSlice", endpoint_ips) == {
+        pod.status.pod_ip
+    }
 
     apps.delete_namespaced_deployment("http", namespace)
     core.delete_namespaced_pod(pod.metadata.name, namespace)
@@ -147,7 +185,9 @@ def test_failing_readiness_keeps_a_pod_unready(core, namespace):
 
     def running() -> bool:
         pod = core.read_namespaced_pod("unready", namespace)
-        return bool(pod.status.container_statuses and pod.status.container_statuses[0].state.running)
+        return bool(
+            pod.status.container_statuses and pod.status.container_statuses[0].state.running
+        )
 
     wait_for("the container to run", running)
     time.sleep(2)  # two probe periods
@@ -156,13 +196,21 @@ def test_failing_readiness_keeps_a_pod_unready(core, namespace):
 
 
 def test_pinned_versions(paths: Paths, kubeconfig: Path):
-    out = subprocess.run([str(paths.binary("kubectl")), "--kubeconfig", str(kubeconfig),
-                          "version", "-o", "json"], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [str(paths.binary("kubectl")), "--kubeconfig", str(kubeconfig), "version", "-o", "json"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     versions = json.loads(out)
     assert versions["clientVersion"]["gitVersion"] == "v1.36.4"
     assert versions["serverVersion"]["gitVersion"] == "v1.36.4"
-    helm = subprocess.run([str(paths.binary("helm")), "version", "--short"],
-                          capture_output=True, text=True, check=True).stdout
+    helm = subprocess.run(
+        [str(paths.binary("helm")), "version", "--short"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     assert helm.startswith("v3.22.0")
 
 

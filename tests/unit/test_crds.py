@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from ciclo.api import crd
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -17,7 +18,9 @@ def test_crd_matches_the_types(kind: crd.Kind) -> None:
 
 
 def test_no_generated_file_is_left_over() -> None:
-    assert sorted(p.name for p in (ROOT / "crds").glob("*.yaml")) == sorted(f"{k.name}.yaml" for k in crd.KINDS)
+    assert sorted(p.name for p in (ROOT / "crds").glob("*.yaml")) == sorted(
+        f"{k.name}.yaml" for k in crd.KINDS
+    )
 
 
 def test_schemas_are_structural() -> None:

@@ -3,19 +3,25 @@
 from __future__ import annotations
 
 import pytest
+
 from localcluster.procnode import IpPool, expand, field_ref
 
-POD = {"metadata": {"name": "p", "namespace": "ns", "uid": "u", "labels": {"app": "x"}},
-       "spec": {"nodeName": "n"}}
+POD = {
+    "metadata": {"name": "p", "namespace": "ns", "uid": "u", "labels": {"app": "x"}},
+    "spec": {"nodeName": "n"},
+}
 
 
-@pytest.mark.parametrize(("value", "expected"), [
-    ("$(A)", "1"),
-    ("x-$(A)-$(B)", "x-1-two"),
-    ("$(MISSING)", "$(MISSING)"),
-    ("$$(A)", "$(A)"),
-    ("plain", "plain"),
-])
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("$(A)", "1"),
+        ("x-$(A)-$(B)", "x-1-two"),
+        ("$(MISSING)", "$(MISSING)"),
+        ("$$(A)", "$(A)"),
+        ("plain", "plain"),
+    ],
+)
 def test_expand_follows_kubernetes_rules(value, expected):
     assert expand(value, {"A": "1", "B": "two"}) == expected
 

@@ -14,14 +14,20 @@ def main() -> int:
     parser = argparse.ArgumentParser(prog="localcluster", description="the local control plane")
     parser.add_argument("command", choices=["up", "down", "kubeconfig"])
     parser.add_argument("--fake-nodes", type=int, default=2, help="KWOK nodes to add (default 2)")
-    parser.add_argument("--no-process-node", action="store_true", help="do not start the process node")
+    parser.add_argument(
+        "--no-process-node", action="store_true", help="do not start the process node"
+    )
     args = parser.parse_args()
     paths = Paths.from_env()
     try:
         if args.command == "up":
             start = time.monotonic()
-            kubeconfig = launcher.up(paths, fake_nodes=args.fake_nodes, process_node=not args.no_process_node)
-            print(f"cluster {paths.name} ready in {time.monotonic() - start:.1f} s", file=sys.stderr)
+            kubeconfig = launcher.up(
+                paths, fake_nodes=args.fake_nodes, process_node=not args.no_process_node
+            )
+            print(
+                f"cluster {paths.name} ready in {time.monotonic() - start:.1f} s", file=sys.stderr
+            )
             print(f"export KUBECONFIG={kubeconfig}", file=sys.stderr)
         elif args.command == "down":
             launcher.down(paths)

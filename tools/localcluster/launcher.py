@@ -31,11 +31,21 @@ def external_kubeconfig() -> Path | None:
     return Path(path)
 
 
-def kubectl(paths: Paths, kubeconfig: Path, *args: str, stdin: str | None = None,
-            check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+def kubectl(
+    paths: Paths,
+    kubeconfig: Path,
+    *args: str,
+    stdin: str | None = None,
+    check: bool = True,
+    timeout: float = 60,
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [str(paths.binary("kubectl")), "--kubeconfig", str(kubeconfig), *args],
-        input=stdin, capture_output=True, text=True, check=check, timeout=timeout,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        check=check,
+        timeout=timeout,
     )
 
 
@@ -66,8 +76,11 @@ def _kwok_env(paths: Paths) -> dict[str, str]:
 def _kwokctl(paths: Paths, *args: str, timeout: float = 180) -> None:
     subprocess.run(
         [str(paths.binary("kwokctl")), *args, "--name", paths.name],
-        env=_kwok_env(paths), check=True, timeout=timeout,
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        env=_kwok_env(paths),
+        check=True,
+        timeout=timeout,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
 
 
@@ -76,9 +89,11 @@ def ensure_bridge() -> None:
     created: kwokctl writes every host address into the API server's certificate."""
     if subprocess.run(["ip", "link", "show", BRIDGE], capture_output=True).returncode == 0:
         return
-    for argv in (["ip", "link", "add", BRIDGE, "type", "bridge"],
-                 ["ip", "addr", "add", f"{GATEWAY}/24", "dev", BRIDGE],
-                 ["ip", "link", "set", BRIDGE, "up"]):
+    for argv in (
+        ["ip", "link", "add", BRIDGE, "type", "bridge"],
+        ["ip", "addr", "add", f"{GATEWAY}/24", "dev", BRIDGE],
+        ["ip", "link", "set", BRIDGE, "up"],
+    ):
         subprocess.run(argv, check=True, capture_output=True)
 
 
@@ -91,8 +106,12 @@ def fake_node(index: int) -> dict[str, object]:
         "metadata": {
             "name": name,
             "annotations": {FAKE_NODE_ANNOTATION: "fake"},
-            "labels": {"type": "kwok", "kubernetes.io/hostname": name,
-                       "kubernetes.io/os": "linux", "kubernetes.io/arch": "amd64"},
+            "labels": {
+                "type": "kwok",
+                "kubernetes.io/hostname": name,
+                "kubernetes.io/os": "linux",
+                "kubernetes.io/arch": "amd64",
+            },
         },
         # A /16 per node: the default shared /24 runs out at 254 fake pods. These
         # addresses are never dialled; only process-node pods (10.244.0.N) serve.
@@ -116,11 +135,26 @@ def start_process_node(paths: Paths, kubeconfig: Path) -> None:
         return
     log = (paths.state / "process-node.log").open("ab")
     tools_dir = str(Path(__file__).resolve().parent.parent)
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [tools_dir, os.environ.get("PYTHONPATH")])))
+    env = dict(
+        os.environ,
+        PYTHONPATH=os.pathsep.join(filter(None, [tools_dir, os.environ.get("PYTHONPATH")])),
+    )
     proc = subprocess.Popen(
-        [sys.executable, "-m", "localcluster.procnode", "--kubeconfig", str(kubeconfig),
-         "--node", PROCESS_NODE, "--state", str(paths.state / "pods")],
-        stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
+        [
+            sys.executable,
+            "-m",
+            "localcluster.procnode",
+            "--kubeconfig",
+            str(kubeconfig),
+            "--node",
+            PROCESS_NODE,
+            "--state",
+            str(paths.state / "pods"),
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=env,
+        start_new_session=True,
     )
     pid_file.write_text(str(proc.pid))
 
@@ -169,14 +203,32 @@ def up(paths: Paths | None = None, *, fake_nodes: int = 2, process_node: bool = 
         down(paths)
         paths.state.mkdir(parents=True, exist_ok=True)
         _kwokctl(
-            paths, "create", "cluster", "--runtime", "binary",
-            "--kubeconfig", str(kubeconfig), "--wait", "120s", "--disable-qps-limits",
-            "--extra-args", "kwok-controller=manage-all-nodes=false",
-            "--extra-args", f"kwok-controller=manage-nodes-with-annotation-selector={FAKE_NODE_ANNOTATION}=fake",
+            paths,
+            "create",
+            "cluster",
+            "--runtime",
+            "binary",
+            "--kubeconfig",
+            str(kubeconfig),
+            "--wait",
+            "120s",
+            "--disable-qps-limits",
+            "--extra-args",
+            "kwok-controller=manage-all-nodes=false",
+            "--extra-args",
+            f"kwok-controller=manage-nodes-with-annotation-selector={FAKE_NODE_ANNOTATION}=fake",
         )
     nodes = {"apiVersion": "v1", "kind": "List", "items": [fake_node(i) for i in range(fake_nodes)]}
-    kubectl(paths, kubeconfig, "apply", "--server-side", "--field-manager=localcluster", "-f", "-",
-            stdin=json.dumps(nodes))
+    kubectl(
+        paths,
+        kubeconfig,
+        "apply",
+        "--server-side",
+        "--field-manager=localcluster",
+        "-f",
+        "-",
+        stdin=json.dumps(nodes),
+    )
     if process_node:
         start_process_node(paths, kubeconfig)
         wait_node_ready(paths, kubeconfig, PROCESS_NODE)

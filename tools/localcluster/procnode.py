@@ -39,8 +39,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import kubernetes
 from kubernetes.client.exceptions import ApiException
+
+import kubernetes
 
 log = logging.getLogger("procnode")
 
@@ -59,8 +60,11 @@ def micro_now() -> str:
 
 def expand(value: str, env: dict[str, str]) -> str:
     """Kubernetes' $(VAR) expansion: known names are replaced, $$ escapes, others stay."""
-    return re.sub(r"\$\$|\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)",
-                  lambda m: "$" if m.group(0) == "$$" else env.get(m.group(1), m.group(0)), value)
+    return re.sub(
+        r"\$\$|\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)",
+        lambda m: "$" if m.group(0) == "$$" else env.get(m.group(1), m.group(0)),
+        value,
+    )
 
 
 def field_ref(pod: Json, path: str, ip: str) -> str:
@@ -129,7 +133,19 @@ class Netns:
     def create(self) -> None:
         self.delete()
         sh("ip", "netns", "add", self.name)
-        sh("ip", "link", "add", self.host_end, "type", "veth", "peer", "name", "eth0", "netns", self.name)
+        sh(
+            "ip",
+            "link",
+            "add",
+            self.host_end,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "eth0",
+            "netns",
+            self.name,
+        )
         sh("ip", "link", "set", self.host_end, "master", BRIDGE, "up")
         inside = ("ip", "netns", "exec", self.name)
         sh(*inside, "ip", "addr", "add", f"{self.ip}/24", "dev", "eth0")
@@ -162,19 +178,34 @@ class Container:
 
     def start(self, argv: list[str], env: dict[str, str], cwd: str | None, logfile: Path) -> None:
         with logfile.open("ab") as out:
-            self.proc = subprocess.Popen(argv, env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT,
-                                         stdin=subprocess.DEVNULL, start_new_session=True)
+            self.proc = subprocess.Popen(
+                argv,
+                env=env,
+                cwd=cwd,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
         self.started_at = now()
         self.state = {"running": {"startedAt": self.started_at}}
-        self.due = time.monotonic() + float(self.spec.get("readinessProbe", {}).get("initialDelaySeconds", 0))
+        self.due = time.monotonic() + float(
+            self.spec.get("readinessProbe", {}).get("initialDelaySeconds", 0)
+        )
 
     def exited(self) -> int | None:
         return None if self.proc is None else self.proc.poll()
 
     def mark_exited(self, code: int) -> None:
         self.ready = False
-        self.state = {"terminated": {"exitCode": code, "reason": "Completed" if code == 0 else "Error",
-                                     "startedAt": self.started_at, "finishedAt": now()}}
+        self.state = {
+            "terminated": {
+                "exitCode": code,
+                "reason": "Completed" if code == 0 else "Error",
+                "startedAt": self.started_at,
+                "finishedAt": now(),
+            }
+        }
 
     def stop(self, grace: float) -> None:
         if self.proc is None or self.proc.poll() is not None:
@@ -189,10 +220,16 @@ class Container:
             self.proc.wait()
 
     def status(self) -> Json:
-        status: Json = {"name": self.name, "image": self.spec.get("image", ""), "imageID": "",
-                        "containerID": f"process://{self.proc.pid}" if self.proc else "",
-                        "ready": self.ready, "started": "running" in self.state,
-                        "restartCount": self.restarts, "state": self.state}
+        status: Json = {
+            "name": self.name,
+            "image": self.spec.get("image", ""),
+            "imageID": "",
+            "containerID": f"process://{self.proc.pid}" if self.proc else "",
+            "ready": self.ready,
+            "started": "running" in self.state,
+            "restartCount": self.restarts,
+            "state": self.state,
+        }
         if self.last_state:
             status["lastState"] = self.last_state
         return status
@@ -221,7 +258,6 @@ class PodRunner(threading.Thread):
 
     # -- volumes -----------------------------------------------------------
     def prepare_volumes(self) -> None:
-        core = self.agent.core
         ns = self.pod["metadata"]["namespace"]
         for vol in self.pod["spec"].get("volumes", []):
             path = self.dir / "volumes" / vol["name"]
@@ -234,25 +270,34 @@ class PodRunner(threading.Thread):
             elif "configMap" in vol:
                 self._write_items(path, self._config_map(ns, vol["configMap"]), vol["configMap"])
             elif "secret" in vol:
-                self._write_items(path, self._secret(ns, vol["secret"], "secretName"), vol["secret"])
+                self._write_items(
+                    path, self._secret(ns, vol["secret"], "secretName"), vol["secret"]
+                )
             elif "projected" in vol:
                 for source in vol["projected"]["sources"]:
                     if "serviceAccountToken" in source:
                         sat = source["serviceAccountToken"]
-                        token = self.agent.token(self.pod, sat.get("audience"),
-                                                 sat.get("expirationSeconds", 3607))
+                        token = self.agent.token(
+                            self.pod, sat.get("audience"), sat.get("expirationSeconds", 3607)
+                        )
                         (path / sat["path"]).write_text(token)
                     elif "configMap" in source:
-                        self._write_items(path, self._config_map(ns, source["configMap"]), source["configMap"])
+                        self._write_items(
+                            path, self._config_map(ns, source["configMap"]), source["configMap"]
+                        )
                     elif "secret" in source:
-                        self._write_items(path, self._secret(ns, source["secret"], "name"), source["secret"])
+                        self._write_items(
+                            path, self._secret(ns, source["secret"], "name"), source["secret"]
+                        )
                     elif "downwardAPI" in source:
                         for item in source["downwardAPI"]["items"]:
                             value = field_ref(self.pod, item["fieldRef"]["fieldPath"], self.ip)
                             (path / item["path"]).write_text(value)
             elif "emptyDir" not in vol:
-                raise ValueError(f"volume {vol['name']}: only emptyDir, hostPath, configMap, "
-                                 "secret and projected volumes run on the process node")
+                raise ValueError(
+                    f"volume {vol['name']}: only emptyDir, hostPath, configMap, "
+                    "secret and projected volumes run on the process node"
+                )
             self.mounts[vol["name"]] = path
 
     def _config_map(self, ns: str, ref: Json) -> dict[str, str]:
@@ -284,8 +329,11 @@ class PodRunner(threading.Thread):
     # -- processes ---------------------------------------------------------
     def env_of(self, spec: Json) -> dict[str, str]:
         ns = self.pod["metadata"]["namespace"]
-        env = {k: v for k, v in os.environ.items()
-               if k != "KUBECONFIG" and not k.startswith("KUBERNETES_")}
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if k != "KUBECONFIG" and not k.startswith("KUBERNETES_")
+        }
         env.update(self.agent.service_env)
         env["HOSTNAME"] = self.pod["metadata"]["name"]
         for source in spec.get("envFrom", []):
@@ -303,9 +351,13 @@ class PodRunner(threading.Thread):
             if "fieldRef" in ref:
                 env[var["name"]] = field_ref(self.pod, ref["fieldRef"]["fieldPath"], self.ip)
             elif "configMapKeyRef" in ref:
-                env[var["name"]] = self._config_map(ns, ref["configMapKeyRef"]).get(ref["configMapKeyRef"]["key"], "")
+                env[var["name"]] = self._config_map(ns, ref["configMapKeyRef"]).get(
+                    ref["configMapKeyRef"]["key"], ""
+                )
             elif "secretKeyRef" in ref:
-                env[var["name"]] = self._secret(ns, ref["secretKeyRef"], "name").get(ref["secretKeyRef"]["key"], "")
+                env[var["name"]] = self._secret(ns, ref["secretKeyRef"], "name").get(
+                    ref["secretKeyRef"]["key"], ""
+                )
             elif var.get("name"):
                 env[var["name"]] = ""
         return env
@@ -313,21 +365,40 @@ class PodRunner(threading.Thread):
     def argv_of(self, spec: Json, env: dict[str, str]) -> list[str]:
         argv = [expand(a, env) for a in [*spec.get("command", []), *spec.get("args", [])]]
         if not spec.get("command"):
-            raise ValueError(f"container {spec['name']}: the process node has no images, so it needs a command")
-        binds = [(self.mounts[m["name"]], m["mountPath"]) for m in spec.get("volumeMounts", [])
-                 if m["name"] in self.mounts]
+            raise ValueError(
+                f"container {spec['name']}: the process node has no images, so it needs a command"
+            )
+        binds = [
+            (self.mounts[m["name"]], m["mountPath"])
+            for m in spec.get("volumeMounts", [])
+            if m["name"] in self.mounts
+        ]
         if not binds:
             return self.netns.wrap(argv)
         # A private mount namespace puts each volume at its mountPath for this process only.
-        script = "; ".join(f"mkdir -p {shlex.quote(dst)} && mount --bind {shlex.quote(str(src))} {shlex.quote(dst)}"
-                           for src, dst in binds)
-        return self.netns.wrap(["unshare", "--mount", "--propagation", "private", "sh", "-ec",
-                                f'{script}; exec "$@"', "sh", *argv])
+        script = "; ".join(
+            f"mkdir -p {shlex.quote(d)} && mount --bind {shlex.quote(str(s))} {shlex.quote(d)}"
+            for s, d in binds
+        )
+        return self.netns.wrap(
+            [
+                "unshare",
+                "--mount",
+                "--propagation",
+                "private",
+                "sh",
+                "-ec",
+                f'{script}; exec "$@"',
+                "sh",
+                *argv,
+            ]
+        )
 
     def launch(self, c: Container) -> None:
         env = self.env_of(c.spec)
-        c.start(self.argv_of(c.spec, env), env, c.spec.get("workingDir"),
-                self.dir / f"{c.name}.log")
+        c.start(
+            self.argv_of(c.spec, env), env, c.spec.get("workingDir"), self.dir / f"{c.name}.log"
+        )
 
     def run(self) -> None:
         try:
@@ -380,7 +451,9 @@ class PodRunner(threading.Thread):
                 elif "running" in c.state:
                     probe = c.spec.get("readinessProbe")
                     c.ready = self.probe(c, probe) if probe else True
-                    c.due = time.monotonic() + (float(probe.get("periodSeconds", 10)) if probe else 1.0)
+                    c.due = time.monotonic() + (
+                        float(probe.get("periodSeconds", 10)) if probe else 1.0
+                    )
             if all("terminated" in c.state for c in self.mains):
                 codes = [c.state["terminated"]["exitCode"] for c in self.mains]
                 self.phase = "Succeeded" if all(code == 0 for code in codes) else "Failed"
@@ -420,7 +493,8 @@ class PodRunner(threading.Thread):
             if "httpGet" in probe:
                 get = probe["httpGet"]
                 port = ports.get(get["port"], get["port"])
-                url = f"{get.get('scheme', 'HTTP').lower()}://{get.get('host', self.ip)}:{port}{get.get('path', '/')}"
+                scheme, host = get.get("scheme", "HTTP").lower(), get.get("host", self.ip)
+                url = f"{scheme}://{host}:{port}{get.get('path', '/')}"
                 with urllib.request.urlopen(url, timeout=timeout) as response:
                     return 200 <= int(response.status) < 400
             if "tcpSocket" in probe:
@@ -429,8 +503,15 @@ class PodRunner(threading.Thread):
                     return True
             if "exec" in probe:
                 env = self.env_of(c.spec)
-                return subprocess.run(self.netns.wrap(probe["exec"]["command"]), env=env, timeout=timeout,
-                                      capture_output=True).returncode == 0
+                return (
+                    subprocess.run(
+                        self.netns.wrap(probe["exec"]["command"]),
+                        env=env,
+                        timeout=timeout,
+                        capture_output=True,
+                    ).returncode
+                    == 0
+                )
         except (OSError, urllib.error.URLError, subprocess.TimeoutExpired, ValueError):
             return False
         return True
@@ -441,14 +522,27 @@ class PodRunner(threading.Thread):
         stamp = now()
 
         def cond(kind: str, ok: bool) -> Json:
-            return {"type": kind, "status": "True" if ok else "False", "lastProbeTime": None,
-                    "lastTransitionTime": stamp}
+            return {
+                "type": kind,
+                "status": "True" if ok else "False",
+                "lastProbeTime": None,
+                "lastTransitionTime": stamp,
+            }
 
         status: Json = {
-            "phase": self.phase, "hostIP": GATEWAY, "hostIPs": [{"ip": GATEWAY}],
-            "podIP": self.ip, "podIPs": [{"ip": self.ip}], "startTime": self.start_time,
-            "conditions": [cond("PodReadyToStartContainers", True), cond("Initialized", self.initialized),
-                           cond("ContainersReady", ready), cond("Ready", ready), cond("PodScheduled", True)],
+            "phase": self.phase,
+            "hostIP": GATEWAY,
+            "hostIPs": [{"ip": GATEWAY}],
+            "podIP": self.ip,
+            "podIPs": [{"ip": self.ip}],
+            "startTime": self.start_time,
+            "conditions": [
+                cond("PodReadyToStartContainers", True),
+                cond("Initialized", self.initialized),
+                cond("ContainersReady", ready),
+                cond("Ready", ready),
+                cond("PodScheduled", True),
+            ],
             "containerStatuses": [c.status() for c in self.mains],
             "initContainerStatuses": [c.status() for c in self.inits],
             "message": message,
@@ -462,7 +556,8 @@ class PodRunner(threading.Thread):
             return
         try:
             self.agent.core.patch_namespaced_pod_status(
-                self.pod["metadata"]["name"], self.pod["metadata"]["namespace"], {"status": status})
+                self.pod["metadata"]["name"], self.pod["metadata"]["namespace"], {"status": status}
+            )
             self._last_status = status
         except ApiException as e:
             if e.status != 404:
@@ -483,8 +578,11 @@ class Agent:
         port = self.client.configuration.host.rpartition(":")[2]
         # Pods reach the API server on the bridge (its cert names every host IP that
         # existed at cluster creation, the bridge's included): there is no kube-proxy.
-        self.service_env = {"KUBERNETES_SERVICE_HOST": GATEWAY, "KUBERNETES_SERVICE_PORT": port,
-                            "KUBERNETES_SERVICE_PORT_HTTPS": port}
+        self.service_env = {
+            "KUBERNETES_SERVICE_HOST": GATEWAY,
+            "KUBERNETES_SERVICE_PORT": port,
+            "KUBERNETES_SERVICE_PORT_HTTPS": port,
+        }
 
     def node_manifest(self) -> Json:
         cpus = str(os.cpu_count() or 1)
@@ -492,19 +590,42 @@ class Agent:
         resources = {"cpu": cpus, "memory": memory, "pods": "250"}
         uname = os.uname()
         return {
-            "apiVersion": "v1", "kind": "Node",
-            "metadata": {"name": self.node, "labels": {
-                "type": "process", "ciclo.dev/process-node": "true", "kubernetes.io/hostname": self.node,
-                "kubernetes.io/os": "linux", "kubernetes.io/arch": "amd64"}},
-            "spec": {"taints": [{"key": "ciclo.dev/process-node", "value": "true", "effect": "NoSchedule"}]},
+            "apiVersion": "v1",
+            "kind": "Node",
+            "metadata": {
+                "name": self.node,
+                "labels": {
+                    "type": "process",
+                    "ciclo.dev/process-node": "true",
+                    "kubernetes.io/hostname": self.node,
+                    "kubernetes.io/os": "linux",
+                    "kubernetes.io/arch": "amd64",
+                },
+            },
+            "spec": {
+                "taints": [
+                    {"key": "ciclo.dev/process-node", "value": "true", "effect": "NoSchedule"}
+                ]
+            },
             "status": {
-                "capacity": resources, "allocatable": resources,
-                "addresses": [{"type": "InternalIP", "address": GATEWAY},
-                              {"type": "Hostname", "address": self.node}],
-                "nodeInfo": {"kubeletVersion": KUBE_VERSION, "kubeProxyVersion": "", "operatingSystem": "linux",
-                             "architecture": "amd64", "kernelVersion": uname.release, "osImage": uname.sysname,
-                             "containerRuntimeVersion": "process://1", "machineID": "", "systemUUID": "",
-                             "bootID": ""},
+                "capacity": resources,
+                "allocatable": resources,
+                "addresses": [
+                    {"type": "InternalIP", "address": GATEWAY},
+                    {"type": "Hostname", "address": self.node},
+                ],
+                "nodeInfo": {
+                    "kubeletVersion": KUBE_VERSION,
+                    "kubeProxyVersion": "",
+                    "operatingSystem": "linux",
+                    "architecture": "amd64",
+                    "kernelVersion": uname.release,
+                    "osImage": uname.sysname,
+                    "containerRuntimeVersion": "process://1",
+                    "machineID": "",
+                    "systemUUID": "",
+                    "bootID": "",
+                },
                 "conditions": self.node_conditions(),
             },
         }
@@ -512,10 +633,23 @@ class Agent:
     @staticmethod
     def node_conditions() -> list[Json]:
         stamp = now()
-        rows = [("Ready", "True", "KubeletReady"), ("MemoryPressure", "False", "KubeletHasSufficientMemory"),
-                ("DiskPressure", "False", "KubeletHasNoDiskPressure"), ("PIDPressure", "False", "KubeletHasSufficientPID")]
-        return [{"type": t, "status": s, "reason": r, "message": "process node", "lastHeartbeatTime": stamp,
-                 "lastTransitionTime": stamp} for t, s, r in rows]
+        rows = [
+            ("Ready", "True", "KubeletReady"),
+            ("MemoryPressure", "False", "KubeletHasSufficientMemory"),
+            ("DiskPressure", "False", "KubeletHasNoDiskPressure"),
+            ("PIDPressure", "False", "KubeletHasSufficientPID"),
+        ]
+        return [
+            {
+                "type": t,
+                "status": s,
+                "reason": r,
+                "message": "process node",
+                "lastHeartbeatTime": stamp,
+                "lastTransitionTime": stamp,
+            }
+            for t, s, r in rows
+        ]
 
     def register(self) -> None:
         manifest = self.node_manifest()
@@ -533,7 +667,9 @@ class Agent:
             try:
                 self.renew_lease()
                 if time.monotonic() - last_status > 30:
-                    self.core.patch_node_status(self.node, {"status": {"conditions": self.node_conditions()}})
+                    self.core.patch_node_status(
+                        self.node, {"status": {"conditions": self.node_conditions()}}
+                    )
                     last_status = time.monotonic()
             except ApiException as e:
                 log.warning("heartbeat: %s", e.reason)
@@ -541,27 +677,43 @@ class Agent:
                 log.exception("heartbeat")
 
     def renew_lease(self) -> None:
-        body = {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
-                "metadata": {"name": self.node, "namespace": "kube-node-lease"},
-                "spec": {"holderIdentity": self.node, "leaseDurationSeconds": LEASE_SECONDS,
-                         "renewTime": micro_now()}}
+        body = {
+            "apiVersion": "coordination.k8s.io/v1",
+            "kind": "Lease",
+            "metadata": {"name": self.node, "namespace": "kube-node-lease"},
+            "spec": {
+                "holderIdentity": self.node,
+                "leaseDurationSeconds": LEASE_SECONDS,
+                "renewTime": micro_now(),
+            },
+        }
         try:
-            self.coordination.patch_namespaced_lease(self.node, "kube-node-lease", {"spec": body["spec"]})
+            self.coordination.patch_namespaced_lease(
+                self.node, "kube-node-lease", {"spec": body["spec"]}
+            )
         except ApiException as e:
             if e.status != 404:
                 raise
             self.coordination.create_namespaced_lease("kube-node-lease", body)
 
     def token(self, pod: Json, audience: str | None, seconds: int) -> str:
-        spec: Json = {"expirationSeconds": seconds,
-                      "boundObjectRef": {"apiVersion": "v1", "kind": "Pod", "name": pod["metadata"]["name"],
-                                         "uid": pod["metadata"]["uid"]}}
+        spec: Json = {
+            "expirationSeconds": seconds,
+            "boundObjectRef": {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "name": pod["metadata"]["name"],
+                "uid": pod["metadata"]["uid"],
+            },
+        }
         if audience:
             spec["audiences"] = [audience]
         try:
             response = self.core.create_namespaced_service_account_token(
-                pod["spec"].get("serviceAccountName", "default"), pod["metadata"]["namespace"],
-                {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": spec})
+                pod["spec"].get("serviceAccountName", "default"),
+                pod["metadata"]["namespace"],
+                {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": spec},
+            )
         except ApiException as e:
             raise NotYet(f"service account token: {e.reason}") from e
         return str(response.status.token)
@@ -572,7 +724,8 @@ class Agent:
         while not self.stopping.is_set():
             try:
                 listing = self.client.sanitize_for_serialization(
-                    self.core.list_pod_for_all_namespaces(field_selector=selector))
+                    self.core.list_pod_for_all_namespaces(field_selector=selector)
+                )
             except Exception as e:  # the API server restarting: try again shortly
                 log.warning("listing pods: %s", e)
                 time.sleep(1)
@@ -585,9 +738,12 @@ class Agent:
                 yield "DELETED", self.runners[uid].pod
             watch = kubernetes.watch.Watch()
             try:
-                for event in watch.stream(self.core.list_pod_for_all_namespaces, field_selector=selector,
-                                          resource_version=listing["metadata"]["resourceVersion"],
-                                          timeout_seconds=30):
+                for event in watch.stream(
+                    self.core.list_pod_for_all_namespaces,
+                    field_selector=selector,
+                    resource_version=listing["metadata"]["resourceVersion"],
+                    timeout_seconds=30,
+                ):
                     if self.stopping.is_set():
                         return
                     yield event["type"], event["raw_object"]
@@ -632,8 +788,11 @@ class Agent:
     def force_delete(self, pod: Json) -> None:
         with contextlib.suppress(ApiException):
             self.core.delete_namespaced_pod(
-                pod["metadata"]["name"], pod["metadata"]["namespace"], grace_period_seconds=0,
-                body={"preconditions": {"uid": pod["metadata"]["uid"]}})
+                pod["metadata"]["name"],
+                pod["metadata"]["namespace"],
+                grace_period_seconds=0,
+                body={"preconditions": {"uid": pod["metadata"]["uid"]}},
+            )
 
     def shutdown(self) -> None:
         self.stopping.set()
@@ -649,7 +808,9 @@ def main() -> None:
     parser.add_argument("--node", default="ciclo-process-node")
     parser.add_argument("--state", type=Path, required=True, help="per-pod logs and volumes")
     args = parser.parse_args()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(threadName)s %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(threadName)s %(message)s"
+    )
     agent = Agent(args.node, args.state, args.kubeconfig)
 
     def stop(signum: int, _frame: object) -> None:

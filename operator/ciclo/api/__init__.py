@@ -6,8 +6,17 @@ from ciclo.api.modelversion import ModelVersion, ModelVersionSpec, ModelVersionS
 from ciclo.api.monitorpolicy import MonitorPolicy, MonitorPolicySpec, MonitorPolicyStatus
 
 __all__ = [
-    "API_VERSION", "GROUP", "VERSION", "Condition",
-    "Model", "ModelSpec", "ModelStatus",
-    "ModelVersion", "ModelVersionSpec", "ModelVersionStatus",
-    "MonitorPolicy", "MonitorPolicySpec", "MonitorPolicyStatus",
+    "API_VERSION",
+    "GROUP",
+    "VERSION",
+    "Condition",
+    "Model",
+    "ModelSpec",
+    "ModelStatus",
+    "ModelVersion",
+    "ModelVersionSpec",
+    "ModelVersionStatus",
+    "MonitorPolicy",
+    "MonitorPolicySpec",
+    "MonitorPolicyStatus",
 ]

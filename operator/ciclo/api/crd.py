@@ -23,9 +23,23 @@ Json = dict[str, Any]
 
 # JSON Schema keywords that a structural schema keeps as they are.
 KEPT = {
-    "type", "description", "properties", "items", "additionalProperties", "required", "enum",
-    "pattern", "minimum", "maximum", "minLength", "maxLength", "minItems", "maxItems",
-    "maxProperties", "format", "default",
+    "type",
+    "description",
+    "properties",
+    "items",
+    "additionalProperties",
+    "required",
+    "enum",
+    "pattern",
+    "minimum",
+    "maximum",
+    "minLength",
+    "maxLength",
+    "minItems",
+    "maxItems",
+    "maxProperties",
+    "format",
+    "default",
 }
 
 
@@ -44,7 +58,9 @@ class Kind:
         return f"{self.plural}.{GROUP}"
 
 
-def _column(name: str, path: str, kind: str = "string", priority: int = 0, description: str = "") -> Json:
+def _column(
+    name: str, path: str, kind: str = "string", priority: int = 0, description: str = ""
+) -> Json:
     col: Json = {"name": name, "type": kind, "jsonPath": path}
     if priority:
         col["priority"] = priority
@@ -57,8 +73,11 @@ AGE = _column("Age", ".metadata.creationTimestamp", "date")
 
 KINDS = [
     Kind(
-        kind="Model", plural="models", short_names=["mdl"],
-        spec=model.ModelSpec, status=model.ModelStatus,
+        kind="Model",
+        plural="models",
+        short_names=["mdl"],
+        spec=model.ModelSpec,
+        status=model.ModelStatus,
         columns=[
             _column("Serving", ".status.servingVersion", description="the version that serves"),
             _column("Desired", ".spec.version", description="spec.version"),
@@ -69,8 +88,11 @@ KINDS = [
         ],
     ),
     Kind(
-        kind="ModelVersion", plural="modelversions", short_names=["mv"],
-        spec=modelversion.ModelVersionSpec, status=modelversion.ModelVersionStatus,
+        kind="ModelVersion",
+        plural="modelversions",
+        short_names=["mv"],
+        spec=modelversion.ModelVersionSpec,
+        status=modelversion.ModelVersionStatus,
         spec_rules=modelversion.SPEC_RULES["x-kubernetes-validations"],
         columns=[
             _column("Model", ".spec.model"),
@@ -82,8 +104,11 @@ KINDS = [
         ],
     ),
     Kind(
-        kind="MonitorPolicy", plural="monitorpolicies", short_names=["mp"],
-        spec=monitorpolicy.MonitorPolicySpec, status=monitorpolicy.MonitorPolicyStatus,
+        kind="MonitorPolicy",
+        plural="monitorpolicies",
+        short_names=["mp"],
+        spec=monitorpolicy.MonitorPolicySpec,
+        status=monitorpolicy.MonitorPolicyStatus,
         columns=[
             _column("Model", ".spec.modelRef.name"),
             _column("Interval", ".spec.interval"),
@@ -105,7 +130,9 @@ def structural(node: Json, defs: Json) -> Json:
         if combinator in node:
             options = [o for o in node[combinator] if o.get("type") != "null"]
             if len(options) != 1:
-                raise ValueError(f"{combinator} with {len(options)} branches is not structural: {node}")
+                raise ValueError(
+                    f"{combinator} with {len(options)} branches is not structural: {node}"
+                )
             return _merge(structural(options[0], defs), node, extra)
     out: Json = {k: v for k, v in node.items() if k in KEPT}
     if "const" in node:
@@ -147,7 +174,10 @@ def openapi(schema_type: type[BaseModel]) -> Json:
 def crd(kind: Kind) -> Json:
     spec = openapi(kind.spec)
     if kind.spec_rules:
-        spec["x-kubernetes-validations"] = [*spec.get("x-kubernetes-validations", []), *kind.spec_rules]
+        spec["x-kubernetes-validations"] = [
+            *spec.get("x-kubernetes-validations", []),
+            *kind.spec_rules,
+        ]
     status = openapi(kind.status)
     return {
         "apiVersion": "apiextensions.k8s.io/v1",
@@ -156,26 +186,39 @@ def crd(kind: Kind) -> Json:
         "spec": {
             "group": GROUP,
             "scope": "Namespaced",
-            "names": {"kind": kind.kind, "listKind": f"{kind.kind}List", "plural": kind.plural,
-                      "singular": kind.kind.lower(), "shortNames": kind.short_names,
-                      "categories": ["ciclo"]},
-            "versions": [{
-                "name": VERSION, "served": True, "storage": True,
-                "subresources": {"status": {}},
-                "additionalPrinterColumns": kind.columns,
-                "schema": {"openAPIV3Schema": {
-                    "type": "object",
-                    "description": (sys.modules[kind.spec.__module__].__doc__ or kind.kind).strip().splitlines()[0],
-                    "required": ["spec"],
-                    "properties": {
-                        "apiVersion": {"type": "string"},
-                        "kind": {"type": "string"},
-                        "metadata": {"type": "object"},
-                        "spec": spec,
-                        "status": status,
+            "names": {
+                "kind": kind.kind,
+                "listKind": f"{kind.kind}List",
+                "plural": kind.plural,
+                "singular": kind.kind.lower(),
+                "shortNames": kind.short_names,
+                "categories": ["ciclo"],
+            },
+            "versions": [
+                {
+                    "name": VERSION,
+                    "served": True,
+                    "storage": True,
+                    "subresources": {"status": {}},
+                    "additionalPrinterColumns": kind.columns,
+                    "schema": {
+                        "openAPIV3Schema": {
+                            "type": "object",
+                            "description": (sys.modules[kind.spec.__module__].__doc__ or kind.kind)
+                            .strip()
+                            .splitlines()[0],
+                            "required": ["spec"],
+                            "properties": {
+                                "apiVersion": {"type": "string"},
+                                "kind": {"type": "string"},
+                                "metadata": {"type": "object"},
+                                "spec": spec,
+                                "status": status,
+                            },
+                        }
                     },
-                }},
-            }],
+                }
+            ],
         },
     }
 

@@ -22,8 +22,9 @@ DURATION_PATTERN = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"
 NAME_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 
 
-def cel(rule: str, message: str, *, field_path: str | None = None,
-        reason: str | None = None) -> dict[str, Any]:
+def cel(
+    rule: str, message: str, *, field_path: str | None = None, reason: str | None = None
+) -> dict[str, Any]:
     """One CEL validation rule, as the CRD schema spells it."""
     out: dict[str, Any] = {"rule": rule, "message": message}
     if field_path:
@@ -44,8 +45,12 @@ def immutable(what: str) -> dict[str, Any]:
 class Schema(BaseModel):
     """camelCase JSON, unknown fields rejected, Python names in snake_case."""
 
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid",
-                              use_attribute_docstrings=True)
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="forbid",
+        use_attribute_docstrings=True,
+    )
 
 
 Duration = Annotated[str, Field(pattern=DURATION_PATTERN, max_length=32)]
@@ -73,3 +78,19 @@ class ObjectReference(Schema):
     """A reference to an object in the same namespace."""
 
     name: Name
+
+
+class ObjectMeta(BaseModel):
+    """The parts of metadata ciclo reads; the rest is the API server's."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore")
+
+    name: str
+    namespace: str = ""
+    uid: str = ""
+    generation: int = 0
+    resource_version: str = ""
+    labels: dict[str, str] = Field(default_factory=dict)
+    annotations: dict[str, str] = Field(default_factory=dict)
+    finalizers: list[str] = Field(default_factory=list)
+    deletion_timestamp: dt.datetime | None = None

@@ -7,9 +7,11 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
-from ciclo.api.meta import CONDITIONS_LIST, Condition, Schema
+from ciclo.api.meta import CONDITIONS_LIST, Condition, ObjectMeta, Schema
 
-Quantity = Annotated[str, Field(pattern=r"^[0-9]+(\.[0-9]+)?(m|k|Ki|Mi|Gi|Ti|M|G|T)?$", max_length=32)]
+Quantity = Annotated[
+    str, Field(pattern=r"^[0-9]+(\.[0-9]+)?(m|k|Ki|Mi|Gi|Ti|M|G|T)?$", max_length=32)
+]
 
 
 class Resources(Schema):
@@ -55,7 +57,8 @@ class Serving(Schema):
     node_selector: dict[str, str] = Field(default_factory=dict, max_length=32)
     tolerations: list[Toleration] = Field(default_factory=list, max_length=32)
     affinity: Annotated[dict[str, Any], Field(json_schema_extra=PRESERVE_UNKNOWN)] = Field(
-        default_factory=dict)
+        default_factory=dict
+    )
     """A core/v1 Affinity, passed to the pods as it is."""
     image_pull_secrets: list[LocalObjectReference] = Field(default_factory=list, max_length=16)
     env: list[EnvVar] = Field(default_factory=list, max_length=64)
@@ -92,12 +95,13 @@ class ModelStatus(Schema):
     history: list[HistoryEntry] = Field(default_factory=list)
     last_action: str | None = None
     conditions: Annotated[list[Condition], Field(json_schema_extra=CONDITIONS_LIST)] = Field(
-        default_factory=list)
+        default_factory=list
+    )
 
 
 class Model(Schema):
     api_version: Literal["ciclo.dev/v1alpha1"] = "ciclo.dev/v1alpha1"
     kind: Literal["Model"] = "Model"
+    metadata: ObjectMeta
     spec: ModelSpec
     status: ModelStatus = Field(default_factory=ModelStatus)
-

@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 from pydantic import Field
 
 from ciclo.api.meta import (
+    ObjectMeta,
     CONDITIONS_LIST,
     Condition,
     Name,
@@ -52,8 +53,14 @@ class Source(Schema):
 class ModelVersionSpec(Schema):
     model: Annotated[Name, Field(json_schema_extra=immutable("model"))]
     """The Model this version belongs to."""
-    version: Annotated[str, Field(pattern=r"^[a-zA-Z0-9]([-a-zA-Z0-9_.]*[a-zA-Z0-9])?$", max_length=40,
-                                  json_schema_extra=immutable("version"))]
+    version: Annotated[
+        str,
+        Field(
+            pattern=r"^[a-zA-Z0-9]([-a-zA-Z0-9_.]*[a-zA-Z0-9])?$",
+            max_length=40,
+            json_schema_extra=immutable("version"),
+        ),
+    ]
     """The version's name, unique within its model (v1, 2024-06-01, 1.4.2)."""
     artifact: Annotated[Artifact, Field(json_schema_extra=immutable("artifact"))]
     baseline: Baseline | None = None
@@ -79,7 +86,8 @@ class ModelVersionStatus(Schema):
     """A summary for people; conditions carry the detail."""
     observed_generation: int = Field(default=0, ge=0)
     conditions: Annotated[list[Condition], Field(json_schema_extra=CONDITIONS_LIST)] = Field(
-        default_factory=list)
+        default_factory=list
+    )
     served_at: dt.datetime | None = None
     """When this version first served."""
     stopped_at: dt.datetime | None = None
@@ -90,10 +98,13 @@ class ModelVersionStatus(Schema):
 class ModelVersion(Schema):
     api_version: Literal["ciclo.dev/v1alpha1"] = "ciclo.dev/v1alpha1"
     kind: Literal["ModelVersion"] = "ModelVersion"
+    metadata: ObjectMeta
     spec: ModelVersionSpec
     status: ModelVersionStatus = Field(default_factory=ModelVersionStatus)
 
 
 SPEC_RULES = validations(
-    cel("!has(oldSelf.baseline) || has(self.baseline)", "baseline cannot be removed once registered"),
+    cel(
+        "!has(oldSelf.baseline) || has(self.baseline)", "baseline cannot be removed once registered"
+    ),
 )

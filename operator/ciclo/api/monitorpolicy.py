@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 from pydantic import Field
 
 from ciclo.api.meta import (
+    ObjectMeta,
     CONDITIONS_LIST,
     Condition,
     Duration,
@@ -19,8 +20,15 @@ from ciclo.api.meta import (
 )
 
 Metric = Literal[
-    "accuracy", "precision", "recall", "f1", "error_rate", "latency_p99",
-    "feature_drift_psi", "feature_drift_ks", "prediction_drift_psi",
+    "accuracy",
+    "precision",
+    "recall",
+    "f1",
+    "error_rate",
+    "latency_p99",
+    "feature_drift_psi",
+    "feature_drift_ks",
+    "prediction_drift_psi",
 ]
 Action = Literal["alert", "rollback", "retire"]
 RuleState = Literal["Ok", "Breaching", "NoData", "Error"]
@@ -32,7 +40,7 @@ class BaselineComparison(Schema):
     """Compare the live value with a reference and allow a drop from it."""
 
     source: Literal["offline", "previous"] = "offline"
-    """offline: the serving ModelVersion's spec.metrics; previous: the previous version's live value."""
+    """offline: the ModelVersion's spec.metrics; previous: the previous version's live value."""
     metric: str | None = Field(default=None, max_length=63)
     """The name in spec.metrics, when it differs from the rule's metric."""
     max_drop: float = Field(ge=0, le=1e9)
@@ -61,11 +69,20 @@ class Rule(Schema):
 
 RULE_RULES = validations(
     cel("has(self.metric) != has(self.query)", "set exactly one of metric and query"),
-    cel("has(self.min) || has(self.max) || has(self.baseline)", "set a bound (min, max) or a baseline"),
-    cel("!has(self.min) || !has(self.max) || self.min <= self.max", "min must not exceed max",
-        field_path=".min"),
-    cel("!has(self.feature) || (has(self.metric) && self.metric.startsWith('feature_drift'))",
-        "feature applies only to feature_drift metrics", field_path=".feature"),
+    cel(
+        "has(self.min) || has(self.max) || has(self.baseline)",
+        "set a bound (min, max) or a baseline",
+    ),
+    cel(
+        "!has(self.min) || !has(self.max) || self.min <= self.max",
+        "min must not exceed max",
+        field_path=".min",
+    ),
+    cel(
+        "!has(self.feature) || (has(self.metric) && self.metric.startsWith('feature_drift'))",
+        "feature applies only to feature_drift metrics",
+        field_path=".feature",
+    ),
 )
 
 
@@ -86,13 +103,16 @@ class PrometheusSource(Schema):
 
 class MetricSource(Schema):
     type: Literal["prometheus", "pods"] = "prometheus"
-    """prometheus: instant queries; pods: the serving pods' own /metrics, for clusters without it."""
+    """prometheus: instant queries; pods: the serving pods' own /metrics (no Prometheus needed)."""
     prometheus: PrometheusSource | None = None
 
 
 SOURCE_RULES = validations(
-    cel("self.type == 'prometheus' || !has(self.prometheus)", "prometheus settings need type prometheus",
-        field_path=".prometheus"),
+    cel(
+        "self.type == 'prometheus' || !has(self.prometheus)",
+        "prometheus settings need type prometheus",
+        field_path=".prometheus",
+    ),
 )
 
 
@@ -111,11 +131,18 @@ class MonitorPolicySpec(Schema):
     model_ref: ObjectReference
     interval: Annotated[Duration, Field(json_schema_extra=AT_LEAST_ONE_SECOND)] = "30s"
     source: Annotated[MetricSource, Field(json_schema_extra=SOURCE_RULES)] = Field(
-        default_factory=MetricSource)
+        default_factory=MetricSource
+    )
     rules: Annotated[
         list[Annotated[Rule, Field(json_schema_extra=RULE_RULES)]],
-        Field(min_length=1, max_length=32,
-              json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]}),
+        Field(
+            min_length=1,
+            max_length=32,
+            json_schema_extra={
+                "x-kubernetes-list-type": "map",
+                "x-kubernetes-list-map-keys": ["name"],
+            },
+        ),
     ]
     alerting: Alerting = Field(default_factory=Alerting)
 
@@ -147,7 +174,8 @@ class ActionRecord(Schema):
 class MonitorPolicyStatus(Schema):
     observed_generation: int = Field(default=0, ge=0)
     conditions: Annotated[list[Condition], Field(json_schema_extra=CONDITIONS_LIST)] = Field(
-        default_factory=list)
+        default_factory=list
+    )
     rules: list[RuleStatus] = Field(default_factory=list)
     actions: list[ActionRecord] = Field(default_factory=list)
     """The latest actions, newest last (at most 50)."""
@@ -157,5 +185,6 @@ class MonitorPolicyStatus(Schema):
 class MonitorPolicy(Schema):
     api_version: Literal["ciclo.dev/v1alpha1"] = "ciclo.dev/v1alpha1"
     kind: Literal["MonitorPolicy"] = "MonitorPolicy"
+    metadata: ObjectMeta
     spec: MonitorPolicySpec
     status: MonitorPolicyStatus = Field(default_factory=MonitorPolicyStatus)

@@ -1,0 +1,129 @@
+"""A small typed REST layer over the kubernetes client's transport.
+
+Every write ciclo makes is a server-side apply under a named field manager or a
+JSON merge patch, for any kind, so the operator needs only paths and JSON: the
+client's generated model classes are not used.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+import kubernetes
+
+Json = dict[str, Any]
+
+FIELD_MANAGER = "ciclo"
+APPLY = "application/apply-patch+yaml"
+MERGE = "application/merge-patch+json"
+
+
+class ApiError(Exception):
+    """A non-2xx answer from the API server, with its Status message."""
+
+    def __init__(self, status: int, reason: str, message: str) -> None:
+        super().__init__(f"{status} {reason}: {message}")
+        self.status = status
+        self.reason = reason
+        self.message = message
+
+
+class NotFound(ApiError):
+    pass
+
+
+class Conflict(ApiError):
+    pass
+
+
+@dataclass(frozen=True)
+class Ref:
+    """Where a kind lives in the API."""
+
+    group: str
+    version: str
+    plural: str
+    namespaced: bool = True
+
+    def path(self, namespace: str | None = None, name: str | None = None, sub: str | None = None) -> str:
+        base = f"/api/{self.version}" if not self.group else f"/apis/{self.group}/{self.version}"
+        if self.namespaced and namespace:
+            base += f"/namespaces/{quote(namespace)}"
+        base += f"/{self.plural}"
+        if name:
+            base += f"/{quote(name)}"
+        if sub:
+            base += f"/{sub}"
+        return base
+
+
+MODELS = Ref("ciclo.dev", "v1alpha1", "models")
+MODEL_VERSIONS = Ref("ciclo.dev", "v1alpha1", "modelversions")
+MONITOR_POLICIES = Ref("ciclo.dev", "v1alpha1", "monitorpolicies")
+DEPLOYMENTS = Ref("apps", "v1", "deployments")
+SERVICES = Ref("", "v1", "services")
+PODS = Ref("", "v1", "pods")
+EVENTS = Ref("events.k8s.io", "v1", "events")
+
+
+def load_client(kubeconfig: str | None = None) -> kubernetes.client.ApiClient:
+    """In-cluster configuration in a pod, else the kubeconfig (KUBECONFIG or ~/.kube/config)."""
+    if kubeconfig is None and os.environ.get("KUBERNETES_SERVICE_HOST") and not os.environ.get("KUBECONFIG"):
+        kubernetes.config.load_incluster_config()  # type: ignore[no-untyped-call]
+        return kubernetes.client.ApiClient()
+    return kubernetes.config.new_client_from_config(config_file=kubeconfig)
+
+
+class Kube:
+    def __init__(self, client: kubernetes.client.ApiClient) -> None:
+        self.client = client
+
+    def request(self, method: str, path: str, body: Json | None = None, *,
+                content_type: str = "application/json", query: dict[str, str] | None = None) -> Json:
+        headers = {"Accept": "application/json", "Content-Type": content_type}
+        m, url, hdrs, data, _ = self.client.param_serialize(
+            method, path, query_params=list((query or {}).items()), header_params=headers, body=body,
+            auth_settings=["BearerToken"])
+        response = self.client.call_api(m, url, hdrs, data)
+        response.read()
+        payload: Json = json.loads(response.data) if response.data else {}
+        if response.status >= 400:
+            error = {404: NotFound, 409: Conflict}.get(response.status, ApiError)
+            raise error(response.status, str(payload.get("reason", "")), str(payload.get("message", "")))
+        return payload
+
+    def get(self, ref: Ref, namespace: str, name: str) -> Json | None:
+        try:
+            return self.request("GET", ref.path(namespace, name))
+        except NotFound:
+            return None
+
+    def list(self, ref: Ref, namespace: str | None = None, *, labels: str | None = None) -> list[Json]:
+        query = {"labelSelector": labels} if labels else None
+        items: list[Json] = self.request("GET", ref.path(namespace), query=query).get("items", [])
+        return items
+
+    def apply(self, ref: Ref, body: Json, *, manager: str = FIELD_MANAGER, status: bool = False) -> Json:
+        """Server-side apply, forcing: the operator is the authority for what it applies."""
+        meta = body["metadata"]
+        path = ref.path(meta.get("namespace"), meta["name"], "status" if status else None)
+        return self.request("PATCH", path, body, content_type=APPLY,
+                            query={"fieldManager": manager, "force": "true"})
+
+    def merge(self, ref: Ref, namespace: str, name: str, patch: Json, *, status: bool = False) -> Json:
+        return self.request("PATCH", ref.path(namespace, name, "status" if status else None), patch,
+                            content_type=MERGE)
+
+    def delete(self, ref: Ref, namespace: str, name: str) -> bool:
+        try:
+            self.request("DELETE", ref.path(namespace, name), {"propagationPolicy": "Background"})
+        except NotFound:
+            return False
+        return True
+
+    def create(self, ref: Ref, namespace: str, body: Json) -> Json:
+        return self.request("POST", ref.path(namespace), body)

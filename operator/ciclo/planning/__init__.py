@@ -1,0 +1,1 @@
+"""Pure functions: desired manifests and decisions. No I/O here."""
