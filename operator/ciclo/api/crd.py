@@ -52,6 +52,7 @@ class Kind:
     status: type[BaseModel]
     columns: list[Json]
     spec_rules: list[Json] = field(default_factory=list)
+    selectable: list[str] = field(default_factory=list)
 
     @property
     def name(self) -> str:
@@ -94,6 +95,7 @@ KINDS = [
         spec=modelversion.ModelVersionSpec,
         status=modelversion.ModelVersionStatus,
         spec_rules=modelversion.SPEC_RULES["x-kubernetes-validations"],
+        selectable=[".spec.model"],
         columns=[
             _column("Model", ".spec.model"),
             _column("Version", ".spec.version"),
@@ -201,6 +203,7 @@ def crd(kind: Kind) -> Json:
                     "storage": True,
                     "subresources": {"status": {}},
                     "additionalPrinterColumns": kind.columns,
+                **({"selectableFields": [{"jsonPath": p} for p in kind.selectable]} if kind.selectable else {}),
                     "schema": {
                         "openAPIV3Schema": {
                             "type": "object",

@@ -1,17 +1,145 @@
-"""`ciclo`: one command for the operator, the runtime and the registry."""
+"""`ciclo`: the operator, and what people do with models from a terminal."""
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
 
 from ciclo import __version__
+from ciclo.api.meta import API_VERSION
+from ciclo.api.modelversion import ModelVersionSpec
+from ciclo.controllers import rollback
+from ciclo.controllers.config import Config
+from ciclo.kube.client import MODEL_VERSIONS, MODELS, ApiError, Kube, load_client
+from ciclo.planning.manifests import dns_label
+
+
+def _kube(args: argparse.Namespace) -> Kube:
+    return Kube(load_client(args.kubeconfig))
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    import kopf
+
+    from ciclo.controllers.operator import setup
+
+    config = Config.from_env()
+    if args.image:
+        config = Config(image=args.image, resync_seconds=config.resync_seconds, metrics_port=config.metrics_port)
+    setup(config, args.kubeconfig)
+    kopf.configure(verbose=args.verbose)
+    kopf.run(clusterwide=not args.namespace, namespaces=args.namespace or (),
+             liveness_endpoint=f"http://0.0.0.0:{args.health_port}/healthz")
+    return 0
+
+
+def _ready(model: dict[str, Any]) -> str:
+    for c in model.get("status", {}).get("conditions", []):
+        if c["type"] == "Ready":
+            return str(c["status"]) if c["status"] == "True" else f"{c['status']} ({c.get('reason', '')})"
+    return "Unknown"
+
+
+def status_rows(models: list[dict[str, Any]]) -> list[list[str]]:
+    rows = [["NAMESPACE", "MODEL", "DESIRED", "SERVING", "READY", "LAST ACTION"]]
+    for m in sorted(models, key=lambda m: (m["metadata"]["namespace"], m["metadata"]["name"])):
+        status = m.get("status", {})
+        rows.append([m["metadata"]["namespace"], m["metadata"]["name"], m["spec"]["version"],
+                     status.get("servingVersion") or "-", _ready(m), status.get("lastAction") or "-"])
+    return rows
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    models = _kube(args).list(MODELS, None if args.all_namespaces else args.namespace)
+    rows = status_rows(models)
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
+    for row in rows:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=False)) + "  " + row[-1])
+    return 0
+
+
+def cmd_rollback(args: argparse.Namespace) -> int:
+    try:
+        done = rollback.request(_kube(args), Config.from_env(), args.namespace, args.model,
+                                "ManualRollback", args.reason)
+    except rollback.RollbackRefused as e:
+        print(f"ciclo rollback: {e}", file=sys.stderr)
+        return 1
+    print(f"model {done.model}: {done.bad} marked bad; {done.target} will serve")
+    return 0
+
+
+def sha256_of(uri: str) -> str:
+    import fsspec
+
+    digest = hashlib.sha256()
+    with fsspec.open(uri, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def cmd_register(args: argparse.Namespace) -> int:
+    uri = args.artifact if "://" in args.artifact else Path(args.artifact).resolve().as_uri()
+    metrics = {k: float(v) for k, v in (m.split("=", 1) for m in args.metric)}
+    spec = ModelVersionSpec.model_validate({
+        "model": args.model, "version": args.version, "description": args.description,
+        "artifact": {"uri": uri, "format": args.format, "sha256": sha256_of(uri)}, "metrics": metrics})
+    manifest = {"apiVersion": API_VERSION, "kind": "ModelVersion",
+                "metadata": {"name": dns_label(args.model, args.version), "namespace": args.namespace},
+                "spec": spec.model_dump(by_alias=True, mode="json", exclude_none=True, exclude_defaults=True)}
+    manifest["spec"]["artifact"] = spec.artifact.model_dump(by_alias=True, mode="json")
+    if args.dry_run:
+        print(yaml.safe_dump(manifest, sort_keys=False), end="")
+        return 0
+    try:
+        _kube(args).create(MODEL_VERSIONS, args.namespace, manifest)
+    except ApiError as e:
+        print(f"ciclo register: {e.message}", file=sys.stderr)
+        return 1
+    print(f"modelversion {manifest['metadata']['name']} registered (sha256 {spec.artifact.sha256[:12]}…)")
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ciclo", description=__doc__)
     parser.add_argument("--version", action="version", version=f"ciclo {__version__}")
-    parser.add_subparsers(dest="command", metavar="COMMAND")
+    parser.add_argument("--kubeconfig", help="default: KUBECONFIG, ~/.kube/config, or in-cluster")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    run = sub.add_parser("run", help="run the operator")
+    run.add_argument("--namespace", action="append", help="watch only this namespace (repeatable)")
+    run.add_argument("--image", help="the runtime image for serving pods (CICLO_RUNTIME_IMAGE)")
+    run.add_argument("--health-port", type=int, default=8081)
+    run.add_argument("--verbose", action="store_true")
+    run.set_defaults(func=cmd_run)
+
+    status = sub.add_parser("status", help="a table of models: desired, serving, ready, last action")
+    status.add_argument("-n", "--namespace", default="default")
+    status.add_argument("-A", "--all-namespaces", action="store_true")
+    status.set_defaults(func=cmd_status)
+
+    back = sub.add_parser("rollback", help="mark the serving version bad and serve the last good one")
+    back.add_argument("model")
+    back.add_argument("-n", "--namespace", default="default")
+    back.add_argument("--reason", default="rolled back by hand with `ciclo rollback`")
+    back.set_defaults(func=cmd_rollback)
+
+    register = sub.add_parser("register", help="create a ModelVersion from an artifact, computing its sha256")
+    register.add_argument("artifact", help="a local path or a URI (file://, https://, s3://, gs://)")
+    register.add_argument("--model", required=True)
+    register.add_argument("--version", required=True, dest="version")
+    register.add_argument("--format", required=True, choices=["sklearn", "xgboost", "lightgbm", "onnx"])
+    register.add_argument("--metric", action="append", default=[], metavar="NAME=VALUE")
+    register.add_argument("--description")
+    register.add_argument("-n", "--namespace", default="default")
+    register.add_argument("--dry-run", action="store_true", help="print the manifest instead of creating it")
+    register.set_defaults(func=cmd_register)
     return parser
 
 
@@ -21,7 +149,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
-    return 0
+    result: int = args.func(args)
+    return result
 
 
 if __name__ == "__main__":

@@ -102,8 +102,9 @@ class Kube:
         except NotFound:
             return None
 
-    def list(self, ref: Ref, namespace: str | None = None, *, labels: str | None = None) -> list[Json]:
-        query = {"labelSelector": labels} if labels else None
+    def list(self, ref: Ref, namespace: str | None = None, *, labels: str | None = None,
+             fields: str | None = None) -> list[Json]:
+        query = {k: v for k, v in (("labelSelector", labels), ("fieldSelector", fields)) if v}
         items: list[Json] = self.request("GET", ref.path(namespace), query=query).get("items", [])
         return items
 

@@ -44,6 +44,7 @@ class VersionUpdate:
     name: str
     phase: Phase
     serving: Condition
+    validated: Condition | None
     served_at: dt.datetime | None
     stopped_at: dt.datetime | None
     stop_reason: str | None
@@ -66,9 +67,42 @@ def failed(version: ModelVersion) -> bool:
     return c is not None and c.status == "False"
 
 
+def fetch_outcomes(pods: list[Json]) -> dict[str, tuple[bool, str]]:
+    """Per version, what its pods say of the artifact: the init step failed (False, why), or a
+    pod got past it (True). Versions whose pods say nothing yet are absent."""
+    out: dict[str, tuple[bool, str]] = {}
+    for pod in pods:
+        version = pod["metadata"].get("labels", {}).get(manifests.VERSION_LABEL)
+        if version is None:
+            continue
+        status = pod.get("status", {})
+        for init in status.get("initContainerStatuses", []):
+            terminated = (init.get("state", {}).get("terminated") or init.get("lastState", {}).get("terminated"))
+            if init["name"].startswith("fetch") and terminated and terminated.get("exitCode", 0) != 0:
+                why = (terminated.get("message") or terminated.get("reason") or "the fetch failed").strip()
+                out.setdefault(version, (False, why.splitlines()[-1]))
+        started = any(c.get("state", {}).get("running") for c in status.get("containerStatuses", []))
+        if started and status.get("initContainerStatuses"):
+            out[version] = (True, "the artifact was fetched and its sha256 matched")
+    return out
+
+
+def _validated(version: ModelVersion, outcome: tuple[bool, str] | None) -> Condition | None:
+    if outcome is None:
+        return None
+    ok, message = outcome
+    return Condition(type="Validated", status=conditions.status_of(ok),
+                     reason="ArtifactVerified" if ok else "FetchFailed", message=message,
+                     observed_generation=version.metadata.generation)
+
+
 def plan(model: Model, versions: list[ModelVersion], deployments: list[DeploymentState],
-         image: str, now: dt.datetime) -> ModelPlan:
+         image: str, now: dt.datetime, fetch: dict[str, tuple[bool, str]] | None = None) -> ModelPlan:
     spec, status = model.spec, model.status
+    validated = {v.metadata.name: _validated(v, (fetch or {}).get(v.spec.version)) for v in versions}
+    versions = [v.model_copy(update={"status": v.status.model_copy(update={
+        "conditions": conditions.merge(v.status.conditions, [c], now)})}) if (c := validated[v.metadata.name])
+        else v for v in versions]
     name = model.metadata.name
     by_version = {v.spec.version: v for v in versions}
     desired = spec.version
@@ -179,7 +213,7 @@ def plan(model: Model, versions: list[ModelVersion], deployments: list[Deploymen
     last_served = history[0].version if history else None
     result.versions = [u for mv in versions
                        if (u := _version_update(mv, serving, warm, rolled_back, clear, spec.retired,
-                                                last_served, now)) is not None]
+                                                last_served, now, validated[mv.metadata.name])) is not None]
     return result
 
 
@@ -203,15 +237,18 @@ def version_phase(version: ModelVersion, serving: str | None, warm: list[str], r
 
 def _version_update(mv: ModelVersion, serving: str | None, warm: list[str], rolled_back: set[str],
                     clear: set[str], retired: bool, last_served: str | None,
-                    now: dt.datetime) -> VersionUpdate | None:
+                    now: dt.datetime, validated: Condition | None) -> VersionUpdate | None:
     phase, message = version_phase(mv, serving, warm, rolled_back, retired, last_served)
     previous = conditions.find(mv.status.conditions, "Serving")
     serving_c = Condition(type="Serving", status=conditions.status_of(phase == "Serving"), reason=phase,
                           message=message, observed_generation=mv.metadata.generation,
                           last_transition_time=previous.last_transition_time
                           if previous and previous.status == conditions.status_of(phase == "Serving") else now)
+    # mv's conditions already hold `validated`; whether it is news is judged by its transition time.
+    validated_news = validated is not None and any(
+        c.type == "Validated" and c.last_transition_time == now for c in mv.status.conditions)
     unchanged = (mv.status.phase == phase and previous is not None and previous.reason == phase
-                 and previous.message == message and mv.spec.version not in clear)
+                 and previous.message == message and mv.spec.version not in clear and not validated_news)
     if unchanged:
         return None
     was_serving = mv.status.phase == "Serving"
@@ -223,6 +260,8 @@ def _version_update(mv: ModelVersion, serving: str | None, warm: list[str], roll
     if mv.status.phase != phase:
         kind: Literal["Normal", "Warning"] = "Warning" if phase in ("RolledBack", "Failed") else "Normal"
         event = Transition(phase, message, f"{phase.lower()}-{int(now.timestamp())}", kind)
-    return VersionUpdate(name=mv.metadata.name, phase=phase, serving=serving_c, served_at=served_at,
+    current_validated = conditions.find(mv.status.conditions, "Validated") if validated else None
+    return VersionUpdate(name=mv.metadata.name, phase=phase, serving=serving_c, validated=current_validated,
+                         served_at=served_at,
                          stopped_at=stopped_at, stop_reason=stop_reason,
                          clear_rollback=mv.spec.version in clear, event=event)

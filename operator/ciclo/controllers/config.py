@@ -1,0 +1,23 @@
+"""The operator's own settings, from its command line or environment."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+DEFAULT_IMAGE = "ghcr.io/ciclo-dev/ciclo:0.1.0"
+
+
+@dataclass(frozen=True)
+class Config:
+    image: str = DEFAULT_IMAGE
+    """The runtime image serving pods run, unless a Model names its own."""
+    resync_seconds: float = 60.0
+    """How often every Model is reconciled even without an event."""
+    metrics_port: int = 8000
+
+    @classmethod
+    def from_env(cls) -> Config:
+        return cls(image=os.environ.get("CICLO_RUNTIME_IMAGE", DEFAULT_IMAGE),
+                   resync_seconds=float(os.environ.get("CICLO_RESYNC_SECONDS", "60")),
+                   metrics_port=int(os.environ.get("CICLO_METRICS_PORT", "8000")))

@@ -1,0 +1,136 @@
+"""The Model controller: read, plan, apply. Level-based; see docs/architecture.md.
+
+Every trigger (a Model's watch event, a ModelVersion's, a Deployment's, the
+resync timer) runs the same `reconcile`, which reads the current state, asks
+`planning.model.plan` what it should be and writes the difference: children by
+server-side apply, then status, then Events. Status before Events means a
+restart between the two loses an Event rather than repeating one.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+import time
+from collections import defaultdict
+from typing import Any
+
+import kopf
+
+from ciclo.api.model import Model
+from ciclo.api.modelversion import ModelVersion
+from ciclo.controllers import metrics, rollback
+from ciclo.controllers.config import Config
+from ciclo.kube import events
+from ciclo.kube.client import DEPLOYMENTS, MODEL_VERSIONS, MODELS, PODS, SERVICES, Json, Kube
+from ciclo.planning import manifests
+from ciclo.planning.model import DeploymentState, fetch_outcomes, plan
+
+log = logging.getLogger(__name__)
+
+
+_locks: defaultdict[tuple[str, str], threading.Lock] = defaultdict(threading.Lock)
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC).replace(microsecond=0)
+
+
+def _dump(model: Any) -> Json:
+    dumped: Json = model.model_dump(by_alias=True, mode="json", exclude_none=True)
+    return dumped
+
+
+def reconcile(kube: Kube, config: Config, namespace: str, name: str) -> None:
+    """Bring one Model's children and status to what its spec and versions call for."""
+    with _locks[(namespace, name)]:
+        start = time.monotonic()
+        try:
+            _reconcile(kube, config, namespace, name)
+        except Exception:
+            metrics.RECONCILES.labels("Model", "error").inc()
+            raise
+        finally:
+            metrics.RECONCILE_SECONDS.labels("Model").observe(time.monotonic() - start)
+        metrics.RECONCILES.labels("Model", "ok").inc()
+
+
+def _reconcile(kube: Kube, config: Config, namespace: str, name: str) -> None:
+    raw = kube.get(MODELS, namespace, name)
+    if raw is None or raw["metadata"].get("deletionTimestamp"):
+        return  # garbage collection removes what it owned
+    model = Model.model_validate(raw)
+    raw_versions = kube.list(MODEL_VERSIONS, namespace, fields=f"spec.model={name}")
+    versions = [ModelVersion.model_validate(v) for v in raw_versions]
+    selector = f"{manifests.MODEL_LABEL}={name},app.kubernetes.io/managed-by=ciclo"
+    deployments = [DeploymentState(d["metadata"]["name"], d["metadata"]["labels"][manifests.VERSION_LABEL],
+                                   d.get("status", {}).get("readyReplicas", 0))
+                   for d in kube.list(DEPLOYMENTS, namespace, labels=selector)]
+    pods = kube.list(PODS, namespace, labels=selector)
+    now = _now()
+    result = plan(model, versions, deployments, config.image, now, fetch_outcomes(pods))
+
+    for deployment in result.deployments:
+        kube.apply(DEPLOYMENTS, deployment)
+    if result.service is not None:
+        kube.apply(SERVICES, result.service)
+    elif kube.delete(SERVICES, namespace, name):
+        log.info("model %s/%s: service removed", namespace, name)
+    for stale in result.delete_deployments:
+        kube.delete(DEPLOYMENTS, namespace, stale)
+
+    if _dump(result.status) != _dump(model.status):
+        kube.apply(MODELS, {"apiVersion": model.api_version, "kind": "Model",
+                            "metadata": {"name": name, "namespace": namespace},
+                            "status": _dump(result.status)}, status=True)
+    by_name = {v["metadata"]["name"]: v for v in raw_versions}
+    for update in result.versions:
+        status: Json = {"phase": update.phase,
+                        "conditions": [_dump(c) for c in (update.serving, update.validated) if c]}
+        for key, value in (("servedAt", update.served_at), ("stoppedAt", update.stopped_at)):
+            if value is not None:
+                status[key] = value.isoformat().replace("+00:00", "Z")
+        if update.stop_reason:
+            status["stopReason"] = update.stop_reason
+        kube.apply(MODEL_VERSIONS, {"apiVersion": model.api_version, "kind": "ModelVersion",
+                                    "metadata": {"name": update.name, "namespace": namespace},
+                                    "status": status}, status=True)
+        if update.clear_rollback:
+            # An empty apply by the manager that set it removes the rollback record.
+            kube.apply(MODEL_VERSIONS, {"apiVersion": model.api_version, "kind": "ModelVersion",
+                                        "metadata": {"name": update.name, "namespace": namespace}},
+                       manager=rollback.MANAGER, status=True)
+        if update.event:
+            events.emit(kube, by_name[update.name], update.event.reason, update.event.message,
+                        update.event.key, update.event.type)
+    for transition in result.events:
+        events.emit(kube, raw, transition.reason, transition.message, transition.key, transition.type)
+        if transition.reason == "RolledBack":
+            metrics.ROLLBACKS.inc()
+        elif transition.reason == "Retired":
+            metrics.RETIREMENTS.inc()
+
+
+def resync_all(kube: Kube, config: Config) -> None:
+    """Reconcile every Model: the safety net under the watch events."""
+    for raw in kube.list(MODELS):
+        try:
+            reconcile(kube, config, raw["metadata"]["namespace"], raw["metadata"]["name"])
+        except Exception:
+            log.exception("resync of model %s/%s", raw["metadata"]["namespace"], raw["metadata"]["name"])
+
+
+def register(kube: Kube, config: Config) -> None:
+    """The kopf handlers: every one of them reconciles the whole Model."""
+
+    @kopf.on.event("ciclo.dev", "v1alpha1", "models")  # type: ignore[arg-type]
+    def model_event(namespace: str, name: str, type: str | None, **_: Any) -> None:
+        if type != "DELETED":
+            reconcile(kube, config, namespace, name)
+
+    @kopf.on.event("apps", "v1", "deployments",  # type: ignore[arg-type]
+                   labels={"app.kubernetes.io/managed-by": "ciclo"})
+    def deployment_event(namespace: str, labels: dict[str, str], **_: Any) -> None:
+        if manifests.MODEL_LABEL in labels:
+            reconcile(kube, config, namespace, labels[manifests.MODEL_LABEL])

@@ -1,0 +1,107 @@
+"""The ModelVersion controller: the registry's side of a version.
+
+It labels each version with its model, holds a finalizer so a version that
+serves cannot be deleted from under its Model, and says whether the Model
+exists. Everything that depends on serving (phase, the Serving and Validated
+conditions) is the Model controller's, which it asks to reconcile.
+
+A ModelVersion has no ownerReference to its Model on purpose: deleting a
+Model must not delete the registry's entries.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from typing import Any
+
+import kopf
+
+from ciclo.api.meta import Condition
+from ciclo.controllers import model as model_controller
+from ciclo.controllers.config import Config
+from ciclo.kube.client import MODEL_VERSIONS, MODELS, Json, Kube
+from ciclo.planning import manifests
+
+log = logging.getLogger(__name__)
+
+MANAGER = "ciclo-registry"
+FINALIZER = "ciclo.dev/in-use"
+
+
+def in_use(model: Json | None, version: str) -> str | None:
+    """Why this version may not be deleted now, or None."""
+    if model is None or model["spec"].get("retired"):
+        return None
+    status = model.get("status", {})
+    if status.get("servingVersion") == version:
+        return f"model {model['metadata']['name']} serves it"
+    if model["spec"].get("version") == version:
+        return f"model {model['metadata']['name']} names it in spec.version"
+    return None
+
+
+def reconcile(kube: Kube, config: Config, body: Json) -> None:
+    meta, spec = body["metadata"], body["spec"]
+    namespace, name, model_name = meta["namespace"], meta["name"], spec["model"]
+    model = kube.get(MODELS, namespace, model_name)
+    deleting = bool(meta.get("deletionTimestamp"))
+    blocker = in_use(model, spec["version"]) if deleting else None
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+
+    hold = not deleting or blocker is not None
+    has = FINALIZER in meta.get("finalizers", [])
+    if hold != has or meta.get("labels", {}).get(manifests.MODEL_LABEL) != model_name:
+        # Dropping the finalizer from our apply releases it: we are its only manager.
+        kube.apply(MODEL_VERSIONS, {
+            "apiVersion": body["apiVersion"], "kind": "ModelVersion",
+            "metadata": {"name": name, "namespace": namespace, "finalizers": [FINALIZER] if hold else [],
+                         "labels": {manifests.MODEL_LABEL: model_name}},
+        }, manager=MANAGER)
+    if deleting and not blocker:
+        log.info("modelversion %s/%s released for deletion", namespace, name)
+        if model is not None:
+            model_controller.reconcile(kube, config, namespace, model_name)
+        return
+
+    found = Condition(type="ModelFound", status="True" if model else "False",
+                      reason="Found" if model else "ModelNotFound",
+                      message=f"model {model_name}" + ("" if model else " does not exist in this namespace"),
+                      observed_generation=meta.get("generation", 0))
+    wanted = [found]
+    if blocker:
+        wanted.append(Condition(type="DeletionBlocked", status="True", reason="InUse",
+                                message=f"{blocker}; change the Model first",
+                                observed_generation=meta.get("generation", 0)))
+    existing = {c["type"]: c for c in body.get("status", {}).get("conditions", [])}
+    conditions = []
+    for c in wanted:
+        before = existing.get(c.type)
+        same = before and before["status"] == c.status
+        stamp = before["lastTransitionTime"] if same and before else now.isoformat().replace("+00:00", "Z")
+        conditions.append({**c.model_dump(by_alias=True, mode="json", exclude_none=True),
+                           "lastTransitionTime": stamp})
+    status: Json = {"observedGeneration": meta.get("generation", 0), "conditions": conditions}
+    if model is None:
+        status["phase"] = "Registered"  # the Model controller owns phase once the Model exists
+    current = body.get("status", {})
+    stale = (current.get("observedGeneration") != status["observedGeneration"]
+             or any(existing.get(c["type"]) != c for c in conditions)
+             or (not blocker and "DeletionBlocked" in existing)
+             or ("phase" in status and current.get("phase") != status["phase"]))
+    if stale:
+        kube.apply(MODEL_VERSIONS, {"apiVersion": body["apiVersion"], "kind": "ModelVersion",
+                                    "metadata": {"name": name, "namespace": namespace}, "status": status},
+                   manager=MANAGER, status=True)
+    if model is not None:
+        model_controller.reconcile(kube, config, namespace, model_name)
+
+
+def register(kube: Kube, config: Config) -> None:
+    @kopf.on.event("ciclo.dev", "v1alpha1", "modelversions")  # type: ignore[arg-type]
+    def version_event(body: kopf.Body, type: str | None, **_: Any) -> None:
+        raw: Json = dict(body)
+        if type == "DELETED":
+            model_controller.reconcile(kube, config, raw["metadata"]["namespace"], raw["spec"]["model"])
+        else:
+            reconcile(kube, config, raw)

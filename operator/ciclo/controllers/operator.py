@@ -1,0 +1,68 @@
+"""Start the operator: kopf's settings, the handlers, the metrics server, the resync loop."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import random
+from typing import Any
+
+import kopf
+from prometheus_client import start_http_server
+
+from ciclo.controllers import metrics, model, modelversion
+from ciclo.controllers.config import Config
+from ciclo.kube.client import Kube, load_client
+
+log = logging.getLogger(__name__)
+
+
+def configure(settings: kopf.OperatorSettings, config: Config) -> None:
+    """kopf's settings, each chosen on purpose."""
+    # ciclo posts its own Events for every transition; kopf's handler logs as Events would be noise.
+    settings.posting.level = logging.WARNING
+    # Restart watches every few minutes: a silently dead TCP connection cannot stall us for long.
+    settings.watching.server_timeout = 270
+    settings.watching.client_timeout = 300
+    settings.watching.connect_timeout = 10
+    # Handlers are synchronous (the kubernetes client is); enough threads that a slow API
+    # call for one Model does not hold up the others, few enough for a 2-core node.
+    settings.execution.max_workers = int(os.environ.get("CICLO_WORKERS", "16"))
+    # Persistence is left alone on purpose: only event handlers are used, which keep no
+    # progress or diff-base, so kopf writes no annotations of its own on users' objects.
+    # One replica by default (the chart's Recreate strategy); more replicas agree through
+    # kopf's peering so that only one acts at a time.
+    peering = os.environ.get("CICLO_PEERING")
+    if peering:
+        settings.peering.name = peering
+        settings.peering.mandatory = True
+        settings.peering.clusterwide = True
+    else:
+        settings.peering.standalone = True
+    del config  # the handlers' settings are in Config; kopf's are all above
+
+
+def setup(config: Config, kubeconfig: str | None = None) -> Kube:
+    kube = Kube(load_client(kubeconfig))
+    model.register(kube, config)
+    modelversion.register(kube, config)
+
+    @kopf.on.startup()  # type: ignore[arg-type]
+    async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
+        configure(settings, config)
+        start_http_server(config.metrics_port, registry=metrics.REGISTRY)
+        asyncio.get_running_loop().create_task(resync(kube, config))
+
+    return kube
+
+
+async def resync(kube: Kube, config: Config) -> None:
+    """Reconcile every Model now and then, jittered, off the event loop."""
+    loop = asyncio.get_running_loop()
+    while True:
+        await asyncio.sleep(config.resync_seconds * random.uniform(0.9, 1.1))
+        try:
+            await loop.run_in_executor(None, model.resync_all, kube, config)
+        except Exception:
+            log.exception("resync")

@@ -1,0 +1,57 @@
+"""Asking for a rollback: mark the serving version bad; the Model controller does the rest.
+
+The mark is `status.rolledBack` on the ModelVersion, written under its own field
+manager, so the spec is never touched and the Model controller can clear it with
+an empty apply when the user names that version again.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from ciclo.api.model import Model
+from ciclo.api.modelversion import ModelVersion, RollbackRecord
+from ciclo.controllers.config import Config
+from ciclo.kube.client import MODEL_VERSIONS, MODELS, Kube
+from ciclo.planning.model import plan
+
+MANAGER = "ciclo-rollback"
+
+
+class RollbackRefused(Exception):
+    """Nothing was marked: there is nothing to roll back, or nothing good to roll back to."""
+
+
+@dataclass(frozen=True)
+class Rollback:
+    model: str
+    bad: str
+    target: str
+
+
+def request(kube: Kube, config: Config, namespace: str, name: str, reason: str, message: str) -> Rollback:
+    raw = kube.get(MODELS, namespace, name)
+    if raw is None:
+        raise RollbackRefused(f"model {namespace}/{name} not found")
+    model = Model.model_validate(raw)
+    bad = model.status.serving_version
+    if bad is None:
+        raise RollbackRefused(f"model {name} serves nothing, so there is nothing to roll back")
+    raws = kube.list(MODEL_VERSIONS, namespace, fields=f"spec.model={name}")
+    versions = [ModelVersion.model_validate(v) for v in raws]
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    record = RollbackRecord(reason=reason, message=message, at=now)
+    marked = [v.model_copy(update={"status": v.status.model_copy(update={"rolled_back": record})})
+              if v.spec.version == bad else v for v in versions]
+    # What the Model controller would do with the mark: if it keeps serving `bad`, refuse.
+    outcome = plan(model, marked, [], config.image, now).status.serving_version
+    if outcome in (None, bad):
+        raise RollbackRefused(f"model {name}: no good version to roll back to from {bad}")
+    target = next(v for v in versions if v.spec.version == bad)
+    kube.apply(MODEL_VERSIONS, {
+        "apiVersion": target.api_version, "kind": "ModelVersion",
+        "metadata": {"name": target.metadata.name, "namespace": namespace},
+        "status": {"rolledBack": record.model_dump(by_alias=True, mode="json")},
+    }, manager=MANAGER, status=True)
+    return Rollback(model=name, bad=bad, target=outcome)
