@@ -8,6 +8,11 @@ CICLO_KEEP_CLUSTER=1 keeps it for the next run.
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -81,3 +86,50 @@ def crds(paths: Paths, kubeconfig: Path) -> None:
 @pytest.fixture
 def custom(api: kubernetes.client.ApiClient, crds: None) -> kubernetes.client.CustomObjectsApi:
     return kubernetes.client.CustomObjectsApi(api)
+
+
+class Operator:
+    """`ciclo run` as a real process against the test cluster; can be killed and restarted."""
+
+    def __init__(self, kubeconfig: Path, log: Path) -> None:
+        self.kubeconfig = kubeconfig
+        self.log = log
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        env = dict(os.environ, KUBECONFIG=str(self.kubeconfig), CICLO_METRICS_PORT="18000",
+                   CICLO_RESYNC_SECONDS="20")
+        with self.log.open("ab") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "ciclo.cli.main", "run", "--health-port", "18081"],
+                env=env, stdout=out, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen("http://127.0.0.1:18081/healthz", timeout=1):
+                    return
+            except OSError:
+                assert self.proc.poll() is None, f"the operator exited: see {self.log}"
+                time.sleep(0.2)
+        raise TimeoutError(f"the operator did not answer /healthz: see {self.log}")
+
+    def kill(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait()
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+@pytest.fixture(scope="session")
+def operator(kubeconfig: Path, crds: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Operator]:
+    op = Operator(kubeconfig, tmp_path_factory.mktemp("operator") / "operator.log")
+    op.start()
+    yield op
+    op.stop()

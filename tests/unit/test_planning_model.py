@@ -155,6 +155,18 @@ def test_no_good_version_left_keeps_serving_and_says_so():
     assert cond(p, "Degraded").reason == "NoGoodVersion"
 
 
+def test_when_every_version_is_bad_what_serves_keeps_serving():
+    m, versions, p = lifecycle_to_v2()
+    versions = mark_bad(versions, "v2")
+    p = plan(m, versions, ready(p), IMAGE, T0 + dt.timedelta(minutes=2))
+    m, versions = after(m, p, versions)
+    assert p.status.serving_version == "v1"
+    versions = mark_bad(versions, "v1")
+    p = plan(m, versions, ready(p), IMAGE, T0 + dt.timedelta(minutes=3))
+    assert p.status.serving_version == "v1", "never back to the version marked bad first"
+    assert cond(p, "Degraded").reason == "NoGoodVersion"
+
+
 def test_a_missing_version_keeps_what_serves():
     m, versions, p = lifecycle_to_v2()
     m = m.model_copy(update={"spec": m.spec.model_copy(update={"version": "v9"})})

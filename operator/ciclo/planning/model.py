@@ -127,8 +127,9 @@ def plan(model: Model, versions: list[ModelVersion], deployments: list[Deploymen
                      and h.version not in unusable), None)
         why = f"{record.reason}: {record.message}" if record else "rolled back"
         if good is None:
-            target, problem = desired, ("NoGoodVersion", f"{desired} is marked bad ({why}) but no good "
-                                        "version is left to roll back to; it keeps serving")
+            keep = current or desired  # what serves now, bad or not, beats nothing
+            target, problem = keep, ("NoGoodVersion", f"{desired} is marked bad ({why}) but no good "
+                                     f"version is left to roll back to; {keep} keeps serving")
         else:
             target, problem = good, ("RolledBack", f"{desired} rolled back to {good}: {why}")
 

@@ -1,0 +1,237 @@
+"""The operator against the real API server: register, serve, switch, roll back, retire, delete."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from kubernetes.client.exceptions import ApiException
+
+pytestmark = pytest.mark.integration
+
+G, V = "ciclo.dev", "v1alpha1"
+
+
+def wait_for(what: str, check: Callable[[], Any], timeout: float = 30) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def version_manifest(version: str, model: str = "iris") -> dict[str, Any]:
+    return {"apiVersion": f"{G}/{V}", "kind": "ModelVersion", "metadata": {"name": f"{model}-{version}"},
+            "spec": {"model": model, "version": version, "metrics": {"accuracy": 0.9},
+                     "artifact": {"uri": f"file:///models/{version}.joblib", "format": "sklearn",
+                                  "sha256": version[-1] * 64 if version[-1] in "abcdef" else "0" * 64}}}
+
+
+def model_manifest(version: str, **serving: Any) -> dict[str, Any]:
+    return {"apiVersion": f"{G}/{V}", "kind": "Model", "metadata": {"name": "iris"},
+            "spec": {"version": version, "serving": {"replicas": 2, **serving}}}
+
+
+class World:
+    """What the cluster holds, read fresh each time."""
+
+    def __init__(self, custom: Any, core: Any, apps: Any, namespace: str) -> None:
+        self.custom, self.core, self.apps, self.ns = custom, core, apps, namespace
+
+    def model(self) -> dict[str, Any]:
+        return self.custom.get_namespaced_custom_object(G, V, self.ns, "models", "iris")
+
+    def version(self, name: str) -> dict[str, Any]:
+        return self.custom.get_namespaced_custom_object(G, V, self.ns, "modelversions", name)
+
+    def phase(self, name: str) -> str | None:
+        return self.version(name).get("status", {}).get("phase")
+
+    def condition(self, kind: str) -> dict[str, Any]:
+        return next((c for c in self.model().get("status", {}).get("conditions", []) if c["type"] == kind), {})
+
+    def selector_version(self) -> str | None:
+        try:
+            return self.core.read_namespaced_service("iris", self.ns).spec.selector.get("ciclo.dev/version")
+        except ApiException as e:
+            if e.status == 404:
+                return None
+            raise
+
+    def deployments(self) -> dict[str, int]:
+        return {d.metadata.name: d.spec.replicas for d in self.apps.list_namespaced_deployment(self.ns).items}
+
+    def events(self, reason: str, kind: str = "Model") -> list[Any]:
+        return [e for e in self.core.list_namespaced_event(self.ns).items
+                if e.reason == reason and e.involved_object.kind == kind]
+
+    def create(self, manifest: dict[str, Any]) -> dict[str, Any]:
+        plural = {"Model": "models", "ModelVersion": "modelversions"}[manifest["kind"]]
+        return self.custom.create_namespaced_custom_object(G, V, self.ns, plural, manifest)
+
+    def set_spec(self, **spec: Any) -> None:
+        self.custom.patch_namespaced_custom_object(G, V, self.ns, "models", "iris", {"spec": spec})
+
+
+@pytest.fixture
+def world(custom, core, apps, namespace, operator) -> World:
+    return World(custom, core, apps, namespace)
+
+
+def ciclo(*args: str, kubeconfig: Any) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "ciclo.cli.main", "--kubeconfig", str(kubeconfig), *args],
+                          capture_output=True, text=True, timeout=60)
+
+
+def serve_v1_then_v2(world: World) -> None:
+    world.create(version_manifest("v1"))
+    world.create(version_manifest("v2"))
+    world.create(model_manifest("v1"))
+    wait_for("v1 Ready", lambda: world.condition("Ready").get("status") == "True")
+    assert world.selector_version() == "v1"
+    world.set_spec(version="v2")
+    wait_for("v2 serving and Ready", lambda: world.model()["status"].get("servingVersion") == "v2"
+             and world.condition("Ready").get("status") == "True")
+
+
+def test_lifecycle_register_serve_switch_rollback_reapply_retire_delete(world, kubeconfig, paths):
+    serve_v1_then_v2(world)
+    assert world.selector_version() == "v2"
+    assert world.deployments() == {"iris-v1": 1, "iris-v2": 2}, "v1 stays warm at reduced size"
+    assert world.phase("iris-v1") == "Standby" and world.phase("iris-v2") == "Serving"
+    model = world.model()
+    assert model["status"]["observedGeneration"] == model["metadata"]["generation"]
+    assert world.condition("Ready")["observedGeneration"] == model["metadata"]["generation"]
+
+    # Roll back by hand: the Service selects v1 again within a second; the spec is untouched.
+    start = time.monotonic()
+    result = ciclo("rollback", "iris", "-n", world.ns, kubeconfig=kubeconfig)
+    assert result.returncode == 0, result.stderr
+    wait_for("the Service to select v1", lambda: world.selector_version() == "v1", timeout=5)
+    elapsed = time.monotonic() - start
+    assert elapsed < 1.0 + 1.0, f"selector switch took {elapsed:.2f} s (CLI start-up included)"
+    wait_for("v2 RolledBack", lambda: world.phase("iris-v2") == "RolledBack")
+    model = world.model()
+    assert model["spec"]["version"] == "v2", "the operator never rewrites spec"
+    assert model["status"]["servingVersion"] == "v1"
+    assert world.condition("Degraded")["status"] == "True" and world.condition("Degraded")["reason"] == "RolledBack"
+    assert world.version("iris-v2")["status"]["rolledBack"]["reason"] == "ManualRollback"
+    assert len(world.events("RolledBack")) == 1
+
+    # A second rollback has nowhere good to go, and says so.
+    refused = ciclo("rollback", "iris", "-n", world.ns, kubeconfig=kubeconfig)
+    assert refused.returncode == 1 and "no good version" in refused.stderr
+
+    # Re-applying the same spec changes nothing (kubectl's own last-applied annotation aside).
+    time.sleep(1)
+    before = ((world.model()["metadata"]["generation"], world.model()["status"]),
+              {d.metadata.name: d.metadata.resource_version for d in world.apps.list_namespaced_deployment(world.ns).items},
+              world.core.read_namespaced_service("iris", world.ns).metadata.resource_version)
+    launcher_apply(paths, kubeconfig, world.ns, model_manifest("v2"))
+    time.sleep(2)
+    after = ((world.model()["metadata"]["generation"], world.model()["status"]),
+             {d.metadata.name: d.metadata.resource_version for d in world.apps.list_namespaced_deployment(world.ns).items},
+             world.core.read_namespaced_service("iris", world.ns).metadata.resource_version)
+    assert after == before
+
+    # Retire: everything at zero, no Service, every version kept.
+    world.set_spec(retired=True)
+    wait_for("no Service", lambda: world.selector_version() is None)
+    wait_for("all Deployments at zero", lambda: all(r == 0 for r in world.deployments().values()))
+    wait_for("v1 Retired", lambda: world.phase("iris-v1") == "Retired")
+    assert world.condition("Ready")["reason"] == "Retired"
+
+    # Delete: what the Model created goes; the registry stays.
+    world.custom.delete_namespaced_custom_object(G, V, world.ns, "models", "iris")
+    wait_for("the Deployments to be garbage-collected", lambda: not world.deployments(), timeout=60)
+    names = {v["metadata"]["name"] for v in world.custom.list_namespaced_custom_object(
+        G, V, world.ns, "modelversions")["items"]}
+    assert names == {"iris-v1", "iris-v2"}
+
+
+def launcher_apply(paths: Any, kubeconfig: Any, namespace: str, manifest: dict[str, Any]) -> None:
+    import json
+
+    from localcluster import launcher
+
+    launcher.kubectl(paths, kubeconfig, "apply", "-n", namespace, "-f", "-", stdin=json.dumps(manifest))
+
+
+def test_a_serving_version_cannot_be_deleted_until_the_model_moves_on(world):
+    world.create(version_manifest("v1"))
+    world.create(version_manifest("v2"))
+    world.create(model_manifest("v1"))
+    wait_for("v1 serving", lambda: world.phase("iris-v1") == "Serving")
+    world.custom.delete_namespaced_custom_object(G, V, world.ns, "modelversions", "iris-v1")
+
+    def blocked() -> bool:
+        conditions = world.version("iris-v1").get("status", {}).get("conditions", [])
+        return any(c["type"] == "DeletionBlocked" and c["status"] == "True" for c in conditions)
+
+    wait_for("a DeletionBlocked condition", blocked)
+    assert world.selector_version() == "v1", "it still serves"
+    world.set_spec(version="v2")
+
+    def gone() -> bool:
+        try:
+            world.version("iris-v1")
+        except ApiException as e:
+            return e.status == 404
+        return False
+
+    wait_for("v1 to be deleted once v2 serves", gone)
+
+
+def test_a_version_without_its_model_is_registered_and_says_the_model_is_missing(world):
+    world.create(version_manifest("v1", model="nomodel"))
+
+    def found_condition() -> dict[str, Any]:
+        status = world.version("nomodel-v1").get("status", {})
+        return next((c for c in status.get("conditions", []) if c["type"] == "ModelFound"), {})
+
+    condition = wait_for("a ModelFound condition", found_condition)
+    assert condition["status"] == "False" and condition["reason"] == "ModelNotFound"
+    assert world.phase("nomodel-v1") == "Registered"
+    assert world.version("nomodel-v1")["metadata"]["labels"]["ciclo.dev/model"] == "nomodel"
+
+
+def test_restart_mid_switch_converges_without_duplicate_events(world, operator):
+    world.create(version_manifest("v1"))
+    world.create(version_manifest("v2"))
+    world.create(model_manifest("v1"))
+    wait_for("v1 Ready", lambda: world.condition("Ready").get("status") == "True")
+    operator.kill()
+    try:
+        world.set_spec(version="v2")
+    finally:
+        operator.start()
+    wait_for("v2 serving", lambda: world.model()["status"].get("servingVersion") == "v2")
+    wait_for("v2 Ready", lambda: world.condition("Ready").get("status") == "True")
+    operator.kill()  # and once more, after convergence: a restart must change nothing
+    operator.start()
+    time.sleep(3)
+    assert world.model()["status"]["servingVersion"] == "v2"
+    assert world.selector_version() == "v2"
+    messages = sorted(e.message for e in world.events("Serving"))
+    assert messages == ["v1 serves", "v2 serves (was v1)"], messages
+
+
+def test_serving_pods_are_admitted_under_pod_security_restricted(world, core):
+    core.patch_namespace(world.ns, {"metadata": {"labels": {"pod-security.kubernetes.io/enforce": "restricted"}}})
+    # The admission plugin is active: a privileged pod is refused in this namespace.
+    with pytest.raises(ApiException) as refused:
+        core.create_namespaced_pod(world.ns, {"metadata": {"name": "bad"}, "spec": {"containers": [
+            {"name": "c", "image": "x", "securityContext": {"privileged": True}}]}})
+    assert "violates PodSecurity" in refused.value.body
+    world.create(version_manifest("v1"))
+    world.create(model_manifest("v1"))
+    pods = wait_for("serving pods", lambda: core.list_namespaced_pod(
+        world.ns, label_selector="ciclo.dev/model=iris").items)
+    assert pods[0].spec.security_context.run_as_non_root is True
+    wait_for("v1 Ready", lambda: world.condition("Ready").get("status") == "True")
