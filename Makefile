@@ -45,7 +45,7 @@ crds: venv ## generate crds/ from the pydantic types in ciclo.api
 test-unit: venv ## the fast tests: no Go, no cluster
 	$(PY) -m pytest -m "not integration and not e2e" $(PYTEST_ARGS)
 
-test: venv tools prometheus ## every test, on a local cluster started for the run
+test: venv tools prometheus check ## the static checks, then every test on a local cluster started for the run
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 cluster-up: venv tools ## start the local cluster (prints its KUBECONFIG)

@@ -97,12 +97,19 @@ class Operator:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        env = dict(os.environ, KUBECONFIG=str(self.kubeconfig), CICLO_METRICS_PORT="18000",
-                   CICLO_RESYNC_SECONDS="20")
+        env = dict(
+            os.environ,
+            KUBECONFIG=str(self.kubeconfig),
+            CICLO_METRICS_PORT="18000",
+            CICLO_RESYNC_SECONDS="20",
+        )
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "ciclo.cli.main", "run", "--health-port", "18081"],
-                env=env, stdout=out, stderr=subprocess.STDOUT)
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             try:
@@ -128,7 +135,9 @@ class Operator:
 
 
 @pytest.fixture(scope="session")
-def operator(kubeconfig: Path, crds: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Operator]:
+def operator(
+    kubeconfig: Path, crds: None, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Operator]:
     op = Operator(kubeconfig, tmp_path_factory.mktemp("operator") / "operator.log")
     op.start()
     yield op

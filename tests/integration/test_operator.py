@@ -27,15 +27,30 @@ def wait_for(what: str, check: Callable[[], Any], timeout: float = 30) -> Any:
 
 
 def version_manifest(version: str, model: str = "iris") -> dict[str, Any]:
-    return {"apiVersion": f"{G}/{V}", "kind": "ModelVersion", "metadata": {"name": f"{model}-{version}"},
-            "spec": {"model": model, "version": version, "metrics": {"accuracy": 0.9},
-                     "artifact": {"uri": f"file:///models/{version}.joblib", "format": "sklearn",
-                                  "sha256": version[-1] * 64 if version[-1] in "abcdef" else "0" * 64}}}
+    return {
+        "apiVersion": f"{G}/{V}",
+        "kind": "ModelVersion",
+        "metadata": {"name": f"{model}-{version}"},
+        "spec": {
+            "model": model,
+            "version": version,
+            "metrics": {"accuracy": 0.9},
+            "artifact": {
+                "uri": f"file:///models/{version}.joblib",
+                "format": "sklearn",
+                "sha256": version[-1] * 64 if version[-1] in "abcdef" else "0" * 64,
+            },
+        },
+    }
 
 
 def model_manifest(version: str, **serving: Any) -> dict[str, Any]:
-    return {"apiVersion": f"{G}/{V}", "kind": "Model", "metadata": {"name": "iris"},
-            "spec": {"version": version, "serving": {"replicas": 2, **serving}}}
+    return {
+        "apiVersion": f"{G}/{V}",
+        "kind": "Model",
+        "metadata": {"name": "iris"},
+        "spec": {"version": version, "serving": {"replicas": 2, **serving}},
+    }
 
 
 class World:
@@ -54,22 +69,33 @@ class World:
         return self.version(name).get("status", {}).get("phase")
 
     def condition(self, kind: str) -> dict[str, Any]:
-        return next((c for c in self.model().get("status", {}).get("conditions", []) if c["type"] == kind), {})
+        return next(
+            (c for c in self.model().get("status", {}).get("conditions", []) if c["type"] == kind),
+            {},
+        )
 
     def selector_version(self) -> str | None:
         try:
-            return self.core.read_namespaced_service("iris", self.ns).spec.selector.get("ciclo.dev/version")
+            return self.core.read_namespaced_service("iris", self.ns).spec.selector.get(
+                "ciclo.dev/version"
+            )
         except ApiException as e:
             if e.status == 404:
                 return None
             raise
 
     def deployments(self) -> dict[str, int]:
-        return {d.metadata.name: d.spec.replicas for d in self.apps.list_namespaced_deployment(self.ns).items}
+        return {
+            d.metadata.name: d.spec.replicas
+            for d in self.apps.list_namespaced_deployment(self.ns).items
+        }
 
     def events(self, reason: str, kind: str = "Model") -> list[Any]:
-        return [e for e in self.core.list_namespaced_event(self.ns).items
-                if e.reason == reason and e.involved_object.kind == kind]
+        return [
+            e
+            for e in self.core.list_namespaced_event(self.ns).items
+            if e.reason == reason and e.involved_object.kind == kind
+        ]
 
     def create(self, manifest: dict[str, Any]) -> dict[str, Any]:
         plural = {"Model": "models", "ModelVersion": "modelversions"}[manifest["kind"]]
@@ -85,8 +111,12 @@ def world(custom, core, apps, namespace, operator) -> World:
 
 
 def ciclo(*args: str, kubeconfig: Any) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "ciclo.cli.main", "--kubeconfig", str(kubeconfig), *args],
-                          capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "ciclo.cli.main", "--kubeconfig", str(kubeconfig), *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def serve_v1_then_v2(world: World) -> None:
@@ -96,8 +126,13 @@ def serve_v1_then_v2(world: World) -> None:
     wait_for("v1 Ready", lambda: world.condition("Ready").get("status") == "True")
     assert world.selector_version() == "v1"
     world.set_spec(version="v2")
-    wait_for("v2 serving and Ready", lambda: world.model()["status"].get("servingVersion") == "v2"
-             and world.condition("Ready").get("status") == "True")
+    wait_for(
+        "v2 serving and Ready",
+        lambda: (
+            world.model()["status"].get("servingVersion") == "v2"
+            and world.condition("Ready").get("status") == "True"
+        ),
+    )
 
 
 def test_lifecycle_register_serve_switch_rollback_reapply_retire_delete(world, kubeconfig, paths):
@@ -120,7 +155,10 @@ def test_lifecycle_register_serve_switch_rollback_reapply_retire_delete(world, k
     model = world.model()
     assert model["spec"]["version"] == "v2", "the operator never rewrites spec"
     assert model["status"]["servingVersion"] == "v1"
-    assert world.condition("Degraded")["status"] == "True" and world.condition("Degraded")["reason"] == "RolledBack"
+    assert (
+        world.condition("Degraded")["status"] == "True"
+        and world.condition("Degraded")["reason"] == "RolledBack"
+    )
     assert world.version("iris-v2")["status"]["rolledBack"]["reason"] == "ManualRollback"
     assert len(world.events("RolledBack")) == 1
 
@@ -130,14 +168,24 @@ def test_lifecycle_register_serve_switch_rollback_reapply_retire_delete(world, k
 
     # Re-applying the same spec changes nothing (kubectl's own last-applied annotation aside).
     time.sleep(1)
-    before = ((world.model()["metadata"]["generation"], world.model()["status"]),
-              {d.metadata.name: d.metadata.resource_version for d in world.apps.list_namespaced_deployment(world.ns).items},
-              world.core.read_namespaced_service("iris", world.ns).metadata.resource_version)
+    before = (
+        (world.model()["metadata"]["generation"], world.model()["status"]),
+        {
+            d.metadata.name: d.metadata.resource_version
+            for d in world.apps.list_namespaced_deployment(world.ns).items
+        },
+        world.core.read_namespaced_service("iris", world.ns).metadata.resource_version,
+    )
     launcher_apply(paths, kubeconfig, world.ns, model_manifest("v2"))
     time.sleep(2)
-    after = ((world.model()["metadata"]["generation"], world.model()["status"]),
-             {d.metadata.name: d.metadata.resource_version for d in world.apps.list_namespaced_deployment(world.ns).items},
-             world.core.read_namespaced_service("iris", world.ns).metadata.resource_version)
+    after = (
+        (world.model()["metadata"]["generation"], world.model()["status"]),
+        {
+            d.metadata.name: d.metadata.resource_version
+            for d in world.apps.list_namespaced_deployment(world.ns).items
+        },
+        world.core.read_namespaced_service("iris", world.ns).metadata.resource_version,
+    )
     assert after == before
 
     # Retire: everything at zero, no Service, every version kept.
@@ -150,8 +198,12 @@ def test_lifecycle_register_serve_switch_rollback_reapply_retire_delete(world, k
     # Delete: what the Model created goes; the registry stays.
     world.custom.delete_namespaced_custom_object(G, V, world.ns, "models", "iris")
     wait_for("the Deployments to be garbage-collected", lambda: not world.deployments(), timeout=60)
-    names = {v["metadata"]["name"] for v in world.custom.list_namespaced_custom_object(
-        G, V, world.ns, "modelversions")["items"]}
+    names = {
+        v["metadata"]["name"]
+        for v in world.custom.list_namespaced_custom_object(G, V, world.ns, "modelversions")[
+            "items"
+        ]
+    }
     assert names == {"iris-v1", "iris-v2"}
 
 
@@ -160,7 +212,9 @@ def launcher_apply(paths: Any, kubeconfig: Any, namespace: str, manifest: dict[s
 
     from localcluster import launcher
 
-    launcher.kubectl(paths, kubeconfig, "apply", "-n", namespace, "-f", "-", stdin=json.dumps(manifest))
+    launcher.kubectl(
+        paths, kubeconfig, "apply", "-n", namespace, "-f", "-", stdin=json.dumps(manifest)
+    )
 
 
 def test_a_serving_version_cannot_be_deleted_until_the_model_moves_on(world):
@@ -223,15 +277,28 @@ def test_restart_mid_switch_converges_without_duplicate_events(world, operator):
 
 
 def test_serving_pods_are_admitted_under_pod_security_restricted(world, core):
-    core.patch_namespace(world.ns, {"metadata": {"labels": {"pod-security.kubernetes.io/enforce": "restricted"}}})
+    core.patch_namespace(
+        world.ns, {"metadata": {"labels": {"pod-security.kubernetes.io/enforce": "restricted"}}}
+    )
     # The admission plugin is active: a privileged pod is refused in this namespace.
     with pytest.raises(ApiException) as refused:
-        core.create_namespaced_pod(world.ns, {"metadata": {"name": "bad"}, "spec": {"containers": [
-            {"name": "c", "image": "x", "securityContext": {"privileged": True}}]}})
+        core.create_namespaced_pod(
+            world.ns,
+            {
+                "metadata": {"name": "bad"},
+                "spec": {
+                    "containers": [
+                        {"name": "c", "image": "x", "securityContext": {"privileged": True}}
+                    ]
+                },
+            },
+        )
     assert "violates PodSecurity" in refused.value.body
     world.create(version_manifest("v1"))
     world.create(model_manifest("v1"))
-    pods = wait_for("serving pods", lambda: core.list_namespaced_pod(
-        world.ns, label_selector="ciclo.dev/model=iris").items)
+    pods = wait_for(
+        "serving pods",
+        lambda: core.list_namespaced_pod(world.ns, label_selector="ciclo.dev/model=iris").items,
+    )
     assert pods[0].spec.security_context.run_as_non_root is True
     wait_for("v1 Ready", lambda: world.condition("Ready").get("status") == "True")

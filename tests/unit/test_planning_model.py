@@ -16,19 +16,30 @@ IMAGE = "ciclo:test"
 
 
 def mv(version: str, **status: Any) -> ModelVersion:
-    return ModelVersion.model_validate({
-        "metadata": {"name": f"iris-{version}", "namespace": "ns", "generation": 1},
-        "spec": {"model": "iris", "version": version,
-                 "artifact": {"uri": f"file:///m/{version}", "format": "sklearn", "sha256": "a" * 64}},
-        "status": status,
-    })
+    return ModelVersion.model_validate(
+        {
+            "metadata": {"name": f"iris-{version}", "namespace": "ns", "generation": 1},
+            "spec": {
+                "model": "iris",
+                "version": version,
+                "artifact": {
+                    "uri": f"file:///m/{version}",
+                    "format": "sklearn",
+                    "sha256": "a" * 64,
+                },
+            },
+            "status": status,
+        }
+    )
 
 
 def model(version: str, generation: int = 1, **spec: Any) -> Model:
-    return Model.model_validate({
-        "metadata": {"name": "iris", "namespace": "ns", "uid": "u1", "generation": generation},
-        "spec": {"version": version, **spec},
-    })
+    return Model.model_validate(
+        {
+            "metadata": {"name": "iris", "namespace": "ns", "uid": "u1", "generation": generation},
+            "spec": {"version": version, **spec},
+        }
+    )
 
 
 def after(m: Model, p: ModelPlan, versions: list[ModelVersion]) -> tuple[Model, list[ModelVersion]]:
@@ -39,18 +50,28 @@ def after(m: Model, p: ModelPlan, versions: list[ModelVersion]) -> tuple[Model, 
     for v in versions:
         u = updates.get(v.metadata.name)
         if u:
-            status = v.status.model_copy(update={
-                "phase": u.phase, "served_at": u.served_at,
-                "conditions": conditions.merge(v.status.conditions, [u.serving], T0),
-                "rolled_back": None if u.clear_rollback else v.status.rolled_back})
+            status = v.status.model_copy(
+                update={
+                    "phase": u.phase,
+                    "served_at": u.served_at,
+                    "conditions": conditions.merge(v.status.conditions, [u.serving], T0),
+                    "rolled_back": None if u.clear_rollback else v.status.rolled_back,
+                }
+            )
             v = v.model_copy(update={"status": status})
         out.append(v)
     return m, out
 
 
 def ready(p: ModelPlan) -> list[DeploymentState]:
-    return [DeploymentState(d["metadata"]["name"], d["metadata"]["labels"][manifests.VERSION_LABEL],
-                            d["spec"]["replicas"]) for d in p.deployments]
+    return [
+        DeploymentState(
+            d["metadata"]["name"],
+            d["metadata"]["labels"][manifests.VERSION_LABEL],
+            d["spec"]["replicas"],
+        )
+        for d in p.deployments
+    ]
 
 
 def cond(p: ModelPlan, kind: str) -> Condition:
@@ -61,8 +82,12 @@ def cond(p: ModelPlan, kind: str) -> Condition:
 
 def mark_bad(versions: list[ModelVersion], version: str) -> list[ModelVersion]:
     record = RollbackRecord(reason="ManualRollback", message="by test", at=T0)
-    return [v.model_copy(update={"status": v.status.model_copy(update={"rolled_back": record})})
-            if v.spec.version == version else v for v in versions]
+    return [
+        v.model_copy(update={"status": v.status.model_copy(update={"rolled_back": record})})
+        if v.spec.version == version
+        else v
+        for v in versions
+    ]
 
 
 def test_first_version_serves_and_the_service_selects_it():
@@ -104,10 +129,18 @@ def lifecycle_to_v2() -> tuple[Model, list[ModelVersion], ModelPlan]:
 def test_switching_versions_keeps_the_previous_one_warm():
     _, _, p = lifecycle_to_v2()
     assert p.status.serving_version == "v2"
-    replicas = {d["metadata"]["name"]: (d["spec"]["replicas"], d["metadata"]["labels"][manifests.ROLE_LABEL])
-                for d in p.deployments}
+    replicas = {
+        d["metadata"]["name"]: (
+            d["spec"]["replicas"],
+            d["metadata"]["labels"][manifests.ROLE_LABEL],
+        )
+        for d in p.deployments
+    }
     assert replicas == {"iris-v2": (1, "serving"), "iris-v1": (1, "warm")}
-    assert [(h.version, h.outcome) for h in p.status.history] == [("v2", "Serving"), ("v1", "Replaced")]
+    assert [(h.version, h.outcome) for h in p.status.history] == [
+        ("v2", "Serving"),
+        ("v1", "Replaced"),
+    ]
     assert {u.name: u.phase for u in p.versions} == {"iris-v1": "Standby", "iris-v2": "Serving"}
 
 
@@ -122,7 +155,10 @@ def test_a_version_marked_bad_rolls_back_to_the_last_good_one_without_touching_s
     assert {u.name: u.phase for u in p.versions} == {"iris-v1": "Serving", "iris-v2": "RolledBack"}
     assert [d["metadata"]["name"] for d in p.deployments] == ["iris-v1"]
     assert p.delete_deployments == ["iris-v2"]
-    assert [(h.version, h.outcome) for h in p.status.history][:2] == [("v1", "Serving"), ("v2", "RolledBack")]
+    assert [(h.version, h.outcome) for h in p.status.history][:2] == [
+        ("v1", "Serving"),
+        ("v2", "RolledBack"),
+    ]
 
     # It stays rolled back while spec.version still names v2.
     m, versions = after(m, p, versions)
@@ -177,8 +213,17 @@ def test_a_missing_version_keeps_what_serves():
 
 
 def test_an_invalid_version_never_serves():
-    invalid = mv("v2", conditions=[{"type": "Validated", "status": "False", "reason": "DigestMismatch",
-                                    "message": "sha256 differs"}])
+    invalid = mv(
+        "v2",
+        conditions=[
+            {
+                "type": "Validated",
+                "status": "False",
+                "reason": "DigestMismatch",
+                "message": "sha256 differs",
+            }
+        ],
+    )
     versions = [mv("v1"), invalid]
     m = model("v1")
     p = plan(m, versions, [], IMAGE, T0)
@@ -187,7 +232,10 @@ def test_an_invalid_version_never_serves():
     m = m.model_copy(update={"spec": m.spec.model_copy(update={"version": "v2"})})
     p = plan(m, versions, ready(p), IMAGE, T0)
     assert p.status.serving_version == "v1"
-    assert cond(p, "Degraded").reason == "VersionInvalid" and "sha256 differs" in cond(p, "Degraded").message
+    assert (
+        cond(p, "Degraded").reason == "VersionInvalid"
+        and "sha256 differs" in cond(p, "Degraded").message
+    )
 
 
 def test_retiring_scales_everything_to_zero_and_removes_the_service():
@@ -195,7 +243,10 @@ def test_retiring_scales_everything_to_zero_and_removes_the_service():
     m = m.model_copy(update={"spec": m.spec.model_copy(update={"retired": True})})
     p = plan(m, versions, ready(p), IMAGE, T0 + dt.timedelta(minutes=2))
     assert p.service is None and p.status.serving_version is None
-    assert {d["metadata"]["name"]: d["spec"]["replicas"] for d in p.deployments} == {"iris-v1": 0, "iris-v2": 0}
+    assert {d["metadata"]["name"]: d["spec"]["replicas"] for d in p.deployments} == {
+        "iris-v1": 0,
+        "iris-v2": 0,
+    }
     assert p.delete_deployments == []
     assert [e.reason for e in p.events] == ["Retired"]
     assert {u.name: u.phase for u in p.versions} == {"iris-v1": "Registered", "iris-v2": "Retired"}
@@ -203,10 +254,15 @@ def test_retiring_scales_everything_to_zero_and_removes_the_service():
 
 
 def test_deployment_is_restricted_and_carries_the_scheduling_fields():
-    m = model("v1", serving={"nodeSelector": {"disk": "ssd"},
-                             "tolerations": [{"key": "gpu", "operator": "Exists", "effect": "NoSchedule"}],
-                             "imagePullSecrets": [{"name": "regcred"}],
-                             "resources": {"requests": {"cpu": "100m"}}})
+    m = model(
+        "v1",
+        serving={
+            "nodeSelector": {"disk": "ssd"},
+            "tolerations": [{"key": "gpu", "operator": "Exists", "effect": "NoSchedule"}],
+            "imagePullSecrets": [{"name": "regcred"}],
+            "resources": {"requests": {"cpu": "100m"}},
+        },
+    )
     d = manifests.deployment(m, mv("v1"), 2, "serving", IMAGE)
     pod = d["spec"]["template"]["spec"]
     assert pod["nodeSelector"] == {"disk": "ssd"}

@@ -203,7 +203,11 @@ def crd(kind: Kind) -> Json:
                     "storage": True,
                     "subresources": {"status": {}},
                     "additionalPrinterColumns": kind.columns,
-                **({"selectableFields": [{"jsonPath": p} for p in kind.selectable]} if kind.selectable else {}),
+                    **(
+                        {"selectableFields": [{"jsonPath": p} for p in kind.selectable]}
+                        if kind.selectable
+                        else {}
+                    ),
                     "schema": {
                         "openAPIV3Schema": {
                             "type": "object",

@@ -8,10 +8,10 @@ from typing import Annotated, Literal
 from pydantic import Field
 
 from ciclo.api.meta import (
-    ObjectMeta,
     CONDITIONS_LIST,
     Condition,
     Name,
+    ObjectMeta,
     Schema,
     cel,
     immutable,

@@ -8,11 +8,11 @@ from typing import Annotated, Literal
 from pydantic import Field
 
 from ciclo.api.meta import (
-    ObjectMeta,
     CONDITIONS_LIST,
     Condition,
     Duration,
     Name,
+    ObjectMeta,
     ObjectReference,
     Schema,
     cel,

@@ -30,18 +30,27 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     config = Config.from_env()
     if args.image:
-        config = Config(image=args.image, resync_seconds=config.resync_seconds, metrics_port=config.metrics_port)
+        config = Config(
+            image=args.image, resync_seconds=config.resync_seconds, metrics_port=config.metrics_port
+        )
     setup(config, args.kubeconfig)
     kopf.configure(verbose=args.verbose)
-    kopf.run(clusterwide=not args.namespace, namespaces=args.namespace or (),
-             liveness_endpoint=f"http://0.0.0.0:{args.health_port}/healthz")
+    kopf.run(
+        clusterwide=not args.namespace,
+        namespaces=args.namespace or (),
+        liveness_endpoint=f"http://0.0.0.0:{args.health_port}/healthz",
+    )
     return 0
 
 
 def _ready(model: dict[str, Any]) -> str:
     for c in model.get("status", {}).get("conditions", []):
         if c["type"] == "Ready":
-            return str(c["status"]) if c["status"] == "True" else f"{c['status']} ({c.get('reason', '')})"
+            return (
+                str(c["status"])
+                if c["status"] == "True"
+                else f"{c['status']} ({c.get('reason', '')})"
+            )
     return "Unknown"
 
 
@@ -49,8 +58,16 @@ def status_rows(models: list[dict[str, Any]]) -> list[list[str]]:
     rows = [["NAMESPACE", "MODEL", "DESIRED", "SERVING", "READY", "LAST ACTION"]]
     for m in sorted(models, key=lambda m: (m["metadata"]["namespace"], m["metadata"]["name"])):
         status = m.get("status", {})
-        rows.append([m["metadata"]["namespace"], m["metadata"]["name"], m["spec"]["version"],
-                     status.get("servingVersion") or "-", _ready(m), status.get("lastAction") or "-"])
+        rows.append(
+            [
+                m["metadata"]["namespace"],
+                m["metadata"]["name"],
+                m["spec"]["version"],
+                status.get("servingVersion") or "-",
+                _ready(m),
+                status.get("lastAction") or "-",
+            ]
+        )
     return rows
 
 
@@ -59,14 +76,22 @@ def cmd_status(args: argparse.Namespace) -> int:
     rows = status_rows(models)
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
     for row in rows:
-        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=False)) + "  " + row[-1])
+        print(
+            "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=False)) + "  " + row[-1]
+        )
     return 0
 
 
 def cmd_rollback(args: argparse.Namespace) -> int:
     try:
-        done = rollback.request(_kube(args), Config.from_env(), args.namespace, args.model,
-                                "ManualRollback", args.reason)
+        done = rollback.request(
+            _kube(args),
+            Config.from_env(),
+            args.namespace,
+            args.model,
+            "ManualRollback",
+            args.reason,
+        )
     except rollback.RollbackRefused as e:
         print(f"ciclo rollback: {e}", file=sys.stderr)
         return 1
@@ -87,13 +112,23 @@ def sha256_of(uri: str) -> str:
 def cmd_register(args: argparse.Namespace) -> int:
     uri = args.artifact if "://" in args.artifact else Path(args.artifact).resolve().as_uri()
     metrics = {k: float(v) for k, v in (m.split("=", 1) for m in args.metric)}
-    spec = ModelVersionSpec.model_validate({
-        "model": args.model, "version": args.version, "description": args.description,
-        "artifact": {"uri": uri, "format": args.format, "sha256": sha256_of(uri)}, "metrics": metrics})
-    manifest = {"apiVersion": API_VERSION, "kind": "ModelVersion",
-                "metadata": {"name": dns_label(args.model, args.version), "namespace": args.namespace},
-                "spec": spec.model_dump(by_alias=True, mode="json", exclude_none=True, exclude_defaults=True)}
-    manifest["spec"]["artifact"] = spec.artifact.model_dump(by_alias=True, mode="json")
+    spec = ModelVersionSpec.model_validate(
+        {
+            "model": args.model,
+            "version": args.version,
+            "description": args.description,
+            "artifact": {"uri": uri, "format": args.format, "sha256": sha256_of(uri)},
+            "metrics": metrics,
+        }
+    )
+    manifest: dict[str, Any] = {
+        "apiVersion": API_VERSION,
+        "kind": "ModelVersion",
+        "metadata": {"name": dns_label(args.model, args.version), "namespace": args.namespace},
+        "spec": spec.model_dump(
+            by_alias=True, mode="json", exclude_none=True, exclude_defaults=True
+        ),
+    }
     if args.dry_run:
         print(yaml.safe_dump(manifest, sort_keys=False), end="")
         return 0
@@ -102,7 +137,8 @@ def cmd_register(args: argparse.Namespace) -> int:
     except ApiError as e:
         print(f"ciclo register: {e.message}", file=sys.stderr)
         return 1
-    print(f"modelversion {manifest['metadata']['name']} registered (sha256 {spec.artifact.sha256[:12]}…)")
+    digest = spec.artifact.sha256[:12]
+    print(f"modelversion {manifest['metadata']['name']} registered (sha256 {digest}…)")
     return 0
 
 
@@ -119,26 +155,38 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--verbose", action="store_true")
     run.set_defaults(func=cmd_run)
 
-    status = sub.add_parser("status", help="a table of models: desired, serving, ready, last action")
+    status = sub.add_parser(
+        "status", help="a table of models: desired, serving, ready, last action"
+    )
     status.add_argument("-n", "--namespace", default="default")
     status.add_argument("-A", "--all-namespaces", action="store_true")
     status.set_defaults(func=cmd_status)
 
-    back = sub.add_parser("rollback", help="mark the serving version bad and serve the last good one")
+    back = sub.add_parser(
+        "rollback", help="mark the serving version bad and serve the last good one"
+    )
     back.add_argument("model")
     back.add_argument("-n", "--namespace", default="default")
     back.add_argument("--reason", default="rolled back by hand with `ciclo rollback`")
     back.set_defaults(func=cmd_rollback)
 
-    register = sub.add_parser("register", help="create a ModelVersion from an artifact, computing its sha256")
-    register.add_argument("artifact", help="a local path or a URI (file://, https://, s3://, gs://)")
+    register = sub.add_parser(
+        "register", help="create a ModelVersion from an artifact, computing its sha256"
+    )
+    register.add_argument(
+        "artifact", help="a local path or a URI (file://, https://, s3://, gs://)"
+    )
     register.add_argument("--model", required=True)
     register.add_argument("--version", required=True, dest="version")
-    register.add_argument("--format", required=True, choices=["sklearn", "xgboost", "lightgbm", "onnx"])
+    register.add_argument(
+        "--format", required=True, choices=["sklearn", "xgboost", "lightgbm", "onnx"]
+    )
     register.add_argument("--metric", action="append", default=[], metavar="NAME=VALUE")
     register.add_argument("--description")
     register.add_argument("-n", "--namespace", default="default")
-    register.add_argument("--dry-run", action="store_true", help="print the manifest instead of creating it")
+    register.add_argument(
+        "--dry-run", action="store_true", help="print the manifest instead of creating it"
+    )
     register.set_defaults(func=cmd_register)
     return parser
 

@@ -18,6 +18,8 @@ class Config:
 
     @classmethod
     def from_env(cls) -> Config:
-        return cls(image=os.environ.get("CICLO_RUNTIME_IMAGE", DEFAULT_IMAGE),
-                   resync_seconds=float(os.environ.get("CICLO_RESYNC_SECONDS", "60")),
-                   metrics_port=int(os.environ.get("CICLO_METRICS_PORT", "8000")))
+        return cls(
+            image=os.environ.get("CICLO_RUNTIME_IMAGE", DEFAULT_IMAGE),
+            resync_seconds=float(os.environ.get("CICLO_RESYNC_SECONDS", "60")),
+            metrics_port=int(os.environ.get("CICLO_METRICS_PORT", "8000")),
+        )

@@ -6,11 +6,17 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 REGISTRY = CollectorRegistry()
 
-RECONCILES = Counter("ciclo_reconciles", "Reconciles by kind and result", ["kind", "result"],
-                     registry=REGISTRY)
-RECONCILE_SECONDS = Histogram("ciclo_reconcile_duration_seconds", "Reconcile duration", ["kind"],
-                              registry=REGISTRY)
+RECONCILES = Counter(
+    "ciclo_reconciles", "Reconciles by kind and result", ["kind", "result"], registry=REGISTRY
+)
+RECONCILE_SECONDS = Histogram(
+    "ciclo_reconcile_duration_seconds", "Reconcile duration", ["kind"], registry=REGISTRY
+)
 ROLLBACKS = Counter("ciclo_rollbacks", "Rollbacks carried out", registry=REGISTRY)
 RETIREMENTS = Counter("ciclo_retirements", "Models retired", registry=REGISTRY)
-MODELS = Gauge("ciclo_models", "Models by condition type and status", ["condition", "status"],
-               registry=REGISTRY)
+MODELS = Gauge(
+    "ciclo_models",
+    "Models by condition type and status",
+    ["condition", "status"],
+    registry=REGISTRY,
+)

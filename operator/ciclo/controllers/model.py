@@ -14,6 +14,7 @@ import logging
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Mapping
 from typing import Any
 
 import kopf
@@ -64,9 +65,14 @@ def _reconcile(kube: Kube, config: Config, namespace: str, name: str) -> None:
     raw_versions = kube.list(MODEL_VERSIONS, namespace, fields=f"spec.model={name}")
     versions = [ModelVersion.model_validate(v) for v in raw_versions]
     selector = f"{manifests.MODEL_LABEL}={name},app.kubernetes.io/managed-by=ciclo"
-    deployments = [DeploymentState(d["metadata"]["name"], d["metadata"]["labels"][manifests.VERSION_LABEL],
-                                   d.get("status", {}).get("readyReplicas", 0))
-                   for d in kube.list(DEPLOYMENTS, namespace, labels=selector)]
+    deployments = [
+        DeploymentState(
+            d["metadata"]["name"],
+            d["metadata"]["labels"][manifests.VERSION_LABEL],
+            d.get("status", {}).get("readyReplicas", 0),
+        )
+        for d in kube.list(DEPLOYMENTS, namespace, labels=selector)
+    ]
     pods = kube.list(PODS, namespace, labels=selector)
     now = _now()
     result = plan(model, versions, deployments, config.image, now, fetch_outcomes(pods))
@@ -81,31 +87,62 @@ def _reconcile(kube: Kube, config: Config, namespace: str, name: str) -> None:
         kube.delete(DEPLOYMENTS, namespace, stale)
 
     if _dump(result.status) != _dump(model.status):
-        kube.apply(MODELS, {"apiVersion": model.api_version, "kind": "Model",
-                            "metadata": {"name": name, "namespace": namespace},
-                            "status": _dump(result.status)}, status=True)
+        kube.apply(
+            MODELS,
+            {
+                "apiVersion": model.api_version,
+                "kind": "Model",
+                "metadata": {"name": name, "namespace": namespace},
+                "status": _dump(result.status),
+            },
+            status=True,
+        )
     by_name = {v["metadata"]["name"]: v for v in raw_versions}
     for update in result.versions:
-        status: Json = {"phase": update.phase,
-                        "conditions": [_dump(c) for c in (update.serving, update.validated) if c]}
+        status: Json = {
+            "phase": update.phase,
+            "conditions": [_dump(c) for c in (update.serving, update.validated) if c],
+        }
         for key, value in (("servedAt", update.served_at), ("stoppedAt", update.stopped_at)):
             if value is not None:
                 status[key] = value.isoformat().replace("+00:00", "Z")
         if update.stop_reason:
             status["stopReason"] = update.stop_reason
-        kube.apply(MODEL_VERSIONS, {"apiVersion": model.api_version, "kind": "ModelVersion",
-                                    "metadata": {"name": update.name, "namespace": namespace},
-                                    "status": status}, status=True)
+        kube.apply(
+            MODEL_VERSIONS,
+            {
+                "apiVersion": model.api_version,
+                "kind": "ModelVersion",
+                "metadata": {"name": update.name, "namespace": namespace},
+                "status": status,
+            },
+            status=True,
+        )
         if update.clear_rollback:
             # An empty apply by the manager that set it removes the rollback record.
-            kube.apply(MODEL_VERSIONS, {"apiVersion": model.api_version, "kind": "ModelVersion",
-                                        "metadata": {"name": update.name, "namespace": namespace}},
-                       manager=rollback.MANAGER, status=True)
+            kube.apply(
+                MODEL_VERSIONS,
+                {
+                    "apiVersion": model.api_version,
+                    "kind": "ModelVersion",
+                    "metadata": {"name": update.name, "namespace": namespace},
+                },
+                manager=rollback.MANAGER,
+                status=True,
+            )
         if update.event:
-            events.emit(kube, by_name[update.name], update.event.reason, update.event.message,
-                        update.event.key, update.event.type)
+            events.emit(
+                kube,
+                by_name[update.name],
+                update.event.reason,
+                update.event.message,
+                update.event.key,
+                update.event.type,
+            )
     for transition in result.events:
-        events.emit(kube, raw, transition.reason, transition.message, transition.key, transition.type)
+        events.emit(
+            kube, raw, transition.reason, transition.message, transition.key, transition.type
+        )
         if transition.reason == "RolledBack":
             metrics.ROLLBACKS.inc()
         elif transition.reason == "Retired":
@@ -118,19 +155,25 @@ def resync_all(kube: Kube, config: Config) -> None:
         try:
             reconcile(kube, config, raw["metadata"]["namespace"], raw["metadata"]["name"])
         except Exception:
-            log.exception("resync of model %s/%s", raw["metadata"]["namespace"], raw["metadata"]["name"])
+            log.exception(
+                "resync of model %s/%s", raw["metadata"]["namespace"], raw["metadata"]["name"]
+            )
 
 
 def register(kube: Kube, config: Config) -> None:
     """The kopf handlers: every one of them reconciles the whole Model."""
 
-    @kopf.on.event("ciclo.dev", "v1alpha1", "models")  # type: ignore[arg-type]
-    def model_event(namespace: str, name: str, type: str | None, **_: Any) -> None:
-        if type != "DELETED":
+    @kopf.on.event("ciclo.dev", "v1alpha1", "models")
+    def model_event(namespace: str | None, name: str, type: str, **_: Any) -> None:
+        if namespace and type != "DELETED":
             reconcile(kube, config, namespace, name)
 
-    @kopf.on.event("apps", "v1", "deployments",  # type: ignore[arg-type]
-                   labels={"app.kubernetes.io/managed-by": "ciclo"})
-    def deployment_event(namespace: str, labels: dict[str, str], **_: Any) -> None:
-        if manifests.MODEL_LABEL in labels:
+    @kopf.on.event(
+        "apps",
+        "v1",
+        "deployments",
+        labels={"app.kubernetes.io/managed-by": "ciclo"},
+    )
+    def deployment_event(namespace: str | None, labels: Mapping[str, str], **_: Any) -> None:
+        if namespace and manifests.MODEL_LABEL in labels:
             reconcile(kube, config, namespace, labels[manifests.MODEL_LABEL])

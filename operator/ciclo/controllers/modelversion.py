@@ -53,55 +53,93 @@ def reconcile(kube: Kube, config: Config, body: Json) -> None:
     has = FINALIZER in meta.get("finalizers", [])
     if hold != has or meta.get("labels", {}).get(manifests.MODEL_LABEL) != model_name:
         # Dropping the finalizer from our apply releases it: we are its only manager.
-        kube.apply(MODEL_VERSIONS, {
-            "apiVersion": body["apiVersion"], "kind": "ModelVersion",
-            "metadata": {"name": name, "namespace": namespace, "finalizers": [FINALIZER] if hold else [],
-                         "labels": {manifests.MODEL_LABEL: model_name}},
-        }, manager=MANAGER)
+        kube.apply(
+            MODEL_VERSIONS,
+            {
+                "apiVersion": body["apiVersion"],
+                "kind": "ModelVersion",
+                "metadata": {
+                    "name": name,
+                    "namespace": namespace,
+                    "finalizers": [FINALIZER] if hold else [],
+                    "labels": {manifests.MODEL_LABEL: model_name},
+                },
+            },
+            manager=MANAGER,
+        )
     if deleting and not blocker:
         log.info("modelversion %s/%s released for deletion", namespace, name)
         if model is not None:
             model_controller.reconcile(kube, config, namespace, model_name)
         return
 
-    found = Condition(type="ModelFound", status="True" if model else "False",
-                      reason="Found" if model else "ModelNotFound",
-                      message=f"model {model_name}" + ("" if model else " does not exist in this namespace"),
-                      observed_generation=meta.get("generation", 0))
+    found = Condition(
+        type="ModelFound",
+        status="True" if model else "False",
+        reason="Found" if model else "ModelNotFound",
+        message=f"model {model_name}" + ("" if model else " does not exist in this namespace"),
+        observed_generation=meta.get("generation", 0),
+    )
     wanted = [found]
     if blocker:
-        wanted.append(Condition(type="DeletionBlocked", status="True", reason="InUse",
-                                message=f"{blocker}; change the Model first",
-                                observed_generation=meta.get("generation", 0)))
+        wanted.append(
+            Condition(
+                type="DeletionBlocked",
+                status="True",
+                reason="InUse",
+                message=f"{blocker}; change the Model first",
+                observed_generation=meta.get("generation", 0),
+            )
+        )
     existing = {c["type"]: c for c in body.get("status", {}).get("conditions", [])}
     conditions = []
     for c in wanted:
         before = existing.get(c.type)
         same = before and before["status"] == c.status
-        stamp = before["lastTransitionTime"] if same and before else now.isoformat().replace("+00:00", "Z")
-        conditions.append({**c.model_dump(by_alias=True, mode="json", exclude_none=True),
-                           "lastTransitionTime": stamp})
+        stamp = (
+            before["lastTransitionTime"]
+            if same and before
+            else now.isoformat().replace("+00:00", "Z")
+        )
+        conditions.append(
+            {
+                **c.model_dump(by_alias=True, mode="json", exclude_none=True),
+                "lastTransitionTime": stamp,
+            }
+        )
     status: Json = {"observedGeneration": meta.get("generation", 0), "conditions": conditions}
     if model is None:
         status["phase"] = "Registered"  # the Model controller owns phase once the Model exists
     current = body.get("status", {})
-    stale = (current.get("observedGeneration") != status["observedGeneration"]
-             or any(existing.get(c["type"]) != c for c in conditions)
-             or (not blocker and "DeletionBlocked" in existing)
-             or ("phase" in status and current.get("phase") != status["phase"]))
+    stale = (
+        current.get("observedGeneration") != status["observedGeneration"]
+        or any(existing.get(c["type"]) != c for c in conditions)
+        or (not blocker and "DeletionBlocked" in existing)
+        or ("phase" in status and current.get("phase") != status["phase"])
+    )
     if stale:
-        kube.apply(MODEL_VERSIONS, {"apiVersion": body["apiVersion"], "kind": "ModelVersion",
-                                    "metadata": {"name": name, "namespace": namespace}, "status": status},
-                   manager=MANAGER, status=True)
+        kube.apply(
+            MODEL_VERSIONS,
+            {
+                "apiVersion": body["apiVersion"],
+                "kind": "ModelVersion",
+                "metadata": {"name": name, "namespace": namespace},
+                "status": status,
+            },
+            manager=MANAGER,
+            status=True,
+        )
     if model is not None:
         model_controller.reconcile(kube, config, namespace, model_name)
 
 
 def register(kube: Kube, config: Config) -> None:
-    @kopf.on.event("ciclo.dev", "v1alpha1", "modelversions")  # type: ignore[arg-type]
-    def version_event(body: kopf.Body, type: str | None, **_: Any) -> None:
+    @kopf.on.event("ciclo.dev", "v1alpha1", "modelversions")
+    def version_event(body: kopf.Body, type: str, **_: Any) -> None:
         raw: Json = dict(body)
         if type == "DELETED":
-            model_controller.reconcile(kube, config, raw["metadata"]["namespace"], raw["spec"]["model"])
+            model_controller.reconcile(
+                kube, config, raw["metadata"]["namespace"], raw["spec"]["model"]
+            )
         else:
             reconcile(kube, config, raw)

@@ -48,7 +48,7 @@ def setup(config: Config, kubeconfig: str | None = None) -> Kube:
     model.register(kube, config)
     modelversion.register(kube, config)
 
-    @kopf.on.startup()  # type: ignore[arg-type]
+    @kopf.on.startup()
     async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
         configure(settings, config)
         start_http_server(config.metrics_port, registry=metrics.REGISTRY)

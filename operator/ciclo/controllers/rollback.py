@@ -30,7 +30,9 @@ class Rollback:
     target: str
 
 
-def request(kube: Kube, config: Config, namespace: str, name: str, reason: str, message: str) -> Rollback:
+def request(
+    kube: Kube, config: Config, namespace: str, name: str, reason: str, message: str
+) -> Rollback:
     raw = kube.get(MODELS, namespace, name)
     if raw is None:
         raise RollbackRefused(f"model {namespace}/{name} not found")
@@ -42,16 +44,26 @@ def request(kube: Kube, config: Config, namespace: str, name: str, reason: str, 
     versions = [ModelVersion.model_validate(v) for v in raws]
     now = dt.datetime.now(dt.UTC).replace(microsecond=0)
     record = RollbackRecord(reason=reason, message=message, at=now)
-    marked = [v.model_copy(update={"status": v.status.model_copy(update={"rolled_back": record})})
-              if v.spec.version == bad else v for v in versions]
+    marked = [
+        v.model_copy(update={"status": v.status.model_copy(update={"rolled_back": record})})
+        if v.spec.version == bad
+        else v
+        for v in versions
+    ]
     # What the Model controller would do with the mark: if it keeps serving `bad`, refuse.
     outcome = plan(model, marked, [], config.image, now).status.serving_version
     if outcome in (None, bad):
         raise RollbackRefused(f"model {name}: no good version to roll back to from {bad}")
     target = next(v for v in versions if v.spec.version == bad)
-    kube.apply(MODEL_VERSIONS, {
-        "apiVersion": target.api_version, "kind": "ModelVersion",
-        "metadata": {"name": target.metadata.name, "namespace": namespace},
-        "status": {"rolledBack": record.model_dump(by_alias=True, mode="json")},
-    }, manager=MANAGER, status=True)
+    kube.apply(
+        MODEL_VERSIONS,
+        {
+            "apiVersion": target.api_version,
+            "kind": "ModelVersion",
+            "metadata": {"name": target.metadata.name, "namespace": namespace},
+            "status": {"rolledBack": record.model_dump(by_alias=True, mode="json")},
+        },
+        manager=MANAGER,
+        status=True,
+    )
     return Rollback(model=name, bad=bad, target=outcome)

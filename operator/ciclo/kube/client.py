@@ -49,7 +49,9 @@ class Ref:
     plural: str
     namespaced: bool = True
 
-    def path(self, namespace: str | None = None, name: str | None = None, sub: str | None = None) -> str:
+    def path(
+        self, namespace: str | None = None, name: str | None = None, sub: str | None = None
+    ) -> str:
         base = f"/api/{self.version}" if not self.group else f"/apis/{self.group}/{self.version}"
         if self.namespaced and namespace:
             base += f"/namespaces/{quote(namespace)}"
@@ -72,28 +74,49 @@ EVENTS = Ref("events.k8s.io", "v1", "events")
 
 def load_client(kubeconfig: str | None = None) -> kubernetes.client.ApiClient:
     """In-cluster configuration in a pod, else the kubeconfig (KUBECONFIG or ~/.kube/config)."""
-    if kubeconfig is None and os.environ.get("KUBERNETES_SERVICE_HOST") and not os.environ.get("KUBECONFIG"):
+    if (
+        kubeconfig is None
+        and os.environ.get("KUBERNETES_SERVICE_HOST")
+        and not os.environ.get("KUBECONFIG")
+    ):
         kubernetes.config.load_incluster_config()  # type: ignore[no-untyped-call]
         return kubernetes.client.ApiClient()
-    return kubernetes.config.new_client_from_config(config_file=kubeconfig)
+    client: kubernetes.client.ApiClient = kubernetes.config.new_client_from_config(  # type: ignore[no-untyped-call]
+        config_file=kubeconfig
+    )
+    return client
 
 
 class Kube:
     def __init__(self, client: kubernetes.client.ApiClient) -> None:
         self.client = client
 
-    def request(self, method: str, path: str, body: Json | None = None, *,
-                content_type: str = "application/json", query: dict[str, str] | None = None) -> Json:
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: Json | None = None,
+        *,
+        content_type: str = "application/json",
+        query: dict[str, str] | None = None,
+    ) -> Json:
         headers = {"Accept": "application/json", "Content-Type": content_type}
         m, url, hdrs, data, _ = self.client.param_serialize(
-            method, path, query_params=list((query or {}).items()), header_params=headers, body=body,
-            auth_settings=["BearerToken"])
+            method,
+            path,
+            query_params=list((query or {}).items()),
+            header_params=headers,
+            body=body,
+            auth_settings=["BearerToken"],
+        )
         response = self.client.call_api(m, url, hdrs, data)
-        response.read()
+        response.read()  # type: ignore[no-untyped-call]
         payload: Json = json.loads(response.data) if response.data else {}
         if response.status >= 400:
             error = {404: NotFound, 409: Conflict}.get(response.status, ApiError)
-            raise error(response.status, str(payload.get("reason", "")), str(payload.get("message", "")))
+            raise error(
+                response.status, str(payload.get("reason", "")), str(payload.get("message", ""))
+            )
         return payload
 
     def get(self, ref: Ref, namespace: str, name: str) -> Json | None:
@@ -102,22 +125,41 @@ class Kube:
         except NotFound:
             return None
 
-    def list(self, ref: Ref, namespace: str | None = None, *, labels: str | None = None,
-             fields: str | None = None) -> list[Json]:
+    def list(
+        self,
+        ref: Ref,
+        namespace: str | None = None,
+        *,
+        labels: str | None = None,
+        fields: str | None = None,
+    ) -> list[Json]:
         query = {k: v for k, v in (("labelSelector", labels), ("fieldSelector", fields)) if v}
         items: list[Json] = self.request("GET", ref.path(namespace), query=query).get("items", [])
         return items
 
-    def apply(self, ref: Ref, body: Json, *, manager: str = FIELD_MANAGER, status: bool = False) -> Json:
+    def apply(
+        self, ref: Ref, body: Json, *, manager: str = FIELD_MANAGER, status: bool = False
+    ) -> Json:
         """Server-side apply, forcing: the operator is the authority for what it applies."""
         meta = body["metadata"]
         path = ref.path(meta.get("namespace"), meta["name"], "status" if status else None)
-        return self.request("PATCH", path, body, content_type=APPLY,
-                            query={"fieldManager": manager, "force": "true"})
+        return self.request(
+            "PATCH",
+            path,
+            body,
+            content_type=APPLY,
+            query={"fieldManager": manager, "force": "true"},
+        )
 
-    def merge(self, ref: Ref, namespace: str, name: str, patch: Json, *, status: bool = False) -> Json:
-        return self.request("PATCH", ref.path(namespace, name, "status" if status else None), patch,
-                            content_type=MERGE)
+    def merge(
+        self, ref: Ref, namespace: str, name: str, patch: Json, *, status: bool = False
+    ) -> Json:
+        return self.request(
+            "PATCH",
+            ref.path(namespace, name, "status" if status else None),
+            patch,
+            content_type=MERGE,
+        )
 
     def delete(self, ref: Ref, namespace: str, name: str) -> bool:
         try:

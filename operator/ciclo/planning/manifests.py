@@ -34,20 +34,34 @@ def deployment_name(model: str, version: str) -> str:
 
 
 def labels(model: str, version: str | None = None) -> dict[str, str]:
-    out = {MODEL_LABEL: model, "app.kubernetes.io/name": model, "app.kubernetes.io/managed-by": "ciclo"}
+    out = {
+        MODEL_LABEL: model,
+        "app.kubernetes.io/name": model,
+        "app.kubernetes.io/managed-by": "ciclo",
+    }
     if version is not None:
         out[VERSION_LABEL] = version
     return out
 
 
 def owner(model: Model) -> Json:
-    return {"apiVersion": model.api_version, "kind": "Model", "name": model.metadata.name,
-            "uid": model.metadata.uid, "controller": True, "blockOwnerDeletion": True}
+    return {
+        "apiVersion": model.api_version,
+        "kind": "Model",
+        "name": model.metadata.name,
+        "uid": model.metadata.uid,
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
 
 
 def _restricted() -> Json:
-    return {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]},
-            "readOnlyRootFilesystem": True, "runAsNonRoot": True}
+    return {
+        "allowPrivilegeEscalation": False,
+        "capabilities": {"drop": ["ALL"]},
+        "readOnlyRootFilesystem": True,
+        "runAsNonRoot": True,
+    }
 
 
 def artifact_file(version: ModelVersion) -> str:
@@ -59,12 +73,37 @@ def deployment(model: Model, version: ModelVersion, replicas: int, role: str, im
     serving = model.spec.serving
     name = model.metadata.name
     pod_labels = labels(name, version.spec.version)
-    fetch = ["ciclo", "fetch", version.spec.artifact.uri, artifact_file(version),
-             "--sha256", version.spec.artifact.sha256]
-    init = [{"name": "fetch", "image": image, "command": fetch, "securityContext": _restricted(),
-             "volumeMounts": [{"name": "models", "mountPath": MODEL_DIR}]}]
-    serve = ["ciclo", "serve", "--model", artifact_file(version), "--format", version.spec.artifact.format,
-             "--name", name, "--version", version.spec.version, "--port", str(serving.port)]
+    fetch = [
+        "ciclo",
+        "fetch",
+        version.spec.artifact.uri,
+        artifact_file(version),
+        "--sha256",
+        version.spec.artifact.sha256,
+    ]
+    init = [
+        {
+            "name": "fetch",
+            "image": image,
+            "command": fetch,
+            "securityContext": _restricted(),
+            "volumeMounts": [{"name": "models", "mountPath": MODEL_DIR}],
+        }
+    ]
+    serve = [
+        "ciclo",
+        "serve",
+        "--model",
+        artifact_file(version),
+        "--format",
+        version.spec.artifact.format,
+        "--name",
+        name,
+        "--version",
+        version.spec.version,
+        "--port",
+        str(serving.port),
+    ]
     baseline = version.spec.baseline
     if baseline is not None:
         fetch_baseline = ["ciclo", "fetch", baseline.uri, f"{MODEL_DIR}/baseline.json"]
@@ -73,11 +112,16 @@ def deployment(model: Model, version: ModelVersion, replicas: int, role: str, im
         init.append({**init[0], "name": "fetch-baseline", "command": fetch_baseline})
         serve += ["--baseline", f"{MODEL_DIR}/baseline.json"]
     container: Json = {
-        "name": "serve", "image": image, "command": serve,
+        "name": "serve",
+        "image": image,
+        "command": serve,
         "ports": [{"name": "http", "containerPort": serving.port}],
         "env": [{"name": e.name, "value": e.value} for e in serving.env],
-        "readinessProbe": {"httpGet": {"path": "/v2/health/ready", "port": "http"},
-                           "periodSeconds": 2, "failureThreshold": 3},
+        "readinessProbe": {
+            "httpGet": {"path": "/v2/health/ready", "port": "http"},
+            "periodSeconds": 2,
+            "failureThreshold": 3,
+        },
         "securityContext": _restricted(),
         "volumeMounts": [{"name": "models", "mountPath": MODEL_DIR, "readOnly": True}],
     }
@@ -85,8 +129,13 @@ def deployment(model: Model, version: ModelVersion, replicas: int, role: str, im
     if resources:
         container["resources"] = resources
     pod_spec: Json = {
-        "securityContext": {"runAsNonRoot": True, "runAsUser": RUNTIME_UID, "runAsGroup": RUNTIME_UID,
-                            "fsGroup": RUNTIME_UID, "seccompProfile": {"type": "RuntimeDefault"}},
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": RUNTIME_UID,
+            "runAsGroup": RUNTIME_UID,
+            "fsGroup": RUNTIME_UID,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
         "initContainers": init,
         "containers": [container],
         "volumes": [{"name": "models", "emptyDir": {}}],
@@ -95,7 +144,9 @@ def deployment(model: Model, version: ModelVersion, replicas: int, role: str, im
     if serving.node_selector:
         pod_spec["nodeSelector"] = serving.node_selector
     if serving.tolerations:
-        pod_spec["tolerations"] = [t.model_dump(by_alias=True, exclude_none=True) for t in serving.tolerations]
+        pod_spec["tolerations"] = [
+            t.model_dump(by_alias=True, exclude_none=True) for t in serving.tolerations
+        ]
     if serving.affinity:
         pod_spec["affinity"] = serving.affinity
     if serving.image_pull_secrets:
@@ -103,16 +154,26 @@ def deployment(model: Model, version: ModelVersion, replicas: int, role: str, im
     if serving.service_account_name:
         pod_spec["serviceAccountName"] = serving.service_account_name
     return {
-        "apiVersion": "apps/v1", "kind": "Deployment",
-        "metadata": {"name": deployment_name(name, version.spec.version), "namespace": model.metadata.namespace,
-                     "labels": {**pod_labels, ROLE_LABEL: role}, "ownerReferences": [owner(model)]},
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {
+            "name": deployment_name(name, version.spec.version),
+            "namespace": model.metadata.namespace,
+            "labels": {**pod_labels, ROLE_LABEL: role},
+            "ownerReferences": [owner(model)],
+        },
         "spec": {
             "replicas": replicas,
             "selector": {"matchLabels": {MODEL_LABEL: name, VERSION_LABEL: version.spec.version}},
             "template": {
-                "metadata": {"labels": pod_labels, "annotations": {
-                    "prometheus.io/scrape": "true", "prometheus.io/port": str(serving.port),
-                    "prometheus.io/path": "/metrics"}},
+                "metadata": {
+                    "labels": pod_labels,
+                    "annotations": {
+                        "prometheus.io/scrape": "true",
+                        "prometheus.io/port": str(serving.port),
+                        "prometheus.io/path": "/metrics",
+                    },
+                },
                 "spec": pod_spec,
             },
         },
@@ -123,9 +184,14 @@ def service(model: Model, serving_version: str) -> Json:
     """One Service per Model; its selector names the version that serves."""
     name = model.metadata.name
     return {
-        "apiVersion": "v1", "kind": "Service",
-        "metadata": {"name": name, "namespace": model.metadata.namespace, "labels": labels(name),
-                     "ownerReferences": [owner(model)]},
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {
+            "name": name,
+            "namespace": model.metadata.namespace,
+            "labels": labels(name),
+            "ownerReferences": [owner(model)],
+        },
         "spec": {
             "selector": {MODEL_LABEL: name, VERSION_LABEL: serving_version},
             "ports": [{"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"}],

@@ -77,11 +77,21 @@ def fetch_outcomes(pods: list[Json]) -> dict[str, tuple[bool, str]]:
             continue
         status = pod.get("status", {})
         for init in status.get("initContainerStatuses", []):
-            terminated = (init.get("state", {}).get("terminated") or init.get("lastState", {}).get("terminated"))
-            if init["name"].startswith("fetch") and terminated and terminated.get("exitCode", 0) != 0:
-                why = (terminated.get("message") or terminated.get("reason") or "the fetch failed").strip()
+            terminated = init.get("state", {}).get("terminated") or init.get("lastState", {}).get(
+                "terminated"
+            )
+            if (
+                init["name"].startswith("fetch")
+                and terminated
+                and terminated.get("exitCode", 0) != 0
+            ):
+                why = (
+                    terminated.get("message") or terminated.get("reason") or "the fetch failed"
+                ).strip()
                 out.setdefault(version, (False, why.splitlines()[-1]))
-        started = any(c.get("state", {}).get("running") for c in status.get("containerStatuses", []))
+        started = any(
+            c.get("state", {}).get("running") for c in status.get("containerStatuses", [])
+        )
         if started and status.get("initContainerStatuses"):
             out[version] = (True, "the artifact was fetched and its sha256 matched")
     return out
@@ -91,24 +101,49 @@ def _validated(version: ModelVersion, outcome: tuple[bool, str] | None) -> Condi
     if outcome is None:
         return None
     ok, message = outcome
-    return Condition(type="Validated", status=conditions.status_of(ok),
-                     reason="ArtifactVerified" if ok else "FetchFailed", message=message,
-                     observed_generation=version.metadata.generation)
+    return Condition(
+        type="Validated",
+        status=conditions.status_of(ok),
+        reason="ArtifactVerified" if ok else "FetchFailed",
+        message=message,
+        observed_generation=version.metadata.generation,
+    )
 
 
-def plan(model: Model, versions: list[ModelVersion], deployments: list[DeploymentState],
-         image: str, now: dt.datetime, fetch: dict[str, tuple[bool, str]] | None = None) -> ModelPlan:
+def plan(
+    model: Model,
+    versions: list[ModelVersion],
+    deployments: list[DeploymentState],
+    image: str,
+    now: dt.datetime,
+    fetch: dict[str, tuple[bool, str]] | None = None,
+) -> ModelPlan:
     spec, status = model.spec, model.status
-    validated = {v.metadata.name: _validated(v, (fetch or {}).get(v.spec.version)) for v in versions}
-    versions = [v.model_copy(update={"status": v.status.model_copy(update={
-        "conditions": conditions.merge(v.status.conditions, [c], now)})}) if (c := validated[v.metadata.name])
-        else v for v in versions]
+    validated = {
+        v.metadata.name: _validated(v, (fetch or {}).get(v.spec.version)) for v in versions
+    }
+    versions = [
+        v.model_copy(
+            update={
+                "status": v.status.model_copy(
+                    update={"conditions": conditions.merge(v.status.conditions, [c], now)}
+                )
+            }
+        )
+        if (c := validated[v.metadata.name])
+        else v
+        for v in versions
+    ]
     name = model.metadata.name
     by_version = {v.spec.version: v for v in versions}
     desired = spec.version
     desired_changed = status.desired_version is not None and status.desired_version != desired
     # A user who names a rolled-back version again asks to try it again.
-    clear = {desired} if desired_changed and desired in by_version and by_version[desired].status.rolled_back else set()
+    clear = (
+        {desired}
+        if desired_changed and desired in by_version and by_version[desired].status.rolled_back
+        else set()
+    )
     rolled_back = {v for v, mv in by_version.items() if mv.status.rolled_back and v not in clear}
     unusable = rolled_back | {v for v, mv in by_version.items() if failed(mv)}
     current = status.serving_version
@@ -120,16 +155,31 @@ def plan(model: Model, versions: list[ModelVersion], deployments: list[Deploymen
         target, problem = current, ("VersionNotFound", f"no ModelVersion {desired} of model {name}")
     elif failed(by_version[desired]):
         reason = conditions.find(by_version[desired].status.conditions, "Validated")
-        target, problem = current, ("VersionInvalid", f"{desired}: {reason.message if reason else 'invalid'}")
+        target, problem = (
+            current,
+            ("VersionInvalid", f"{desired}: {reason.message if reason else 'invalid'}"),
+        )
     elif desired in rolled_back:
         record = by_version[desired].status.rolled_back
-        good = next((h.version for h in history if h.version != desired and h.version in by_version
-                     and h.version not in unusable), None)
+        good = next(
+            (
+                h.version
+                for h in history
+                if h.version != desired and h.version in by_version and h.version not in unusable
+            ),
+            None,
+        )
         why = f"{record.reason}: {record.message}" if record else "rolled back"
         if good is None:
             keep = current or desired  # what serves now, bad or not, beats nothing
-            target, problem = keep, ("NoGoodVersion", f"{desired} is marked bad ({why}) but no good "
-                                     f"version is left to roll back to; {keep} keeps serving")
+            target, problem = (
+                keep,
+                (
+                    "NoGoodVersion",
+                    f"{desired} is marked bad ({why}) but no good "
+                    f"version is left to roll back to; {keep} keeps serving",
+                ),
+            )
         else:
             target, problem = good, ("RolledBack", f"{desired} rolled back to {good}: {why}")
 
@@ -140,12 +190,18 @@ def plan(model: Model, versions: list[ModelVersion], deployments: list[Deploymen
     stamp = int(now.timestamp())
     if serving != current:
         if history and history[0].until is None:
-            outcome = "RolledBack" if current in rolled_back else ("Retired" if serving is None else "Replaced")
+            outcome = (
+                "RolledBack"
+                if current in rolled_back
+                else ("Retired" if serving is None else "Replaced")
+            )
             history[0] = history[0].model_copy(update={"until": now, "outcome": outcome})
         if serving is not None:
             history.insert(0, HistoryEntry(version=serving, since=now))
         if serving is None:
-            events.append(Transition("Retired", f"retired; {current} no longer serves", f"retired-{stamp}"))
+            events.append(
+                Transition("Retired", f"retired; {current} no longer serves", f"retired-{stamp}")
+            )
         elif problem and problem[0] == "RolledBack":
             events.append(Transition("RolledBack", problem[1], f"rolledback-{stamp}", "Warning"))
         else:
@@ -158,7 +214,11 @@ def plan(model: Model, versions: list[ModelVersion], deployments: list[Deploymen
         for h in history[1:]:
             if len(warm) >= spec.serving.keep_previous:
                 break
-            if h.version != serving and h.version in by_version and h.version not in unusable | set(warm):
+            if (
+                h.version != serving
+                and h.version in by_version
+                and h.version not in unusable | set(warm)
+            ):
                 warm.append(h.version)
 
     # Deployments: the serving version, the warm ones; retired keeps them all at zero.
@@ -169,8 +229,11 @@ def plan(model: Model, versions: list[ModelVersion], deployments: list[Deploymen
     else:
         replicas.update({d.version: (0, "retired") for d in deployments if d.version in by_version})
     result = ModelPlan()
-    result.deployments = [manifests.deployment(model, by_version[v], n, role, image)
-                          for v, (n, role) in replicas.items() if v in by_version]
+    result.deployments = [
+        manifests.deployment(model, by_version[v], n, role, image)
+        for v, (n, role) in replicas.items()
+        if v in by_version
+    ]
     wanted = {d["metadata"]["name"] for d in result.deployments}
     result.delete_deployments = sorted(d.name for d in deployments if d.name not in wanted)
     if serving is not None:
@@ -182,44 +245,84 @@ def plan(model: Model, versions: list[ModelVersion], deployments: list[Deploymen
     generation = model.metadata.generation
 
     def cond(kind: str, ok: bool, reason: str, message: str) -> Condition:
-        return Condition(type=kind, status=conditions.status_of(ok), reason=reason, message=message,
-                         observed_generation=generation)
+        return Condition(
+            type=kind,
+            status=conditions.status_of(ok),
+            reason=reason,
+            message=message,
+            observed_generation=generation,
+        )
 
     if spec.retired:
         ready_c = cond("Ready", False, "Retired", "the model is retired: nothing serves")
         progressing = cond("Progressing", False, "Retired", "retired")
     elif serving is None:
-        ready_c = cond("Ready", False, problem[0] if problem else "NoVersion", problem[1] if problem else "")
-        progressing = cond("Progressing", False, problem[0] if problem else "NoVersion", "nothing to serve")
+        ready_c = cond(
+            "Ready", False, problem[0] if problem else "NoVersion", problem[1] if problem else ""
+        )
+        progressing = cond(
+            "Progressing", False, problem[0] if problem else "NoVersion", "nothing to serve"
+        )
     elif is_ready:
-        ready_c = cond("Ready", True, "Serving", f"{serving} serves with {ready}/{want} ready replicas")
+        ready_c = cond(
+            "Ready", True, "Serving", f"{serving} serves with {ready}/{want} ready replicas"
+        )
         progressing = cond("Progressing", False, "Complete", f"{serving} is rolled out")
     else:
         ready_c = cond("Ready", False, "Progressing", f"{serving}: {ready}/{want} replicas ready")
-        progressing = cond("Progressing", True, "Rollout", f"rolling out {serving}: {ready}/{want} ready")
-    degraded = (cond("Degraded", True, *problem) if problem
-                else cond("Degraded", False, "AsExpected", "spec.version serves"))
+        progressing = cond(
+            "Progressing", True, "Rollout", f"rolling out {serving}: {ready}/{want} ready"
+        )
+    degraded = (
+        cond("Degraded", True, *problem)
+        if problem
+        else cond("Degraded", False, "AsExpected", "spec.version serves")
+    )
 
     last_action = status.last_action
     if events:
         last_action = f"{events[-1].reason}: {events[-1].message}"
     result.status = ModelStatus(
-        observed_generation=generation, serving_version=serving, desired_version=desired,
+        observed_generation=generation,
+        serving_version=serving,
+        desired_version=desired,
         ready_replicas=ready if serving else 0,
         endpoint=manifests.endpoint(model) if serving else None,
-        history=history, last_action=last_action,
+        history=history,
+        last_action=last_action,
         conditions=conditions.merge(status.conditions, [ready_c, progressing, degraded], now),
     )
     result.events = events
     last_served = history[0].version if history else None
-    result.versions = [u for mv in versions
-                       if (u := _version_update(mv, serving, warm, rolled_back, clear, spec.retired,
-                                                last_served, now, validated[mv.metadata.name])) is not None]
+    result.versions = [
+        u
+        for mv in versions
+        if (
+            u := _version_update(
+                mv,
+                serving,
+                warm,
+                rolled_back,
+                clear,
+                spec.retired,
+                last_served,
+                now,
+                validated[mv.metadata.name],
+            )
+        )
+        is not None
+    ]
     return result
 
 
-def version_phase(version: ModelVersion, serving: str | None, warm: list[str], rolled_back: set[str],
-                  retired: bool, last_served: str | None) -> tuple[Phase, str]:
+def version_phase(
+    version: ModelVersion,
+    serving: str | None,
+    warm: list[str],
+    rolled_back: set[str],
+    retired: bool,
+    last_served: str | None,
+) -> tuple[Phase, str]:
     v = version.spec.version
     if failed(version):
         c = conditions.find(version.status.conditions, "Validated")
@@ -236,20 +339,41 @@ def version_phase(version: ModelVersion, serving: str | None, warm: list[str], r
     return "Registered", "registered; not serving"
 
 
-def _version_update(mv: ModelVersion, serving: str | None, warm: list[str], rolled_back: set[str],
-                    clear: set[str], retired: bool, last_served: str | None,
-                    now: dt.datetime, validated: Condition | None) -> VersionUpdate | None:
+def _version_update(
+    mv: ModelVersion,
+    serving: str | None,
+    warm: list[str],
+    rolled_back: set[str],
+    clear: set[str],
+    retired: bool,
+    last_served: str | None,
+    now: dt.datetime,
+    validated: Condition | None,
+) -> VersionUpdate | None:
     phase, message = version_phase(mv, serving, warm, rolled_back, retired, last_served)
     previous = conditions.find(mv.status.conditions, "Serving")
-    serving_c = Condition(type="Serving", status=conditions.status_of(phase == "Serving"), reason=phase,
-                          message=message, observed_generation=mv.metadata.generation,
-                          last_transition_time=previous.last_transition_time
-                          if previous and previous.status == conditions.status_of(phase == "Serving") else now)
+    serving_c = Condition(
+        type="Serving",
+        status=conditions.status_of(phase == "Serving"),
+        reason=phase,
+        message=message,
+        observed_generation=mv.metadata.generation,
+        last_transition_time=previous.last_transition_time
+        if previous and previous.status == conditions.status_of(phase == "Serving")
+        else now,
+    )
     # mv's conditions already hold `validated`; whether it is news is judged by its transition time.
     validated_news = validated is not None and any(
-        c.type == "Validated" and c.last_transition_time == now for c in mv.status.conditions)
-    unchanged = (mv.status.phase == phase and previous is not None and previous.reason == phase
-                 and previous.message == message and mv.spec.version not in clear and not validated_news)
+        c.type == "Validated" and c.last_transition_time == now for c in mv.status.conditions
+    )
+    unchanged = (
+        mv.status.phase == phase
+        and previous is not None
+        and previous.reason == phase
+        and previous.message == message
+        and mv.spec.version not in clear
+        and not validated_news
+    )
     if unchanged:
         return None
     was_serving = mv.status.phase == "Serving"
@@ -259,10 +383,19 @@ def _version_update(mv: ModelVersion, serving: str | None, warm: list[str], roll
         stopped_at, stop_reason = now, f"{phase}: {message}"
     event = None
     if mv.status.phase != phase:
-        kind: Literal["Normal", "Warning"] = "Warning" if phase in ("RolledBack", "Failed") else "Normal"
+        kind: Literal["Normal", "Warning"] = (
+            "Warning" if phase in ("RolledBack", "Failed") else "Normal"
+        )
         event = Transition(phase, message, f"{phase.lower()}-{int(now.timestamp())}", kind)
     current_validated = conditions.find(mv.status.conditions, "Validated") if validated else None
-    return VersionUpdate(name=mv.metadata.name, phase=phase, serving=serving_c, validated=current_validated,
-                         served_at=served_at,
-                         stopped_at=stopped_at, stop_reason=stop_reason,
-                         clear_rollback=mv.spec.version in clear, event=event)
+    return VersionUpdate(
+        name=mv.metadata.name,
+        phase=phase,
+        serving=serving_c,
+        validated=current_validated,
+        served_at=served_at,
+        stopped_at=stopped_at,
+        stop_reason=stop_reason,
+        clear_rollback=mv.spec.version in clear,
+        event=event,
+    )
