@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from ciclo.kube import client
+
 REGISTRY = CollectorRegistry()
 
 RECONCILES = Counter(
@@ -14,6 +16,8 @@ RECONCILE_SECONDS = Histogram(
 )
 ROLLBACKS = Counter("ciclo_rollbacks", "Rollbacks carried out", registry=REGISTRY)
 RETIREMENTS = Counter("ciclo_retirements", "Models retired", registry=REGISTRY)
+REGISTRY.register(client.REQUESTS)
+
 MODELS = Gauge(
     "ciclo_models",
     "Models by condition type and status",

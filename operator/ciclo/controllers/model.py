@@ -10,6 +10,8 @@ restart between the two loses an Event rather than repeating one.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import json
 import logging
 import threading
 import time
@@ -24,7 +26,7 @@ from ciclo.api.modelversion import ModelVersion
 from ciclo.controllers import metrics, rollback
 from ciclo.controllers.config import Config
 from ciclo.kube import events
-from ciclo.kube.client import DEPLOYMENTS, MODEL_VERSIONS, MODELS, PODS, SERVICES, Json, Kube
+from ciclo.kube.client import DEPLOYMENTS, MODEL_VERSIONS, MODELS, PODS, SERVICES, Json, Kube, Ref
 from ciclo.planning import manifests
 from ciclo.planning.model import DeploymentState, fetch_outcomes, plan
 
@@ -32,6 +34,25 @@ log = logging.getLogger(__name__)
 
 
 _locks: defaultdict[tuple[str, str], threading.Lock] = defaultdict(threading.Lock)
+# What this process last applied to each child: the manifest's hash and the object's
+# generation (resourceVersion where there is none) right after. While both still match,
+# applying again would change nothing, so the write is skipped; an edit by anyone else
+# moves the generation and brings the apply back.
+_applied: dict[tuple[str, str, str], tuple[str, str]] = {}
+
+
+def _fingerprint(obj: Json) -> str:
+    meta = obj["metadata"]
+    return str(meta.get("generation") or meta["resourceVersion"])
+
+
+def apply_child(kube: Kube, ref: Ref, manifest: Json, existing: Json | None) -> None:
+    meta = manifest["metadata"]
+    key = (ref.plural, meta["namespace"], meta["name"])
+    digest = hashlib.sha256(json.dumps(manifest, sort_keys=True).encode()).hexdigest()
+    if existing is not None and _applied.get(key) == (digest, _fingerprint(existing)):
+        return
+    _applied[key] = (digest, _fingerprint(kube.apply(ref, manifest)))
 
 
 def _now() -> dt.datetime:
@@ -65,22 +86,25 @@ def _reconcile(kube: Kube, config: Config, namespace: str, name: str) -> None:
     raw_versions = kube.list(MODEL_VERSIONS, namespace, fields=f"spec.model={name}")
     versions = [ModelVersion.model_validate(v) for v in raw_versions]
     selector = f"{manifests.MODEL_LABEL}={name},app.kubernetes.io/managed-by=ciclo"
+    existing = {
+        d["metadata"]["name"]: d for d in kube.list(DEPLOYMENTS, namespace, labels=selector)
+    }
     deployments = [
         DeploymentState(
             d["metadata"]["name"],
             d["metadata"]["labels"][manifests.VERSION_LABEL],
             d.get("status", {}).get("readyReplicas", 0),
         )
-        for d in kube.list(DEPLOYMENTS, namespace, labels=selector)
+        for d in existing.values()
     ]
     pods = kube.list(PODS, namespace, labels=selector)
     now = _now()
     result = plan(model, versions, deployments, config.image, now, fetch_outcomes(pods))
 
     for deployment in result.deployments:
-        kube.apply(DEPLOYMENTS, deployment)
+        apply_child(kube, DEPLOYMENTS, deployment, existing.get(deployment["metadata"]["name"]))
     if result.service is not None:
-        kube.apply(SERVICES, result.service)
+        apply_child(kube, SERVICES, result.service, kube.get(SERVICES, namespace, name))
     elif kube.delete(SERVICES, namespace, name):
         log.info("model %s/%s: service removed", namespace, name)
     for stale in result.delete_deployments:
@@ -150,14 +174,19 @@ def _reconcile(kube: Kube, config: Config, namespace: str, name: str) -> None:
 
 
 def resync_all(kube: Kube, config: Config) -> None:
-    """Reconcile every Model: the safety net under the watch events."""
+    """Reconcile every Model, the safety net under the watch events; count models by condition."""
+    counts: defaultdict[tuple[str, str], int] = defaultdict(int)
     for raw in kube.list(MODELS):
+        meta = raw["metadata"]
         try:
-            reconcile(kube, config, raw["metadata"]["namespace"], raw["metadata"]["name"])
+            reconcile(kube, config, meta["namespace"], meta["name"])
         except Exception:
-            log.exception(
-                "resync of model %s/%s", raw["metadata"]["namespace"], raw["metadata"]["name"]
-            )
+            log.exception("resync of model %s/%s", meta["namespace"], meta["name"])
+        for c in raw.get("status", {}).get("conditions", []):
+            counts[(c["type"], c["status"])] += 1
+    metrics.MODELS.clear()
+    for (kind, status), n in counts.items():
+        metrics.MODELS.labels(kind, status).set(n)
 
 
 def register(kube: Kube, config: Config) -> None:

@@ -13,9 +13,16 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
+from prometheus_client import Counter
+
 import kubernetes
 
 Json = dict[str, Any]
+
+# Registered into the operator's registry by ciclo.controllers.metrics.
+REQUESTS = Counter(
+    "ciclo_api_requests", "Kubernetes API requests made by ciclo", ["verb", "code"], registry=None
+)
 
 FIELD_MANAGER = "ciclo"
 APPLY = "application/apply-patch+yaml"
@@ -111,6 +118,7 @@ class Kube:
         )
         response = self.client.call_api(m, url, hdrs, data)
         response.read()  # type: ignore[no-untyped-call]
+        REQUESTS.labels(method, str(response.status)).inc()
         payload: Json = json.loads(response.data) if response.data else {}
         if response.status >= 400:
             error = {404: NotFound, 409: Conflict}.get(response.status, ApiError)

@@ -1,0 +1,176 @@
+"""Operator at scale: N Models (one version each) on KWOK nodes, from apply to all Ready.
+
+    python benchmarks/operator_scale.py --sizes 100,1000
+
+Starts (or reuses) the local cluster, runs `ciclo run` as a subprocess, applies
+N ModelVersions and N Models in a fresh namespace, and reports the time until
+every Model is Ready, the operator's peak RSS, and the API requests the operator
+made per Model (from its own ciclo_api_requests counter), counted once the
+namespace has been quiet for a while.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from localcluster import launcher
+from localcluster.paths import Paths
+
+ROOT = Path(__file__).resolve().parent.parent
+METRICS_PORT = 18100
+
+
+def manifests(n: int, namespace: str) -> dict[str, object]:
+    items: list[dict[str, object]] = []
+    for i in range(n):
+        name = f"m{i:04d}"
+        items.append(
+            {
+                "apiVersion": "ciclo.dev/v1alpha1",
+                "kind": "ModelVersion",
+                "metadata": {"name": f"{name}-v1", "namespace": namespace},
+                "spec": {
+                    "model": name,
+                    "version": "v1",
+                    "artifact": {
+                        "uri": f"file:///models/{name}.joblib",
+                        "format": "sklearn",
+                        "sha256": "0" * 64,
+                    },
+                },
+            }
+        )
+        items.append(
+            {
+                "apiVersion": "ciclo.dev/v1alpha1",
+                "kind": "Model",
+                "metadata": {"name": name, "namespace": namespace},
+                "spec": {"version": "v1"},
+            }
+        )
+    return {"apiVersion": "v1", "kind": "List", "items": items}
+
+
+def requests_by_verb() -> dict[str, float]:
+    text = (
+        urllib.request.urlopen(f"http://127.0.0.1:{METRICS_PORT}/metrics", timeout=5)
+        .read()
+        .decode()
+    )
+    out: dict[str, float] = {}
+    for verb, value in re.findall(
+        r'^ciclo_api_requests_total\{code="[0-9]+",verb="(\w+)"\} (\S+)', text, re.M
+    ):
+        out[verb] = out.get(verb, 0) + float(value)
+    return out
+
+
+def peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def ready_count(paths: Paths, kubeconfig: Path, namespace: str) -> int:
+    out = launcher.kubectl(
+        paths, kubeconfig, "get", "models", "-n", namespace, "-o", "json", timeout=120
+    ).stdout
+    return sum(
+        1
+        for m in json.loads(out)["items"]
+        if any(
+            c["type"] == "Ready" and c["status"] == "True"
+            for c in m.get("status", {}).get("conditions", [])
+        )
+    )
+
+
+def run(n: int, paths: Paths, kubeconfig: Path, pid: int) -> dict[str, float]:
+    namespace = f"bench-{n}"
+    launcher.kubectl(paths, kubeconfig, "create", "namespace", namespace)
+    before = requests_by_verb()
+    start = time.monotonic()
+    launcher.kubectl(
+        paths,
+        kubeconfig,
+        "apply",
+        "--server-side",
+        "-f",
+        "-",
+        stdin=json.dumps(manifests(n, namespace)),
+        timeout=600,
+    )
+    applied = time.monotonic() - start
+    while ready_count(paths, kubeconfig, namespace) < n:
+        if time.monotonic() - start > 900:
+            raise TimeoutError(f"{n} models not Ready after 900 s")
+        time.sleep(1)
+    all_ready = time.monotonic() - start
+    # Let trailing events settle, then count what converging cost.
+    settled = requests_by_verb()
+    while True:
+        time.sleep(10)
+        now = requests_by_verb()
+        if now == settled:
+            break
+        settled = now
+    writes = sum(settled.get(v, 0) - before.get(v, 0) for v in ("PATCH", "POST", "PUT", "DELETE"))
+    reads = settled.get("GET", 0) - before.get("GET", 0)
+    launcher.kubectl(paths, kubeconfig, "delete", "namespace", namespace, "--wait=false")
+    return {
+        "n": n,
+        "apply_s": applied,
+        "all_ready_s": all_ready,
+        "writes_per_model": writes / n,
+        "reads_per_model": reads / n,
+        "peak_rss_mb": peak_rss_mb(pid),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="100,1000")
+    args = parser.parse_args()
+    paths = Paths.from_env()
+    kubeconfig = launcher.up(paths, process_node=False)
+    launcher.kubectl(
+        paths, kubeconfig, "apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds")
+    )
+    env = dict(os.environ, KUBECONFIG=str(kubeconfig), CICLO_METRICS_PORT=str(METRICS_PORT))
+    log = (paths.state / "bench-operator.log").open("wb")
+    operator = subprocess.Popen(
+        [sys.executable, "-m", "ciclo.cli.main", "run", "--health-port", "18101"],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        time.sleep(3)
+        print(
+            "| Models | apply (s) | all Ready (s) | API writes / Model | API reads / Model | operator peak RSS (MB) |"
+        )
+        print("| ---: | ---: | ---: | ---: | ---: | ---: |")
+        for n in (int(s) for s in args.sizes.split(",")):
+            r = run(n, paths, kubeconfig, operator.pid)
+            print(
+                f"| {n} | {r['apply_s']:.1f} | {r['all_ready_s']:.1f} | {r['writes_per_model']:.1f} "
+                f"| {r['reads_per_model']:.1f} | {r['peak_rss_mb']:.0f} |",
+                flush=True,
+            )
+    finally:
+        operator.terminate()
+        operator.wait(10)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
