@@ -28,8 +28,8 @@ prometheus: ## install Prometheus and promtool (Debian's package) when missing
 	@bash tools/install-prometheus.sh
 
 lint: venv ## ruff
-	$(VENV)/bin/ruff check operator tools tests
-	$(VENV)/bin/ruff format --check operator tools tests
+	$(VENV)/bin/ruff check operator tools tests benchmarks
+	$(VENV)/bin/ruff format --check operator tools tests benchmarks
 
 typecheck: venv ## mypy --strict
 	$(VENV)/bin/mypy

@@ -155,17 +155,27 @@ def main() -> int:
     )
     try:
         time.sleep(3)
-        print(
-            "| Models | apply (s) | all Ready (s) | API writes / Model | API reads / Model | operator peak RSS (MB) |"
-        )
-        print("| ---: | ---: | ---: | ---: | ---: | ---: |")
+        columns = [
+            "Models",
+            "apply (s)",
+            "all Ready (s)",
+            "API writes / Model",
+            "API reads / Model",
+            "operator peak RSS (MB)",
+        ]
+        print("| " + " | ".join(columns) + " |")
+        print("|" + " ---: |" * len(columns))
         for n in (int(s) for s in args.sizes.split(",")):
             r = run(n, paths, kubeconfig, operator.pid)
-            print(
-                f"| {n} | {r['apply_s']:.1f} | {r['all_ready_s']:.1f} | {r['writes_per_model']:.1f} "
-                f"| {r['reads_per_model']:.1f} | {r['peak_rss_mb']:.0f} |",
-                flush=True,
-            )
+            cells = [
+                f"{n}",
+                f"{r['apply_s']:.1f}",
+                f"{r['all_ready_s']:.1f}",
+                f"{r['writes_per_model']:.1f}",
+                f"{r['reads_per_model']:.1f}",
+                f"{r['peak_rss_mb']:.0f}",
+            ]
+            print("| " + " | ".join(cells) + " |", flush=True)
     finally:
         operator.terminate()
         operator.wait(10)

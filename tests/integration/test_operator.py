@@ -273,7 +273,11 @@ def test_restart_mid_switch_converges_without_duplicate_events(world, operator):
     assert world.model()["status"]["servingVersion"] == "v2"
     assert world.selector_version() == "v2"
     messages = sorted(e.message for e in world.events("Serving"))
-    assert messages == ["v1 serves", "v2 serves (was v1)"], messages
+    everything = [
+        (e.involved_object.kind, e.reason, e.message)
+        for e in world.core.list_namespaced_event(world.ns).items
+    ]
+    assert messages == ["v1 serves", "v2 serves (was v1)"], everything
 
 
 def test_serving_pods_are_admitted_under_pod_security_restricted(world, core):

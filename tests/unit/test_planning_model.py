@@ -278,6 +278,18 @@ def test_deployment_is_restricted_and_carries_the_scheduling_fields():
     assert d["metadata"]["ownerReferences"][0]["uid"] == "u1"
 
 
+def test_a_model_may_name_its_own_runtime_image():
+    d = manifests.deployment(
+        model("v1", serving={"image": "registry.example/ciclo:dev"}), mv("v1"), 1, "serving", IMAGE
+    )
+    pod = d["spec"]["template"]["spec"]
+    assert {c["image"] for c in [*pod["initContainers"], *pod["containers"]]} == {
+        "registry.example/ciclo:dev"
+    }
+    default = manifests.deployment(model("v1"), mv("v1"), 1, "serving", IMAGE)
+    assert default["spec"]["template"]["spec"]["containers"][0]["image"] == IMAGE
+
+
 def test_dns_label_keeps_long_or_odd_names_unique_and_valid():
     assert manifests.dns_label("iris", "v1") == "iris-v1"
     a = manifests.dns_label("iris", "1.2.0")
@@ -285,3 +297,29 @@ def test_dns_label_keeps_long_or_odd_names_unique_and_valid():
     assert a != b and a.startswith("iris-1-2-0-")
     long = manifests.dns_label("m" * 60, "v" * 40)
     assert len(long) <= 63
+
+
+def test_a_failed_write_shows_as_conditions_with_the_reason():
+    from ciclo.planning.model import with_failure
+
+    p = plan(model("v1"), [mv("v1")], [], IMAGE, T0)
+    status = with_failure(p.status, "500 InternalError: range is full", 1, T0)
+    ready_c = conditions.find(status.conditions, "Ready")
+    degraded = conditions.find(status.conditions, "Degraded")
+    assert ready_c and ready_c.status == "False" and ready_c.reason == "ApplyFailed"
+    assert degraded and degraded.status == "True" and "range is full" in degraded.message
+
+
+def test_event_keys_differ_per_transition_and_repeat_for_a_retry():
+    versions = [mv("v1"), mv("v2")]
+    m = model("v1")
+    first = plan(m, versions, [], IMAGE, T0)
+    retry = plan(m, versions, [], IMAGE, T0 + dt.timedelta(seconds=3))
+    assert [e.key for e in first.events] == [e.key for e in retry.events], (
+        "a retry meets the same Event"
+    )
+    m, versions = after(m, first, versions)
+    m = m.model_copy(update={"spec": m.spec.model_copy(update={"version": "v2"})})
+    m.metadata.generation = 2
+    switch = plan(m, versions, ready(first), IMAGE, T0)  # the same second as the first
+    assert switch.events and switch.events[0].key != first.events[0].key

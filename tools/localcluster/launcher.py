@@ -202,22 +202,18 @@ def up(paths: Paths | None = None, *, fake_nodes: int = 2, process_node: bool = 
         # A half-started or stopped cluster is cheaper to recreate than to repair.
         down(paths)
         paths.state.mkdir(parents=True, exist_ok=True)
-        _kwokctl(
-            paths,
-            "create",
-            "cluster",
-            "--runtime",
-            "binary",
-            "--kubeconfig",
-            str(kubeconfig),
-            "--wait",
-            "120s",
-            "--disable-qps-limits",
-            "--extra-args",
+        extra_args = [
+            # The default /24 runs out at 254 Services; ClusterIPs are never dialled here.
+            "kube-apiserver=service-cluster-ip-range=10.0.0.0/16",
+            # kwokctl's binary runtime lets KWOK manage every node; keep it off the process node.
             "kwok-controller=manage-all-nodes=false",
-            "--extra-args",
             f"kwok-controller=manage-nodes-with-annotation-selector={FAKE_NODE_ANNOTATION}=fake",
-        )
+        ]
+        create = ["create", "cluster", "--runtime", "binary", "--kubeconfig", str(kubeconfig)]
+        create += ["--wait", "120s", "--disable-qps-limits"]
+        for arg in extra_args:
+            create += ["--extra-args", arg]
+        _kwokctl(paths, *create)
     nodes = {"apiVersion": "v1", "kind": "List", "items": [fake_node(i) for i in range(fake_nodes)]}
     kubectl(
         paths,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import sys
 from pathlib import Path
@@ -30,9 +31,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     config = Config.from_env()
     if args.image:
-        config = Config(
-            image=args.image, resync_seconds=config.resync_seconds, metrics_port=config.metrics_port
-        )
+        config = dataclasses.replace(config, image=args.image)
     setup(config, args.kubeconfig)
     kopf.configure(verbose=args.verbose)
     kopf.run(

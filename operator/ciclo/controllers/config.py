@@ -15,6 +15,8 @@ class Config:
     resync_seconds: float = 60.0
     """How often every Model is reconciled even without an event."""
     metrics_port: int = 8000
+    workers: int = 8
+    """Threads reconciling Models (and kopf's handler threads)."""
 
     @classmethod
     def from_env(cls) -> Config:
@@ -22,4 +24,5 @@ class Config:
             image=os.environ.get("CICLO_RUNTIME_IMAGE", DEFAULT_IMAGE),
             resync_seconds=float(os.environ.get("CICLO_RESYNC_SECONDS", "60")),
             metrics_port=int(os.environ.get("CICLO_METRICS_PORT", "8000")),
+            workers=int(os.environ.get("CICLO_WORKERS", "8")),
         )

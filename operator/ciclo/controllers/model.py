@@ -13,7 +13,6 @@ import datetime as dt
 import hashlib
 import json
 import logging
-import threading
 import time
 from collections import defaultdict
 from collections.abc import Mapping
@@ -25,15 +24,25 @@ from ciclo.api.model import Model
 from ciclo.api.modelversion import ModelVersion
 from ciclo.controllers import metrics, rollback
 from ciclo.controllers.config import Config
+from ciclo.controllers.workqueue import WorkQueue
 from ciclo.kube import events
-from ciclo.kube.client import DEPLOYMENTS, MODEL_VERSIONS, MODELS, PODS, SERVICES, Json, Kube, Ref
+from ciclo.kube.client import (
+    DEPLOYMENTS,
+    MODEL_VERSIONS,
+    MODELS,
+    PODS,
+    SERVICES,
+    ApiError,
+    Json,
+    Kube,
+    Ref,
+)
 from ciclo.planning import manifests
-from ciclo.planning.model import DeploymentState, fetch_outcomes, plan
+from ciclo.planning.model import DeploymentState, fetch_outcomes, plan, with_failure
 
 log = logging.getLogger(__name__)
 
 
-_locks: defaultdict[tuple[str, str], threading.Lock] = defaultdict(threading.Lock)
 # What this process last applied to each child: the manifest's hash and the object's
 # generation (resourceVersion where there is none) right after. While both still match,
 # applying again would change nothing, so the write is skipped; an edit by anyone else
@@ -65,17 +74,18 @@ def _dump(model: Any) -> Json:
 
 
 def reconcile(kube: Kube, config: Config, namespace: str, name: str) -> None:
-    """Bring one Model's children and status to what its spec and versions call for."""
-    with _locks[(namespace, name)]:
-        start = time.monotonic()
-        try:
-            _reconcile(kube, config, namespace, name)
-        except Exception:
-            metrics.RECONCILES.labels("Model", "error").inc()
-            raise
-        finally:
-            metrics.RECONCILE_SECONDS.labels("Model").observe(time.monotonic() - start)
-        metrics.RECONCILES.labels("Model", "ok").inc()
+    """Bring one Model's children and status to what its spec and versions call for.
+
+    Called by the work queue only, so never twice at once for the same Model."""
+    start = time.monotonic()
+    try:
+        _reconcile(kube, config, namespace, name)
+    except Exception:
+        metrics.RECONCILES.labels("Model", "error").inc()
+        raise
+    finally:
+        metrics.RECONCILE_SECONDS.labels("Model").observe(time.monotonic() - start)
+    metrics.RECONCILES.labels("Model", "ok").inc()
 
 
 def _reconcile(kube: Kube, config: Config, namespace: str, name: str) -> None:
@@ -97,27 +107,40 @@ def _reconcile(kube: Kube, config: Config, namespace: str, name: str) -> None:
         )
         for d in existing.values()
     ]
-    pods = kube.list(PODS, namespace, labels=selector)
+    # Pods tell whether a version's artifact could be fetched; only a rollout in progress
+    # has anything to tell, so a converged Model spares the API server this list.
+    rolling = any(
+        d.get("status", {}).get("readyReplicas", 0) < d["spec"].get("replicas", 0)
+        for d in existing.values()
+    )
+    pods = kube.list(PODS, namespace, labels=selector) if rolling or not existing else []
     now = _now()
     result = plan(model, versions, deployments, config.image, now, fetch_outcomes(pods))
 
-    for deployment in result.deployments:
-        apply_child(kube, DEPLOYMENTS, deployment, existing.get(deployment["metadata"]["name"]))
-    if result.service is not None:
-        apply_child(kube, SERVICES, result.service, kube.get(SERVICES, namespace, name))
-    elif kube.delete(SERVICES, namespace, name):
-        log.info("model %s/%s: service removed", namespace, name)
-    for stale in result.delete_deployments:
-        kube.delete(DEPLOYMENTS, namespace, stale)
-
-    if _dump(result.status) != _dump(model.status):
+    model_status = result.status
+    try:
+        for deployment in result.deployments:
+            apply_child(kube, DEPLOYMENTS, deployment, existing.get(deployment["metadata"]["name"]))
+        if result.service is not None:
+            apply_child(kube, SERVICES, result.service, kube.get(SERVICES, namespace, name))
+        elif kube.delete(SERVICES, namespace, name):
+            log.info("model %s/%s: service removed", namespace, name)
+        for stale in result.delete_deployments:
+            kube.delete(DEPLOYMENTS, namespace, stale)
+    except ApiError as e:
+        # Not only a log line: the Model says what failed, and the resync tries again.
+        log.warning("model %s/%s: %s", namespace, name, e)
+        model_status = with_failure(
+            model_status, f"{e.status} {e.reason}: {e.message}", model.metadata.generation, now
+        )
+    if _dump(model_status) != _dump(model.status):
         kube.apply(
             MODELS,
             {
                 "apiVersion": model.api_version,
                 "kind": "Model",
                 "metadata": {"name": name, "namespace": namespace},
-                "status": _dump(result.status),
+                "status": _dump(model_status),
             },
             status=True,
         )
@@ -173,15 +196,14 @@ def _reconcile(kube: Kube, config: Config, namespace: str, name: str) -> None:
             metrics.RETIREMENTS.inc()
 
 
-def resync_all(kube: Kube, config: Config) -> None:
-    """Reconcile every Model, the safety net under the watch events; count models by condition."""
+Queue = WorkQueue[tuple[str, str]]
+
+
+def resync_all(kube: Kube, queue: Queue) -> None:
+    """Queue every Model, the safety net under the watch events; count models by condition."""
     counts: defaultdict[tuple[str, str], int] = defaultdict(int)
     for raw in kube.list(MODELS):
-        meta = raw["metadata"]
-        try:
-            reconcile(kube, config, meta["namespace"], meta["name"])
-        except Exception:
-            log.exception("resync of model %s/%s", meta["namespace"], meta["name"])
+        queue.add((raw["metadata"]["namespace"], raw["metadata"]["name"]))
         for c in raw.get("status", {}).get("conditions", []):
             counts[(c["type"], c["status"])] += 1
     metrics.MODELS.clear()
@@ -189,20 +211,18 @@ def resync_all(kube: Kube, config: Config) -> None:
         metrics.MODELS.labels(kind, status).set(n)
 
 
-def register(kube: Kube, config: Config) -> None:
-    """The kopf handlers: every one of them reconciles the whole Model."""
+def register(kube: Kube, config: Config) -> Queue:
+    """The kopf handlers: each queues its Model; the queue's workers reconcile."""
+    queue: Queue = WorkQueue(lambda key: reconcile(kube, config, *key), config.workers)
 
     @kopf.on.event("ciclo.dev", "v1alpha1", "models")
     def model_event(namespace: str | None, name: str, type: str, **_: Any) -> None:
         if namespace and type != "DELETED":
-            reconcile(kube, config, namespace, name)
+            queue.add((namespace, name))
 
-    @kopf.on.event(
-        "apps",
-        "v1",
-        "deployments",
-        labels={"app.kubernetes.io/managed-by": "ciclo"},
-    )
+    @kopf.on.event("apps", "v1", "deployments", labels={"app.kubernetes.io/managed-by": "ciclo"})
     def deployment_event(namespace: str | None, labels: Mapping[str, str], **_: Any) -> None:
         if namespace and manifests.MODEL_LABEL in labels:
-            reconcile(kube, config, namespace, labels[manifests.MODEL_LABEL])
+            queue.add((namespace, labels[manifests.MODEL_LABEL]))
+
+    return queue

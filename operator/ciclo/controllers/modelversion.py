@@ -18,8 +18,7 @@ from typing import Any
 import kopf
 
 from ciclo.api.meta import Condition
-from ciclo.controllers import model as model_controller
-from ciclo.controllers.config import Config
+from ciclo.controllers.model import Queue
 from ciclo.kube.client import MODEL_VERSIONS, MODELS, Json, Kube
 from ciclo.planning import manifests
 
@@ -41,7 +40,8 @@ def in_use(model: Json | None, version: str) -> str | None:
     return None
 
 
-def reconcile(kube: Kube, config: Config, body: Json) -> None:
+def reconcile(kube: Kube, body: Json) -> str | None:
+    """Registry work for one version; returns the Model to reconcile next, if it exists."""
     meta, spec = body["metadata"], body["spec"]
     namespace, name, model_name = meta["namespace"], meta["name"], spec["model"]
     model = kube.get(MODELS, namespace, model_name)
@@ -69,9 +69,7 @@ def reconcile(kube: Kube, config: Config, body: Json) -> None:
         )
     if deleting and not blocker:
         log.info("modelversion %s/%s released for deletion", namespace, name)
-        if model is not None:
-            model_controller.reconcile(kube, config, namespace, model_name)
-        return
+        return model_name if model is not None else None
 
     found = Condition(
         type="ModelFound",
@@ -129,17 +127,14 @@ def reconcile(kube: Kube, config: Config, body: Json) -> None:
             manager=MANAGER,
             status=True,
         )
-    if model is not None:
-        model_controller.reconcile(kube, config, namespace, model_name)
+    return model_name if model is not None else None
 
 
-def register(kube: Kube, config: Config) -> None:
+def register(kube: Kube, queue: Queue) -> None:
     @kopf.on.event("ciclo.dev", "v1alpha1", "modelversions")
     def version_event(body: kopf.Body, type: str, **_: Any) -> None:
         raw: Json = dict(body)
-        if type == "DELETED":
-            model_controller.reconcile(
-                kube, config, raw["metadata"]["namespace"], raw["spec"]["model"]
-            )
-        else:
-            reconcile(kube, config, raw)
+        namespace = raw["metadata"]["namespace"]
+        model = raw["spec"]["model"] if type == "DELETED" else reconcile(kube, raw)
+        if model is not None:
+            queue.add((namespace, model))

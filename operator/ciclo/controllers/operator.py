@@ -26,9 +26,9 @@ def configure(settings: kopf.OperatorSettings, config: Config) -> None:
     settings.watching.server_timeout = 270
     settings.watching.client_timeout = 300
     settings.watching.connect_timeout = 10
-    # Handlers are synchronous (the kubernetes client is); enough threads that a slow API
-    # call for one Model does not hold up the others, few enough for a 2-core node.
-    settings.execution.max_workers = int(os.environ.get("CICLO_WORKERS", "16"))
+    # Handlers are synchronous (the kubernetes client is) but short: they queue work, and the
+    # registry's own writes are small. Reconciles run on the work queue's threads.
+    settings.execution.max_workers = config.workers
     # Persistence is left alone on purpose: only event handlers are used, which keep no
     # progress or diff-base, so kopf writes no annotations of its own on users' objects.
     # One replica by default (the chart's Recreate strategy); more replicas agree through
@@ -40,29 +40,28 @@ def configure(settings: kopf.OperatorSettings, config: Config) -> None:
         settings.peering.clusterwide = True
     else:
         settings.peering.standalone = True
-    del config  # the handlers' settings are in Config; kopf's are all above
 
 
 def setup(config: Config, kubeconfig: str | None = None) -> Kube:
     kube = Kube(load_client(kubeconfig))
-    model.register(kube, config)
-    modelversion.register(kube, config)
+    queue = model.register(kube, config)
+    modelversion.register(kube, queue)
 
     @kopf.on.startup()
     async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
         configure(settings, config)
         start_http_server(config.metrics_port, registry=metrics.REGISTRY)
-        asyncio.get_running_loop().create_task(resync(kube, config))
+        asyncio.get_running_loop().create_task(resync(kube, config, queue))
 
     return kube
 
 
-async def resync(kube: Kube, config: Config) -> None:
-    """Reconcile every Model now and then, jittered, off the event loop."""
+async def resync(kube: Kube, config: Config, queue: model.Queue) -> None:
+    """Queue every Model now and then, jittered, off the event loop."""
     loop = asyncio.get_running_loop()
     while True:
         await asyncio.sleep(config.resync_seconds * random.uniform(0.9, 1.1))
         try:
-            await loop.run_in_executor(None, model.resync_all, kube, config)
+            await loop.run_in_executor(None, model.resync_all, kube, queue)
         except Exception:
             log.exception("resync")

@@ -71,6 +71,7 @@ def artifact_file(version: ModelVersion) -> str:
 def deployment(model: Model, version: ModelVersion, replicas: int, role: str, image: str) -> Json:
     """One Deployment serving one version; `role` is serving or warm (a label for people)."""
     serving = model.spec.serving
+    image = serving.image or image
     name = model.metadata.name
     pod_labels = labels(name, version.spec.version)
     fetch = [

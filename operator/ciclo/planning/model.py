@@ -185,9 +185,10 @@ def plan(
 
     events: list[Transition] = []
     serving = None if spec.retired else target
-    # Status is written before Events, so a transition is emitted at most once; its
-    # time in the key makes two transitions of the same kind two Events.
-    stamp = int(now.timestamp())
+    # An Event's key names its transition (what serves, what served, at which generation
+    # of the spec): a retry of the same transition finds its Event already there, and two
+    # transitions never share one, however close in time.
+    generation = model.metadata.generation
     if serving != current:
         if history and history[0].until is None:
             outcome = (
@@ -200,13 +201,30 @@ def plan(
             history.insert(0, HistoryEntry(version=serving, since=now))
         if serving is None:
             events.append(
-                Transition("Retired", f"retired; {current} no longer serves", f"retired-{stamp}")
+                Transition(
+                    "Retired",
+                    f"retired; {current} no longer serves",
+                    f"retired-{current}-g{generation}",
+                )
             )
         elif problem and problem[0] == "RolledBack":
-            events.append(Transition("RolledBack", problem[1], f"rolledback-{stamp}", "Warning"))
+            events.append(
+                Transition(
+                    "RolledBack",
+                    problem[1],
+                    f"rolledback-{desired}-to-{serving}-g{generation}",
+                    "Warning",
+                )
+            )
         else:
             was = f" (was {current})" if current else ""
-            events.append(Transition("Serving", f"{serving} serves{was}", f"serving-{stamp}"))
+            events.append(
+                Transition(
+                    "Serving",
+                    f"{serving} serves{was}",
+                    f"serving-{serving}-from-{current}-g{generation}",
+                )
+            )
     history = history[:HISTORY_LIMIT]
 
     warm: list[str] = []
@@ -242,7 +260,6 @@ def plan(
     ready = next((d.ready for d in deployments if d.version == serving), 0)
     want = spec.serving.replicas
     is_ready = serving is not None and ready >= want and (want > 0 or ready == 0)
-    generation = model.metadata.generation
 
     def cond(kind: str, ok: bool, reason: str, message: str) -> Condition:
         return Condition(
@@ -308,6 +325,7 @@ def plan(
                 last_served,
                 now,
                 validated[mv.metadata.name],
+                f"g{generation}-{serving}-from-{current}",
             )
         )
         is not None
@@ -349,6 +367,7 @@ def _version_update(
     last_served: str | None,
     now: dt.datetime,
     validated: Condition | None,
+    transition: str,
 ) -> VersionUpdate | None:
     phase, message = version_phase(mv, serving, warm, rolled_back, retired, last_served)
     previous = conditions.find(mv.status.conditions, "Serving")
@@ -386,7 +405,7 @@ def _version_update(
         kind: Literal["Normal", "Warning"] = (
             "Warning" if phase in ("RolledBack", "Failed") else "Normal"
         )
-        event = Transition(phase, message, f"{phase.lower()}-{int(now.timestamp())}", kind)
+        event = Transition(phase, message, f"{phase.lower()}-{transition}", kind)
     current_validated = conditions.find(mv.status.conditions, "Validated") if validated else None
     return VersionUpdate(
         name=mv.metadata.name,
@@ -398,4 +417,26 @@ def _version_update(
         stop_reason=stop_reason,
         clear_rollback=mv.spec.version in clear,
         event=event,
+    )
+
+
+def with_failure(
+    status: ModelStatus, message: str, generation: int, now: dt.datetime
+) -> ModelStatus:
+    """The planned status, once writing the children failed: not Ready, Degraded, and why."""
+    failed_conditions = [
+        Condition(
+            type=kind,
+            status=value,
+            reason="ApplyFailed",
+            message=message[:1024],
+            observed_generation=generation,
+        )
+        for kind, value in (("Ready", "False"), ("Degraded", "True"))
+    ]
+    return status.model_copy(
+        update={
+            "conditions": conditions.merge(status.conditions, failed_conditions, now),
+            "last_action": f"ApplyFailed: {message[:200]}",
+        }
     )

@@ -1,0 +1,81 @@
+"""A work queue in the manner of client-go's: triggers for one key coalesce.
+
+A key added while it waits is not added twice; a key added while it is being
+worked on is worked on once more afterwards, never concurrently; a key whose
+work failed comes back after a back-off. Under load, bursts of watch events for
+one Model collapse into one reconcile. (No library offers this for threads:
+kopf serialises per object, but our triggers come from several kinds.)
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import deque
+from collections.abc import Callable, Hashable
+from typing import Generic, TypeVar
+
+log = logging.getLogger(__name__)
+
+K = TypeVar("K", bound=Hashable)
+
+
+class WorkQueue(Generic[K]):
+    def __init__(
+        self, work: Callable[[K], None], workers: int, *, max_backoff: float = 60.0
+    ) -> None:
+        self._work = work
+        self._max_backoff = max_backoff
+        self._cond = threading.Condition()
+        self._queue: deque[K] = deque()
+        self._waiting: set[K] = set()
+        self._active: set[K] = set()
+        self._again: set[K] = set()
+        self._failures: dict[K, int] = {}
+        self._threads = [
+            threading.Thread(target=self._run, name=f"reconcile-{i}", daemon=True)
+            for i in range(workers)
+        ]
+        for t in self._threads:
+            t.start()
+
+    def add(self, key: K) -> None:
+        with self._cond:
+            if key in self._active:
+                self._again.add(key)
+            elif key not in self._waiting:
+                self._waiting.add(key)
+                self._queue.append(key)
+                self._cond.notify()
+
+    def pending(self) -> int:
+        with self._cond:
+            return len(self._queue) + len(self._active)
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._queue:
+                    self._cond.wait()
+                key = self._queue.popleft()
+                self._waiting.discard(key)
+                self._active.add(key)
+            retry = None
+            try:
+                self._work(key)
+                self._failures.pop(key, None)
+            except Exception:
+                n = self._failures.get(key, 0) + 1
+                self._failures[key] = n
+                retry = min(2.0 ** (n - 1), self._max_backoff)
+                log.exception("%s failed; again in %.0f s", key, retry)
+            with self._cond:
+                self._active.discard(key)
+                again = key in self._again
+                self._again.discard(key)
+            if again:
+                self.add(key)
+            elif retry is not None:
+                timer = threading.Timer(retry, self.add, (key,))
+                timer.daemon = True
+                timer.start()

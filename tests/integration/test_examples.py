@@ -1,0 +1,55 @@
+"""examples/ are what people copy: each is applied as a user would, and does what it says."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from localcluster import launcher
+
+pytestmark = pytest.mark.integration
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+def get(paths, kubeconfig, namespace: str, what: str) -> dict:
+    out = launcher.kubectl(paths, kubeconfig, "get", what, "-n", namespace, "-o", "json").stdout
+    return json.loads(out)
+
+
+def test_iris_example_serves_and_promotes(paths, kubeconfig, namespace, operator):
+    launcher.kubectl(paths, kubeconfig, "apply", "-n", namespace, "-f", str(EXAMPLES / "iris"))
+
+    def status(field: str) -> str | None:
+        return get(paths, kubeconfig, namespace, "model/iris").get("status", {}).get(field)
+
+    def ready() -> bool:
+        model = get(paths, kubeconfig, namespace, "model/iris")
+        return any(
+            c["type"] == "Ready" and c["status"] == "True"
+            for c in model.get("status", {}).get("conditions", [])
+        )
+
+    deadline = time.monotonic() + 30
+    while not ready():
+        assert time.monotonic() < deadline, "the example Model did not become Ready"
+        time.sleep(0.2)
+    assert status("servingVersion") == "v1"
+    policy = get(paths, kubeconfig, namespace, "monitorpolicy/iris")
+    assert [r["name"] for r in policy["spec"]["rules"]] == ["accuracy", "input-drift"]
+
+    # Promote as a user would: edit spec.version in the file and apply it again.
+    promoted = (EXAMPLES / "iris" / "model.yaml").read_text().replace("version: v1", "version: v2")
+    launcher.kubectl(paths, kubeconfig, "apply", "-n", namespace, "-f", "-", stdin=promoted)
+    deadline = time.monotonic() + 30
+    while status("servingVersion") != "v2":
+        assert time.monotonic() < deadline, "v2 did not serve"
+        time.sleep(0.2)
+    phases = {
+        v["spec"]["version"]: v["status"]["phase"]
+        for v in get(paths, kubeconfig, namespace, "modelversions")["items"]
+    }
+    assert phases == {"v1": "Standby", "v2": "Serving"}
