@@ -125,7 +125,8 @@ def run(n: int, paths: Paths, kubeconfig: Path, pid: int) -> dict[str, float]:
         settled = now
     writes = sum(settled.get(v, 0) - before.get(v, 0) for v in ("PATCH", "POST", "PUT", "DELETE"))
     reads = settled.get("GET", 0) - before.get("GET", 0)
-    launcher.kubectl(paths, kubeconfig, "delete", "namespace", namespace, "--wait=false")
+    # The operator releases its finalizers, so the namespace goes before the next size runs.
+    launcher.kubectl(paths, kubeconfig, "delete", "namespace", namespace, "--timeout=600s", timeout=700)
     return {
         "n": n,
         "apply_s": applied,
@@ -178,7 +179,10 @@ def main() -> int:
             print("| " + " | ".join(cells) + " |", flush=True)
     finally:
         operator.terminate()
-        operator.wait(10)
+        try:
+            operator.wait(30)
+        except subprocess.TimeoutExpired:
+            operator.kill()
     return 0
 
 

@@ -54,14 +54,6 @@ def apps(api: kubernetes.client.ApiClient) -> kubernetes.client.AppsV1Api:
     return kubernetes.client.AppsV1Api(api)
 
 
-@pytest.fixture
-def namespace(core: kubernetes.client.CoreV1Api, request: pytest.FixtureRequest) -> Iterator[str]:
-    name = f"t-{request.node.name[:40].lower().replace('_', '-').strip('-')}-{uuid.uuid4().hex[:5]}"
-    core.create_namespace({"metadata": {"name": name}})
-    yield name
-    core.delete_namespace(name)
-
-
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -142,3 +134,39 @@ def operator(
     op.start()
     yield op
     op.stop()
+
+
+@pytest.fixture(scope="session")
+def deleted_namespaces(
+    core_session: kubernetes.client.CoreV1Api, operator: Operator
+) -> Iterator[list[str]]:
+    """Namespaces the tests deleted; at the end, every one must be gone.
+
+    Waiting once for all of them (they delete in parallel) is what shows a finalizer
+    or a pod that never lets go. It depends on the operator, so the operator is still
+    running to release its finalizers."""
+    names: list[str] = []
+    yield names
+    deadline = time.monotonic() + 120
+    left = set(names)
+    while left and time.monotonic() < deadline:
+        present = {n.metadata.name for n in core_session.list_namespace().items}
+        left &= present
+        time.sleep(0.5)
+    assert not left, f"namespaces still terminating after 120 s: {sorted(left)}"
+
+
+@pytest.fixture(scope="session")
+def core_session(api: kubernetes.client.ApiClient) -> kubernetes.client.CoreV1Api:
+    return kubernetes.client.CoreV1Api(api)
+
+
+@pytest.fixture
+def namespace(
+    core: kubernetes.client.CoreV1Api, request: pytest.FixtureRequest, deleted_namespaces: list[str]
+) -> Iterator[str]:
+    name = f"t-{request.node.name[:40].lower().replace('_', '-').strip('-')}-{uuid.uuid4().hex[:5]}"
+    core.create_namespace({"metadata": {"name": name}})
+    yield name
+    core.delete_namespace(name)
+    deleted_namespaces.append(name)

@@ -177,6 +177,15 @@ def test_process_node_runs_a_deployment_as_real_processes(apps, core, namespace)
     core.delete_namespaced_pod(pod.metadata.name, namespace)
     wait_for("the pod's processes to end", lambda: not processes_with(marker), timeout=30)
 
+    def pod_gone() -> bool:
+        try:
+            core.read_namespaced_pod(pod.metadata.name, namespace)
+        except ApiException as e:
+            return e.status == 404
+        return False
+
+    wait_for("the pod object to be removed, as a kubelet does", pod_gone, timeout=30)
+
 
 def test_failing_readiness_keeps_a_pod_unready(core, namespace):
     spec = process_pod_spec(f"unready-{namespace}")

@@ -724,7 +724,9 @@ class Agent:
         while not self.stopping.is_set():
             try:
                 listing = self.client.sanitize_for_serialization(
-                    self.core.list_pod_for_all_namespaces(field_selector=selector)
+                    self.core.list_pod_for_all_namespaces(
+                        field_selector=selector, _request_timeout=30
+                    )
                 )
             except Exception as e:  # the API server restarting: try again shortly
                 log.warning("listing pods: %s", e)
@@ -743,6 +745,9 @@ class Agent:
                     field_selector=selector,
                     resource_version=listing["metadata"]["resourceVersion"],
                     timeout_seconds=30,
+                    # A watch the server forgets to end must not stall the node: the
+                    # client gives up on a silent connection and relists.
+                    _request_timeout=(5, 45),
                 ):
                     if self.stopping.is_set():
                         return
@@ -751,6 +756,8 @@ class Agent:
                 if e.status != 410:  # 410 Gone: the resourceVersion expired; relist
                     log.warning("watch: %s", e.reason)
                     time.sleep(1)
+            except Exception as e:  # a read timeout or a dropped connection: relist
+                log.warning("watch: %s", e)
 
     def serve(self) -> None:
         self.register()
@@ -771,7 +778,7 @@ class Agent:
         elif pod["metadata"].get("deletionTimestamp"):
             if runner and not runner.stopping.is_set():
                 threading.Thread(target=self.finish, args=(runner,), daemon=True).start()
-            elif runner is None:
+            elif runner is None or not runner.is_alive():
                 self.force_delete(pod)
         elif runner is None and pod.get("status", {}).get("phase") not in ("Succeeded", "Failed"):
             runner = PodRunner(self, pod)
@@ -790,8 +797,8 @@ class Agent:
             self.core.delete_namespaced_pod(
                 pod["metadata"]["name"],
                 pod["metadata"]["namespace"],
-                grace_period_seconds=0,
-                body={"preconditions": {"uid": pod["metadata"]["uid"]}},
+                # In the body: with a body, the API server ignores the query parameter.
+                body={"gracePeriodSeconds": 0, "preconditions": {"uid": pod["metadata"]["uid"]}},
             )
 
     def shutdown(self) -> None:

@@ -24,7 +24,7 @@ from ciclo.api.model import Model
 from ciclo.api.modelversion import ModelVersion
 from ciclo.controllers import metrics, rollback
 from ciclo.controllers.config import Config
-from ciclo.controllers.workqueue import WorkQueue
+from ciclo.controllers.workqueue import Relevance, WorkQueue
 from ciclo.kube import events
 from ciclo.kube.client import (
     DEPLOYMENTS,
@@ -215,14 +215,69 @@ def register(kube: Kube, config: Config) -> Queue:
     """The kopf handlers: each queues its Model; the queue's workers reconcile."""
     queue: Queue = WorkQueue(lambda key: reconcile(kube, config, *key), config.workers)
 
+    relevance = Relevance()
+
     @kopf.on.event("ciclo.dev", "v1alpha1", "models")
-    def model_event(namespace: str | None, name: str, type: str, **_: Any) -> None:
-        if namespace and type != "DELETED":
+    def model_event(namespace: str | None, name: str, type: str, body: kopf.Body, **_: Any) -> None:
+        if not namespace:
+            return
+        if type == "DELETED":
+            relevance.forget(("model", namespace, name))
+            return
+        # The spec (generation) and deletion change plans; our own status writes do not.
+        meta = body["metadata"]
+        if relevance.changed(
+            ("model", namespace, name), (meta.get("generation"), meta.get("deletionTimestamp"))
+        ):
             queue.add((namespace, name))
 
     @kopf.on.event("apps", "v1", "deployments", labels={"app.kubernetes.io/managed-by": "ciclo"})
-    def deployment_event(namespace: str | None, labels: Mapping[str, str], **_: Any) -> None:
-        if namespace and manifests.MODEL_LABEL in labels:
+    def deployment_event(
+        namespace: str | None,
+        name: str,
+        labels: Mapping[str, str],
+        type: str,
+        body: kopf.Body,
+        **_: Any,
+    ) -> None:
+        if not namespace or manifests.MODEL_LABEL not in labels:
+            return
+        key = ("deployment", namespace, name)
+        # Of a Deployment, plans read the ready count; its spec matters when someone edits it.
+        meta, status = body["metadata"], body.get("status", {})
+        fingerprint = (
+            meta.get("generation"),
+            status.get("readyReplicas", 0),
+            meta.get("deletionTimestamp"),
+        )
+        if type == "DELETED":
+            relevance.forget(key)
+        elif not relevance.changed(key, fingerprint):
+            return
+        queue.add((namespace, labels[manifests.MODEL_LABEL]))
+
+    @kopf.on.event("", "v1", "pods", labels={"app.kubernetes.io/managed-by": "ciclo"})
+    def pod_event(
+        namespace: str | None,
+        name: str,
+        labels: Mapping[str, str],
+        type: str,
+        body: kopf.Body,
+        **_: Any,
+    ) -> None:
+        if not namespace or manifests.MODEL_LABEL not in labels:
+            return
+        key = ("pod", namespace, name)
+        if type == "DELETED":
+            relevance.forget(key)
+            return
+        # Pods matter for one thing: whether a version's fetch step failed or got through.
+        status = body.get("status", {})
+        fingerprint = tuple(
+            (c["name"], (c.get("state", {}).get("terminated") or {}).get("exitCode"))
+            for c in status.get("initContainerStatuses", [])
+        )
+        if fingerprint and relevance.changed(key, fingerprint):
             queue.add((namespace, labels[manifests.MODEL_LABEL]))
 
     return queue

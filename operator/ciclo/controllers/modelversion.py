@@ -12,6 +12,7 @@ Model must not delete the registry's entries.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 from typing import Any
 
@@ -19,6 +20,7 @@ import kopf
 
 from ciclo.api.meta import Condition
 from ciclo.controllers.model import Queue
+from ciclo.controllers.workqueue import Relevance
 from ciclo.kube.client import MODEL_VERSIONS, MODELS, Json, Kube
 from ciclo.planning import manifests
 
@@ -130,11 +132,45 @@ def reconcile(kube: Kube, body: Json) -> str | None:
     return model_name if model is not None else None
 
 
+def release_deleted(kube: Kube, namespace: str | None = None, model: str | None = None) -> None:
+    """Run the registry again for versions being deleted: one whose Model has just gone, or
+    moved on, has no event of its own to wake it."""
+    fields = f"spec.model={model}" if model else None
+    for raw in kube.list(MODEL_VERSIONS, namespace, fields=fields):
+        if raw["metadata"].get("deletionTimestamp"):
+            reconcile(kube, raw)
+
+
 def register(kube: Kube, queue: Queue) -> None:
+    relevance = Relevance()
+
+    @kopf.on.event("ciclo.dev", "v1alpha1", "models")
+    def model_gone(namespace: str | None, name: str, type: str, **_: Any) -> None:
+        if namespace and type == "DELETED":
+            release_deleted(kube, namespace, name)
+
     @kopf.on.event("ciclo.dev", "v1alpha1", "modelversions")
     def version_event(body: kopf.Body, type: str, **_: Any) -> None:
         raw: Json = dict(body)
-        namespace = raw["metadata"]["namespace"]
-        model = raw["spec"]["model"] if type == "DELETED" else reconcile(kube, raw)
-        if model is not None:
+        meta = raw["metadata"]
+        namespace, key = meta["namespace"], ("modelversion", meta["namespace"], meta["name"])
+        if type == "DELETED":
+            relevance.forget(key)
+            queue.add((namespace, raw["spec"]["model"]))
+            return
+        model = reconcile(kube, raw)
+        # What a Model's plan reads of a version: its spec, the rollback mark, whether it
+        # could be fetched, its deletion. The Model controller's own phase writes are echoes.
+        status = raw.get("status", {})
+        validated = [
+            c.get("status") for c in status.get("conditions", []) if c["type"] == "Validated"
+        ]
+        fingerprint = (
+            meta.get("generation"),
+            json.dumps(status.get("rolledBack"), sort_keys=True),
+            tuple(validated),
+            meta.get("deletionTimestamp"),
+            model,
+        )
+        if model is not None and relevance.changed(key, fingerprint):
             queue.add((namespace, model))

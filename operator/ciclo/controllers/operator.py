@@ -63,5 +63,6 @@ async def resync(kube: Kube, config: Config, queue: model.Queue) -> None:
         await asyncio.sleep(config.resync_seconds * random.uniform(0.9, 1.1))
         try:
             await loop.run_in_executor(None, model.resync_all, kube, queue)
+            await loop.run_in_executor(None, modelversion.release_deleted, kube)
         except Exception:
             log.exception("resync")

@@ -79,3 +79,26 @@ class WorkQueue(Generic[K]):
                 timer = threading.Timer(retry, self.add, (key,))
                 timer.daemon = True
                 timer.start()
+
+
+class Relevance:
+    """Remembers, per object, the parts of it that can change a plan.
+
+    A watch event whose relevant parts are what they were (an echo of our own
+    status write, a Deployment status step that changes no ready count) need not
+    queue anything; the resync covers anything this lets through."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._seen: dict[Hashable, Hashable] = {}
+
+    def changed(self, key: Hashable, fingerprint: Hashable) -> bool:
+        with self._lock:
+            if self._seen.get(key) == fingerprint:
+                return False
+            self._seen[key] = fingerprint
+            return True
+
+    def forget(self, key: Hashable) -> None:
+        with self._lock:
+            self._seen.pop(key, None)
