@@ -126,7 +126,9 @@ def run(n: int, paths: Paths, kubeconfig: Path, pid: int) -> dict[str, float]:
     writes = sum(settled.get(v, 0) - before.get(v, 0) for v in ("PATCH", "POST", "PUT", "DELETE"))
     reads = settled.get("GET", 0) - before.get("GET", 0)
     # The operator releases its finalizers, so the namespace goes before the next size runs.
-    launcher.kubectl(paths, kubeconfig, "delete", "namespace", namespace, "--timeout=600s", timeout=700)
+    launcher.kubectl(
+        paths, kubeconfig, "delete", "namespace", namespace, "--timeout=600s", timeout=700
+    )
     return {
         "n": n,
         "apply_s": applied,

@@ -306,3 +306,67 @@ def test_serving_pods_are_admitted_under_pod_security_restricted(world, core):
     )
     assert pods[0].spec.security_context.run_as_non_root is True
     wait_for("v1 Ready", lambda: world.condition("Ready").get("status") == "True")
+
+
+def test_register_computes_the_digest_and_status_shows_the_model(world, kubeconfig, tmp_path):
+    import hashlib
+    import urllib.request
+
+    artifact = tmp_path / "model.joblib"
+    artifact.write_bytes(b"not really a model, but bytes with a digest")
+    result = ciclo(
+        "register",
+        str(artifact),
+        "--model",
+        "iris",
+        "--version",
+        "v1",
+        "--format",
+        "sklearn",
+        "--metric",
+        "accuracy=0.93",
+        "-n",
+        world.ns,
+        kubeconfig=kubeconfig,
+    )
+    assert result.returncode == 0, result.stderr
+    spec = world.version("iris-v1")["spec"]
+    assert spec["artifact"] == {
+        "uri": artifact.as_uri(),
+        "format": "sklearn",
+        "sha256": hashlib.sha256(artifact.read_bytes()).hexdigest(),
+    }
+    assert spec["metrics"] == {"accuracy": 0.93}
+
+    again = ciclo(
+        "register",
+        str(artifact),
+        "--model",
+        "iris",
+        "--version",
+        "v1",
+        "--format",
+        "sklearn",
+        "-n",
+        world.ns,
+        kubeconfig=kubeconfig,
+    )
+    assert again.returncode == 1 and "already exists" in again.stderr
+
+    world.create(model_manifest("v1"))
+    wait_for("v1 Ready", lambda: world.condition("Ready").get("status") == "True")
+    table = ciclo("status", "-n", world.ns, kubeconfig=kubeconfig)
+    assert table.returncode == 0
+    header, row = table.stdout.splitlines()[:2]
+    assert header.split()[:5] == ["NAMESPACE", "MODEL", "DESIRED", "SERVING", "READY"]
+    assert row.split()[:5] == [world.ns, "iris", "v1", "v1", "True"]
+
+    metrics = urllib.request.urlopen("http://127.0.0.1:18000/metrics", timeout=5).read().decode()
+    reconciles = [
+        line
+        for line in metrics.splitlines()
+        if line.startswith('ciclo_reconciles_total{kind="Model",result="ok"}')
+    ]
+    assert reconciles and float(reconciles[0].split()[-1]) > 0
+    assert "ciclo_reconcile_duration_seconds_bucket" in metrics
+    assert 'ciclo_api_requests_total{code="201",verb="POST"}' in metrics

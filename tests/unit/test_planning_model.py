@@ -323,3 +323,58 @@ def test_event_keys_differ_per_transition_and_repeat_for_a_retry():
     m.metadata.generation = 2
     switch = plan(m, versions, ready(first), IMAGE, T0)  # the same second as the first
     assert switch.events and switch.events[0].key != first.events[0].key
+
+
+def pod(version: str, init: list[dict[str, Any]], running: bool) -> dict[str, Any]:
+    state = {"running": {"startedAt": "2026-01-01T00:00:00Z"}} if running else {"waiting": {}}
+    return {
+        "metadata": {"labels": {manifests.VERSION_LABEL: version}},
+        "status": {
+            "initContainerStatuses": init,
+            "containerStatuses": [{"name": "serve", "state": state}],
+        },
+    }
+
+
+def test_fetch_outcomes_read_the_init_step_of_each_versions_pods():
+    from ciclo.planning.model import fetch_outcomes
+
+    failed_fetch = {
+        "name": "fetch",
+        "state": {"waiting": {"reason": "CrashLoopBackOff"}},
+        "lastState": {
+            "terminated": {
+                "exitCode": 1,
+                "message": "ciclo fetch: sha256 mismatch: expected ab, got cd\n",
+            }
+        },
+    }
+    fetched = {"name": "fetch", "state": {"terminated": {"exitCode": 0}}}
+    outcomes = fetch_outcomes(
+        [
+            pod("v1", [fetched], True),
+            pod("v2", [failed_fetch], False),
+            pod("v3", [{"name": "fetch", "state": {"running": {}}}], False),
+        ]
+    )
+    assert outcomes["v1"] == (True, "the artifact was fetched and its sha256 matched")
+    assert outcomes["v2"] == (False, "ciclo fetch: sha256 mismatch: expected ab, got cd")
+    assert "v3" not in outcomes, "a fetch still running says nothing yet"
+
+
+def test_a_failed_fetch_marks_the_version_failed_and_the_model_keeps_what_serves():
+    m, versions, p = lifecycle_to_v2()
+    m = m.model_copy(update={"spec": m.spec.model_copy(update={"version": "v3"})})
+    p = plan(
+        m,
+        versions,
+        ready(p),
+        IMAGE,
+        T0 + dt.timedelta(minutes=2),
+        fetch={"v3": (False, "ciclo fetch: sha256 mismatch")},
+    )
+    assert p.status.serving_version == "v2"
+    assert cond(p, "Degraded").reason == "VersionInvalid"
+    update = {u.name: u for u in p.versions}["iris-v3"]
+    assert update.phase == "Failed"
+    assert update.validated is not None and update.validated.reason == "FetchFailed"
