@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import json
 from typing import Any
 
@@ -187,14 +186,16 @@ UPDATE_CASES = [
 )
 def test_identity_of_a_registered_version_is_immutable(custom, namespace, path, value, expected):
     created = create(custom, namespace, model_version(description="first"))
-    changed = copy.deepcopy(created)
-    target = changed
+    # A merge patch, as `kubectl apply` or `kubectl patch` would send: the operator may have
+    # added its label and finalizer since the create, so a replace could meet a 409 instead.
+    patch: dict[str, Any] = {}
+    target = patch
     for key in path[:-1]:
-        target = target[key]
+        target = target.setdefault(key, {})
     target[path[-1]] = value
     with pytest.raises(ApiException) as caught:
-        custom.replace_namespaced_custom_object(
-            "ciclo.dev", "v1alpha1", namespace, "modelversions", "iris-v1", changed
+        custom.patch_namespaced_custom_object(
+            "ciclo.dev", "v1alpha1", namespace, "modelversions", "iris-v1", patch
         )
     assert caught.value.status == 422
     assert expected in json.loads(caught.value.body)["message"]
@@ -205,10 +206,14 @@ def test_identity_of_a_registered_version_is_immutable(custom, namespace, path, 
 
 
 def test_description_of_a_registered_version_may_change(custom, namespace):
-    created = create(custom, namespace, model_version(description="first"))
-    created["spec"]["description"] = "second"
-    updated = custom.replace_namespaced_custom_object(
-        "ciclo.dev", "v1alpha1", namespace, "modelversions", "iris-v1", created
+    create(custom, namespace, model_version(description="first"))
+    updated = custom.patch_namespaced_custom_object(
+        "ciclo.dev",
+        "v1alpha1",
+        namespace,
+        "modelversions",
+        "iris-v1",
+        {"spec": {"description": "second"}},
     )
     assert updated["spec"]["description"] == "second"
 

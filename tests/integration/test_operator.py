@@ -370,3 +370,33 @@ def test_register_computes_the_digest_and_status_shows_the_model(world, kubeconf
     assert reconciles and float(reconciles[0].split()[-1]) > 0
     assert "ciclo_reconcile_duration_seconds_bucket" in metrics
     assert 'ciclo_api_requests_total{code="201",verb="POST"}' in metrics
+
+
+PROCESS_NODE = {
+    "nodeSelector": {"ciclo.dev/process-node": "true"},
+    "tolerations": [
+        {"key": "ciclo.dev/process-node", "operator": "Exists", "effect": "NoSchedule"}
+    ],
+}
+
+
+def test_a_wrong_digest_fails_the_fetch_step_and_the_version_never_serves(world, tmp_path):
+    """Real parts: the Deployment's init step runs `ciclo fetch` on the process node."""
+    artifact = tmp_path / "model.joblib"
+    artifact.write_bytes(b"the bytes that were registered are not these")
+    manifest = version_manifest("v1")
+    manifest["spec"]["artifact"]["uri"] = artifact.as_uri()  # sha256 stays "0" * 64: wrong
+    world.create(manifest)
+    world.create(model_manifest("v1", replicas=1, **PROCESS_NODE))
+
+    def validated() -> dict[str, Any]:
+        conditions = world.version("iris-v1").get("status", {}).get("conditions", [])
+        return next((c for c in conditions if c["type"] == "Validated"), {})
+
+    condition = wait_for("the Validated condition", validated, timeout=60)
+    assert condition["status"] == "False" and condition["reason"] == "FetchFailed"
+    assert "sha256 mismatch" in condition["message"], condition
+    wait_for("phase Failed", lambda: world.phase("iris-v1") == "Failed")
+    assert world.model()["status"].get("servingVersion") is None
+    assert world.condition("Degraded")["reason"] == "VersionInvalid"
+    wait_for("the failing Deployment to be removed", lambda: not world.deployments())

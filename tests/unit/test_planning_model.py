@@ -378,3 +378,15 @@ def test_a_failed_fetch_marks_the_version_failed_and_the_model_keeps_what_serves
     update = {u.name: u for u in p.versions}["iris-v3"]
     assert update.phase == "Failed"
     assert update.validated is not None and update.validated.reason == "FetchFailed"
+
+
+def test_a_first_version_that_fails_its_fetch_stops_being_the_serving_one():
+    versions = [mv("v1")]
+    m = model("v1")
+    p = plan(m, versions, [], IMAGE, T0)
+    m, versions = after(m, p, versions)
+    assert p.status.serving_version == "v1"  # planned, not yet ready
+    p = plan(m, versions, ready(p), IMAGE, T0, fetch={"v1": (False, "sha256 mismatch")})
+    assert p.status.serving_version is None
+    assert p.deployments == [] and p.delete_deployments == ["iris-v1"] and p.service is None
+    assert cond(p, "Degraded").reason == "VersionInvalid"

@@ -135,8 +135,12 @@ def start_process_node(paths: Paths, kubeconfig: Path) -> None:
         return
     log = (paths.state / "process-node.log").open("ab")
     tools_dir = str(Path(__file__).resolve().parent.parent)
+    # Pods run their commands from the host's PATH: this Python's bin (a virtualenv's,
+    # where `ciclo` is) comes first.
+    path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
     env = dict(
         os.environ,
+        PATH=path,
         PYTHONPATH=os.pathsep.join(filter(None, [tools_dir, os.environ.get("PYTHONPATH")])),
     )
     proc = subprocess.Popen(

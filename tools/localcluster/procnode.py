@@ -173,10 +173,12 @@ class Container:
         self.started_at = ""
         self.state: Json = {"waiting": {"reason": "ContainerCreating"}}
         self.last_state: Json = {}
+        self.logfile = Path(os.devnull)
         self.due = 0.0  # monotonic time of the next probe, or of the restart after a back-off
         self.backoff = 0.5
 
     def start(self, argv: list[str], env: dict[str, str], cwd: str | None, logfile: Path) -> None:
+        self.logfile = logfile
         with logfile.open("ab") as out:
             self.proc = subprocess.Popen(
                 argv,
@@ -198,14 +200,18 @@ class Container:
 
     def mark_exited(self, code: int) -> None:
         self.ready = False
-        self.state = {
-            "terminated": {
-                "exitCode": code,
-                "reason": "Completed" if code == 0 else "Error",
-                "startedAt": self.started_at,
-                "finishedAt": now(),
-            }
+        terminated: Json = {
+            "exitCode": code,
+            "reason": "Completed" if code == 0 else "Error",
+            "startedAt": self.started_at,
+            "finishedAt": now(),
         }
+        if code != 0:
+            # terminationMessagePolicy FallbackToLogsOnError: the log's last line says why.
+            lines = self.logfile.read_text(errors="replace").strip().splitlines()
+            if lines:
+                terminated["message"] = lines[-1][-1024:]
+        self.state = {"terminated": terminated}
 
     def stop(self, grace: float) -> None:
         if self.proc is None or self.proc.poll() is not None:

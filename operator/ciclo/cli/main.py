@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import hashlib
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -141,6 +143,27 @@ def cmd_register(args: argparse.Namespace) -> int:
     return 0
 
 
+TERMINATION_LOG = Path("/dev/termination-log")
+
+
+def cmd_fetch(args: argparse.Namespace) -> int:
+    from ciclo.serving.artifacts import FetchError, fetch
+
+    try:
+        digest = fetch(args.uri, Path(args.dest), args.sha256, timeout=args.timeout)
+    except FetchError as e:
+        line = f"ciclo fetch: {e}"
+        print(line, file=sys.stderr)
+        # Kubernetes reads this file into the container's terminated state: the operator
+        # turns it into the ModelVersion's Validated condition.
+        if TERMINATION_LOG.parent.is_dir() and os.access(TERMINATION_LOG.parent, os.W_OK):
+            with contextlib.suppress(OSError):
+                TERMINATION_LOG.write_text(line + "\n")
+        return 1
+    print(f"ciclo fetch: {args.uri} -> {args.dest} (sha256 {digest})")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ciclo", description=__doc__)
     parser.add_argument("--version", action="version", version=f"ciclo {__version__}")
@@ -168,6 +191,13 @@ def build_parser() -> argparse.ArgumentParser:
     back.add_argument("-n", "--namespace", default="default")
     back.add_argument("--reason", default="rolled back by hand with `ciclo rollback`")
     back.set_defaults(func=cmd_rollback)
+
+    fetch = sub.add_parser("fetch", help="copy an artifact to a path, checking its sha256")
+    fetch.add_argument("uri", help="file://, https://, http://, s3://, gs:// or pvc://CLAIM/PATH")
+    fetch.add_argument("dest")
+    fetch.add_argument("--sha256", help="the digest the artifact must have")
+    fetch.add_argument("--timeout", type=float, default=300.0, help="seconds (default 300)")
+    fetch.set_defaults(func=cmd_fetch)
 
     register = sub.add_parser(
         "register", help="create a ModelVersion from an artifact, computing its sha256"

@@ -151,12 +151,14 @@ def plan(
     history = [h.model_copy() for h in status.history]
     target: str | None = desired
     problem: tuple[str, str] | None = None
+    # What serves now may go on serving while spec.version cannot, unless it is itself unusable.
+    keep = current if current in by_version and current not in unusable else None
     if desired not in by_version:
-        target, problem = current, ("VersionNotFound", f"no ModelVersion {desired} of model {name}")
+        target, problem = keep, ("VersionNotFound", f"no ModelVersion {desired} of model {name}")
     elif failed(by_version[desired]):
         reason = conditions.find(by_version[desired].status.conditions, "Validated")
         target, problem = (
-            current,
+            keep,
             ("VersionInvalid", f"{desired}: {reason.message if reason else 'invalid'}"),
         )
     elif desired in rolled_back:
@@ -239,12 +241,13 @@ def plan(
             ):
                 warm.append(h.version)
 
-    # Deployments: the serving version, the warm ones; retired keeps them all at zero.
+    # Deployments: the serving version, the warm ones; retired keeps them all at zero; with
+    # nothing usable to serve, none.
     replicas: dict[str, tuple[int, str]] = {}
     if serving is not None:
         replicas[serving] = (spec.serving.replicas, "serving")
         replicas.update({v: (spec.serving.warm_replicas, "warm") for v in warm})
-    else:
+    elif spec.retired:
         replicas.update({d.version: (0, "retired") for d in deployments if d.version in by_version})
     result = ModelPlan()
     result.deployments = [

@@ -1,0 +1,1 @@
+"""The serving runtime that model pods run. It never imports the operator."""
