@@ -97,6 +97,16 @@ class World:
             if e.reason == reason and e.involved_object.kind == kind
         ]
 
+    def snapshot(self) -> tuple[Any, ...]:
+        """What a no-op must leave alone: the Model's spec and status, its children's versions."""
+        model = self.model()
+        deployments = {
+            d.metadata.name: d.metadata.resource_version
+            for d in self.apps.list_namespaced_deployment(self.ns).items
+        }
+        service = self.core.read_namespaced_service("iris", self.ns).metadata.resource_version
+        return model["metadata"]["generation"], model["status"], deployments, service
+
     def create(self, manifest: dict[str, Any]) -> dict[str, Any]:
         plural = {"Model": "models", "ModelVersion": "modelversions"}[manifest["kind"]]
         return self.custom.create_namespaced_custom_object(G, V, self.ns, plural, manifest)
@@ -168,25 +178,10 @@ def test_lifecycle_register_serve_switch_rollback_reapply_retire_delete(world, k
 
     # Re-applying the same spec changes nothing (kubectl's own last-applied annotation aside).
     time.sleep(1)
-    before = (
-        (world.model()["metadata"]["generation"], world.model()["status"]),
-        {
-            d.metadata.name: d.metadata.resource_version
-            for d in world.apps.list_namespaced_deployment(world.ns).items
-        },
-        world.core.read_namespaced_service("iris", world.ns).metadata.resource_version,
-    )
+    before = world.snapshot()
     launcher_apply(paths, kubeconfig, world.ns, model_manifest("v2"))
     time.sleep(2)
-    after = (
-        (world.model()["metadata"]["generation"], world.model()["status"]),
-        {
-            d.metadata.name: d.metadata.resource_version
-            for d in world.apps.list_namespaced_deployment(world.ns).items
-        },
-        world.core.read_namespaced_service("iris", world.ns).metadata.resource_version,
-    )
-    assert after == before
+    assert world.snapshot() == before
 
     # Retire: everything at zero, no Service, every version kept.
     world.set_spec(retired=True)
