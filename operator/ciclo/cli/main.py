@@ -164,6 +164,43 @@ def cmd_fetch(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from ciclo.serving.loaders import LoaderError, load
+    from ciclo.serving.server import Runtime, create_app
+
+    try:
+        predictor = load(Path(args.model), args.format)
+    except LoaderError as e:
+        print(f"ciclo serve: {e}", file=sys.stderr)
+        return 1
+    options: dict[str, Any] = {
+        "host": args.host,
+        "port": args.port,
+        "loop": "uvloop",
+        "http": "httptools",
+        "log_level": "warning",
+        "access_log": False,
+    }
+    if args.workers > 1:
+        # Each worker process loads the model itself, through the app factory.
+        os.environ.update(
+            CICLO_SERVE_MODEL=args.model,
+            CICLO_SERVE_FORMAT=args.format,
+            CICLO_SERVE_NAME=args.name,
+            CICLO_SERVE_VERSION=args.version,
+            CICLO_SERVE_MAX_BODY=str(args.max_body),
+        )
+        uvicorn.run(
+            "ciclo.serving.server:app_from_env", factory=True, workers=args.workers, **options
+        )
+    else:
+        runtime = Runtime(args.name, args.version, args.format, predictor, max_body=args.max_body)
+        uvicorn.run(create_app(runtime), **options)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ciclo", description=__doc__)
     parser.add_argument("--version", action="version", version=f"ciclo {__version__}")
@@ -198,6 +235,22 @@ def build_parser() -> argparse.ArgumentParser:
     fetch.add_argument("--sha256", help="the digest the artifact must have")
     fetch.add_argument("--timeout", type=float, default=300.0, help="seconds (default 300)")
     fetch.set_defaults(func=cmd_fetch)
+
+    serve = sub.add_parser("serve", help="serve a model over the Open Inference Protocol v2 (REST)")
+    serve.add_argument("--model", required=True, help="the model file")
+    serve.add_argument(
+        "--format", required=True, choices=["sklearn", "xgboost", "lightgbm", "onnx"]
+    )
+    serve.add_argument("--name", required=True, help="the model's name in URLs")
+    serve.add_argument("--version", required=True, dest="version")
+    serve.add_argument("--host", default="0.0.0.0")
+    serve.add_argument("--port", type=int, default=8080)
+    serve.add_argument("--workers", type=int, default=1, help="processes, for more cores")
+    serve.add_argument("--max-body", type=int, default=64 << 20, help="largest request, bytes")
+    serve.add_argument(
+        "--baseline", help="training profile for drift (accepted; drift is not built yet)"
+    )
+    serve.set_defaults(func=cmd_serve)
 
     register = sub.add_parser(
         "register", help="create a ModelVersion from an artifact, computing its sha256"
