@@ -395,3 +395,60 @@ def test_a_wrong_digest_fails_the_fetch_step_and_the_version_never_serves(world,
     assert world.model()["status"].get("servingVersion") is None
     assert world.condition("Degraded")["reason"] == "VersionInvalid"
     wait_for("the failing Deployment to be removed", lambda: not world.deployments())
+
+
+def test_a_model_really_serves_on_the_process_node(world, api, tmp_path):
+    """All real: ciclo fetch checks the digest; ciclo serve answers at the Service's endpoint."""
+    import hashlib
+
+    import joblib
+    import numpy as np
+    import tritonclient.http as triton
+    from sklearn.datasets import load_iris
+    from sklearn.linear_model import LogisticRegression
+
+    import kubernetes
+
+    x, y = load_iris(return_X_y=True)
+    model = LogisticRegression(max_iter=500).fit(x, y)
+    artifact = tmp_path / "iris.joblib"
+    joblib.dump(model, artifact)
+    manifest = version_manifest("v1")
+    manifest["spec"]["artifact"].update(
+        uri=artifact.as_uri(), sha256=hashlib.sha256(artifact.read_bytes()).hexdigest()
+    )
+    world.create(manifest)
+    world.create(model_manifest("v1", replicas=1, **PROCESS_NODE))
+    wait_for(
+        "v1 Ready on the process node",
+        lambda: world.condition("Ready").get("status") == "True",
+        timeout=90,
+    )
+    validated = [
+        c for c in world.version("iris-v1")["status"]["conditions"] if c["type"] == "Validated"
+    ]
+    assert validated and validated[0]["status"] == "True"
+
+    discovery = kubernetes.client.DiscoveryV1Api(api)
+
+    def endpoint() -> str | None:
+        slices = discovery.list_namespaced_endpoint_slice(
+            world.ns, label_selector="kubernetes.io/service-name=iris"
+        ).items
+        ready = [
+            a for s in slices for e in s.endpoints or [] if e.conditions.ready for a in e.addresses
+        ]
+        port = next((p.port for s in slices for p in s.ports or []), None)
+        return f"{ready[0]}:{port}" if ready and port else None
+
+    address = wait_for("a ready endpoint for the Service", endpoint, timeout=30)
+    client = triton.InferenceServerClient(url=address)
+    tensor = triton.InferInput("input-0", list(x.shape), "FP64")
+    tensor.set_data_from_numpy(x, binary_data=False)
+    result = client.infer(
+        "iris",
+        [tensor],
+        model_version="v1",
+        outputs=[triton.InferRequestedOutput("predict", binary_data=False)],
+    )
+    np.testing.assert_array_equal(result.as_numpy("predict"), model.predict(x))

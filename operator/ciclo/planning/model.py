@@ -68,32 +68,38 @@ def failed(version: ModelVersion) -> bool:
 
 
 def fetch_outcomes(pods: list[Json]) -> dict[str, tuple[bool, str]]:
-    """Per version, what its pods say of the artifact: the init step failed (False, why), or a
-    pod got past it (True). Versions whose pods say nothing yet are absent."""
+    """Per version, what its pods say of the artifact: every fetch step of a pod exited 0
+    (True: `ciclo fetch` exits 0 only on a digest match, and that wins over an earlier
+    failure, which may have been transient), or one failed (False, its last line).
+    Versions whose pods say nothing yet are absent."""
     out: dict[str, tuple[bool, str]] = {}
     for pod in pods:
         version = pod["metadata"].get("labels", {}).get(manifests.VERSION_LABEL)
-        if version is None:
+        fetches = [
+            i
+            for i in pod.get("status", {}).get("initContainerStatuses", [])
+            if i["name"].startswith("fetch")
+        ]
+        if version is None or not fetches:
             continue
-        status = pod.get("status", {})
-        for init in status.get("initContainerStatuses", []):
+        done = [i.get("state", {}).get("terminated") for i in fetches]
+        if all(t and t.get("exitCode") == 0 for t in done):
+            out[version] = (True, "the artifact was fetched and its sha256 matched")
+            continue
+        for init in fetches:
             terminated = init.get("state", {}).get("terminated") or init.get("lastState", {}).get(
                 "terminated"
             )
             if (
-                init["name"].startswith("fetch")
-                and terminated
+                terminated
                 and terminated.get("exitCode", 0) != 0
+                and out.get(version, (False,))[0] is False
             ):
                 why = (
                     terminated.get("message") or terminated.get("reason") or "the fetch failed"
                 ).strip()
-                out.setdefault(version, (False, why.splitlines()[-1]))
-        started = any(
-            c.get("state", {}).get("running") for c in status.get("containerStatuses", [])
-        )
-        if started and status.get("initContainerStatuses"):
-            out[version] = (True, "the artifact was fetched and its sha256 matched")
+                out[version] = (False, why.splitlines()[-1])
+                break
     return out
 
 
