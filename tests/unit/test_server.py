@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -183,3 +184,48 @@ def test_unknown_model_version_route_and_oversized_body(server: str):
     response = infer(server, {"inputs": [matrix_input(big)]})
     assert response.status_code == 413 and "exceeds the limit" in response.json()["error"]
     assert httpx.get(f"{server}/v2/health/live").status_code == 200, "the server goes on serving"
+
+
+def test_several_worker_processes_each_load_the_model(tmp_path: Path):
+    path = tmp_path / "iris.joblib"
+    joblib.dump(MODEL, path)
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "ciclo.cli.main",
+            "serve",
+            "--model",
+            str(path),
+            "--format",
+            "sklearn",
+            "--name",
+            "iris",
+            "--version",
+            "v1",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "2",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                response = infer(url, {"inputs": [matrix_input(X[:5])]})
+                break
+            except httpx.HTTPError:
+                assert time.monotonic() < deadline, "no worker answered"
+                time.sleep(0.2)
+        assert response.status_code == 200
+        assert response.json()["outputs"][0]["data"] == MODEL.predict(X[:5]).tolist()
+    finally:
+        proc.terminate()
+        proc.wait(15)
