@@ -87,6 +87,7 @@ def test_health_server_and_model_metadata(server: str):
     meta = httpx.get(f"{server}/v2/models/iris").json()
     assert meta["name"] == "iris" and meta["versions"] == ["v1"]
     assert meta["inputs"][0]["shape"] == [-1, 4]
+    assert meta["outputs"][0] == {"name": "predict", "datatype": "INT64", "shape": [-1]}
     assert httpx.get(f"{server}/v2/models/iris/versions/v1/ready").json() == {
         "name": "iris",
         "ready": True,

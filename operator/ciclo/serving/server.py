@@ -22,7 +22,7 @@ import numpy as np
 import orjson
 
 from ciclo.serving.loaders import Predictor, load
-from ciclo.serving.protocol import ProtocolError, decode_request, encode_tensor
+from ciclo.serving.protocol import ProtocolError, datatype_of, decode_request, encode_tensor
 
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
@@ -48,14 +48,17 @@ class Runtime:
     outputs: list[str] = field(default_factory=lambda: ["predict", "predict_proba"])
 
     def metadata(self) -> dict[str, Any]:
-        width = self.predictor.n_features if self.predictor.n_features is not None else -1
+        width = self.predictor.n_features
+        predicted = "FP64"
+        if width is not None:  # one prediction on zeros tells the output's real datatype
+            predicted = datatype_of(np.asarray(self.predictor.predict(np.zeros((1, width)))))
         return {
             "name": self.name,
             "versions": [self.version],
             "platform": self.fmt,
-            "inputs": [{"name": "input-0", "datatype": "FP64", "shape": [-1, width]}],
+            "inputs": [{"name": "input-0", "datatype": "FP64", "shape": [-1, width or -1]}],
             "outputs": [
-                {"name": "predict", "datatype": "FP64", "shape": [-1]},
+                {"name": "predict", "datatype": predicted, "shape": [-1]},
                 {"name": "predict_proba", "datatype": "FP64", "shape": [-1, -1]},
             ],
         }
