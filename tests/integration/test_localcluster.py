@@ -7,27 +7,17 @@ import os
 import subprocess
 import time
 import urllib.request
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from kubernetes.client.exceptions import ApiException
+from waiting import wait_for
 
 import kubernetes
 from localcluster import launcher
 from localcluster.paths import Paths
 
 pytestmark = pytest.mark.integration
-
-
-def wait_for(what: str, check: Callable[[], object], timeout: float = 60) -> object:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.25)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 def deployment(name: str, replicas: int, pod_spec: dict[str, object]) -> dict[str, object]:
@@ -52,7 +42,7 @@ def test_deployment_on_kwok_nodes_becomes_available(apps, core, namespace):
         status = apps.read_namespaced_deployment("web", namespace).status
         return status.available_replicas == 3
 
-    wait_for("3 available replicas", available)
+    wait_for("3 available replicas", available, timeout=60)
     nodes = {p.spec.node_name for p in core.list_namespaced_pod(namespace).items}
     assert nodes and all(n.startswith("kwok-node-") for n in nodes)
 
@@ -144,7 +134,7 @@ def test_process_node_runs_a_deployment_as_real_processes(apps, core, namespace)
                 return pod
         return None
 
-    pod = wait_for("a Ready pod on the process node", ready_pod)
+    pod = wait_for("a Ready pod on the process node", ready_pod, timeout=60)
     assert pod.spec.node_name == launcher.PROCESS_NODE
     assert pod.status.pod_ip.startswith("10.244.0.")
     with urllib.request.urlopen(f"http://{pod.status.pod_ip}:8000/", timeout=5) as response:
@@ -169,7 +159,7 @@ def test_process_node_runs_a_deployment_as_real_processes(apps, core, namespace)
             a for s in slices for e in s.endpoints or [] if e.conditions.ready for a in e.addresses
         }
 
-    assert wait_for("the pod IP in the Service's EndpointSlice", endpoint_ips) == {
+    assert wait_for("the pod IP in the Service's EndpointSlice", endpoint_ips, timeout=60) == {
         pod.status.pod_ip
     }
 
@@ -198,7 +188,7 @@ def test_failing_readiness_keeps_a_pod_unready(core, namespace):
             pod.status.container_statuses and pod.status.container_statuses[0].state.running
         )
 
-    wait_for("the container to run", running)
+    wait_for("the container to run", running, timeout=60)
     time.sleep(2)  # two probe periods
     pod = core.read_namespaced_pod("unready", namespace)
     assert {c.type: c.status for c in pod.status.conditions}["Ready"] == "False"

@@ -5,25 +5,15 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from typing import Any
 
 import pytest
 from kubernetes.client.exceptions import ApiException
+from waiting import wait_for
 
 pytestmark = pytest.mark.integration
 
 G, V = "ciclo.dev", "v1alpha1"
-
-
-def wait_for(what: str, check: Callable[[], Any], timeout: float = 30) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 def version_manifest(version: str, model: str = "iris") -> dict[str, Any]:
@@ -309,21 +299,24 @@ def test_register_computes_the_digest_and_status_shows_the_model(world, kubeconf
 
     artifact = tmp_path / "model.joblib"
     artifact.write_bytes(b"not really a model, but bytes with a digest")
-    result = ciclo(
-        "register",
-        str(artifact),
-        "--model",
-        "iris",
-        "--version",
-        "v1",
-        "--format",
-        "sklearn",
-        "--metric",
-        "accuracy=0.93",
-        "-n",
-        world.ns,
-        kubeconfig=kubeconfig,
-    )
+
+    def register(*extra: str) -> subprocess.CompletedProcess[str]:
+        return ciclo(
+            "register",
+            str(artifact),
+            "--model",
+            "iris",
+            "--version",
+            "v1",
+            "--format",
+            "sklearn",
+            "-n",
+            world.ns,
+            *extra,
+            kubeconfig=kubeconfig,
+        )
+
+    result = register("--metric", "accuracy=0.93")
     assert result.returncode == 0, result.stderr
     spec = world.version("iris-v1")["spec"]
     assert spec["artifact"] == {
@@ -333,19 +326,7 @@ def test_register_computes_the_digest_and_status_shows_the_model(world, kubeconf
     }
     assert spec["metrics"] == {"accuracy": 0.93}
 
-    again = ciclo(
-        "register",
-        str(artifact),
-        "--model",
-        "iris",
-        "--version",
-        "v1",
-        "--format",
-        "sklearn",
-        "-n",
-        world.ns,
-        kubeconfig=kubeconfig,
-    )
+    again = register()
     assert again.returncode == 1 and "already exists" in again.stderr
 
     world.create(model_manifest("v1"))

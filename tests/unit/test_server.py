@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import subprocess
 import sys
@@ -28,49 +29,54 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    path = tmp_path_factory.mktemp("model") / "iris.joblib"
+@contextlib.contextmanager
+def serving(path: Path, *extra: str) -> Iterator[str]:
+    """`ciclo serve` for the iris model at `path`, as a process; its URL once it answers ready."""
     joblib.dump(MODEL, path)
     port = free_port()
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "ciclo.cli.main",
-            "serve",
-            "--model",
-            str(path),
-            "--format",
-            "sklearn",
-            "--name",
-            "iris",
-            "--version",
-            "v1",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--max-body",
-            str(MAX_BODY),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
+    command = [
+        sys.executable,
+        "-m",
+        "ciclo.cli.main",
+        "serve",
+        "--model",
+        str(path),
+        "--format",
+        "sklearn",
+        "--name",
+        "iris",
+        "--version",
+        "v1",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+    ]
+    proc = subprocess.Popen([*command, *extra], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            if httpx.get(f"{url}/v2/health/ready", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        assert proc.poll() is None, proc.stdout.read().decode() if proc.stdout else "exited"
-        assert time.monotonic() < deadline, "ciclo serve did not become ready"
-        time.sleep(0.1)
-    yield url
-    proc.terminate()
-    proc.wait(10)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"{url}/v2/health/ready", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert proc.poll() is None, proc.stdout.read().decode() if proc.stdout else "exited"
+            assert time.monotonic() < deadline, "ciclo serve did not become ready"
+            time.sleep(0.1)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(15)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with serving(
+        tmp_path_factory.mktemp("model") / "iris.joblib", "--max-body", str(MAX_BODY)
+    ) as url:
+        yield url
 
 
 def infer(url: str, body: Any, path: str = "/v2/models/iris/infer") -> httpx.Response:
@@ -188,45 +194,7 @@ def test_unknown_model_version_route_and_oversized_body(server: str):
 
 
 def test_several_worker_processes_each_load_the_model(tmp_path: Path):
-    path = tmp_path / "iris.joblib"
-    joblib.dump(MODEL, path)
-    port = free_port()
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "ciclo.cli.main",
-            "serve",
-            "--model",
-            str(path),
-            "--format",
-            "sklearn",
-            "--name",
-            "iris",
-            "--version",
-            "v1",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            "2",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                response = infer(url, {"inputs": [matrix_input(X[:5])]})
-                break
-            except httpx.HTTPError:
-                assert time.monotonic() < deadline, "no worker answered"
-                time.sleep(0.2)
+    with serving(tmp_path / "iris.joblib", "--workers", "2") as url:
+        response = infer(url, {"inputs": [matrix_input(X[:5])]})
         assert response.status_code == 200
         assert response.json()["outputs"][0]["data"] == MODEL.predict(X[:5]).tolist()
-    finally:
-        proc.terminate()
-        proc.wait(15)
