@@ -7,6 +7,7 @@ CICLO_KEEP_CLUSTER=1 keeps it for the next run.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import signal
 import subprocess
@@ -31,12 +32,18 @@ def paths() -> Paths:
 
 @pytest.fixture(scope="session")
 def kubeconfig(paths: Paths) -> Iterator[Path]:
-    path = launcher.up(paths)
-    try:
-        yield path
-    finally:
-        if os.environ.get("CICLO_KEEP_CLUSTER") != "1":
-            launcher.down(paths)
+    # One cluster per machine (the process node's bridge and the operator's ports are
+    # fixed): a second test session waits here for the first rather than tearing its
+    # cluster down under it.
+    paths.cache.mkdir(parents=True, exist_ok=True)
+    with (paths.cache / "cluster.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        path = launcher.up(paths)
+        try:
+            yield path
+        finally:
+            if os.environ.get("CICLO_KEEP_CLUSTER") != "1":
+                launcher.down(paths)
 
 
 @pytest.fixture(scope="session")
