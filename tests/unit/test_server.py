@@ -194,7 +194,28 @@ def test_unknown_model_version_route_and_oversized_body(server: str):
 
 
 def test_several_worker_processes_each_load_the_model(tmp_path: Path):
-    with serving(tmp_path / "iris.joblib", "--workers", "2") as url:
+    refused = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ciclo.cli.main",
+            "serve",
+            "--model",
+            "m",
+            "--format",
+            "sklearn",
+            "--name",
+            "iris",
+            "--version",
+            "v1",
+            "--workers",
+            "2",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert refused.returncode == 2 and "--workers > 1 needs --no-monitoring" in refused.stderr
+    with serving(tmp_path / "iris.joblib", "--workers", "2", "--no-monitoring") as url:
         response = infer(url, {"inputs": [matrix_input(X[:5])]})
         assert response.status_code == 200
         assert response.json()["outputs"][0]["data"] == MODEL.predict(X[:5]).tolist()

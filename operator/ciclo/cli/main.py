@@ -164,15 +164,77 @@ def cmd_fetch(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_profile(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from ciclo.drift.profile import ProfileError, build_profile
+    from ciclo.drift.table import read_table
+    from ciclo.serving.loaders import LoaderError, load
+    from ciclo.serving.server import is_classifier
+
+    try:
+        table = read_table(Path(args.data))
+        left_out = {c for c in [args.target, *args.drop] if c}
+        missing = left_out - set(table)
+        if missing:
+            raise ProfileError(f"no such column: {', '.join(sorted(missing))}")
+        columns = {k: v for k, v in table.items() if k not in left_out}
+        predictions, categorical = None, True
+        if args.model:
+            if not args.format:
+                raise ProfileError("--model needs --format")
+            predictor = load(Path(args.model), args.format)
+            matrix = np.column_stack([v.astype(np.float64) for v in columns.values()])
+            predictions = np.asarray(predictor.predict(matrix))
+            categorical = is_classifier(predictor)
+        profile = build_profile(columns, set(args.categorical), predictions, categorical)
+    except (ProfileError, LoaderError, ValueError) as e:
+        print(f"ciclo profile: {e}", file=sys.stderr)
+        return 1
+    profile.save(Path(args.out))
+    kinds = [f.kind for f in profile.features]
+    print(
+        f"ciclo profile: {profile.rows} rows, {kinds.count('numeric')} numeric and "
+        f"{kinds.count('categorical')} categorical features"
+        + (", and the predictions" if profile.prediction else "")
+        + f" -> {args.out}"
+    )
+    return 0
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from ciclo.serving.loaders import LoaderError, load
-    from ciclo.serving.server import Runtime, create_app
+    from ciclo.drift.profile import ProfileError
+    from ciclo.serving.loaders import LoaderError
+    from ciclo.serving.monitor import Settings
+    from ciclo.serving.server import ServeOptions, build_runtime, create_app
 
+    if args.workers > 1 and args.monitoring:
+        print(
+            "ciclo serve: --workers > 1 needs --no-monitoring (each process would keep its own "
+            "predictions and windows); run more replicas instead",
+            file=sys.stderr,
+        )
+        return 2
+    serve_options = ServeOptions(
+        max_body=args.max_body,
+        monitoring=args.monitoring,
+        baseline=Path(args.baseline) if args.baseline else None,
+        settings=Settings(
+            args.quality_window,
+            args.drift_window,
+            args.feedback_capacity,
+            args.feedback_max_age,
+        ),
+        max_batch_size=args.max_batch_size,
+        max_batch_delay=args.max_batch_delay_ms / 1000,
+    )
     try:
-        predictor = load(Path(args.model), args.format)
-    except LoaderError as e:
+        runtime = build_runtime(
+            Path(args.model), args.format, args.name, args.version, serve_options
+        )
+    except (LoaderError, ProfileError, ValueError) as e:
         print(f"ciclo serve: {e}", file=sys.stderr)
         return 1
     options: dict[str, Any] = {
@@ -191,12 +253,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
             CICLO_SERVE_NAME=args.name,
             CICLO_SERVE_VERSION=args.version,
             CICLO_SERVE_MAX_BODY=str(args.max_body),
+            CICLO_SERVE_MAX_BATCH_SIZE=str(args.max_batch_size),
+            CICLO_SERVE_MAX_BATCH_DELAY=str(args.max_batch_delay_ms / 1000),
         )
         uvicorn.run(
             "ciclo.serving.server:app_from_env", factory=True, workers=args.workers, **options
         )
     else:
-        runtime = Runtime(args.name, args.version, args.format, predictor, max_body=args.max_body)
         uvicorn.run(create_app(runtime), **options)
     return 0
 
@@ -248,9 +311,43 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--workers", type=int, default=1, help="processes, for more cores")
     serve.add_argument("--max-body", type=int, default=64 << 20, help="largest request, bytes")
     serve.add_argument(
-        "--baseline", help="training profile for drift (accepted; drift is not built yet)"
+        "--baseline", help="the training profile (`ciclo profile`) drift is measured against"
+    )
+    serve.add_argument(
+        "--no-monitoring",
+        dest="monitoring",
+        action="store_false",
+        help="no feedback, quality or drift tracking (request counts and latency stay)",
+    )
+    serve.add_argument("--quality-window", type=int, default=1000, help="labelled samples")
+    serve.add_argument("--drift-window", type=int, default=1000, help="input rows")
+    serve.add_argument(
+        "--feedback-capacity", type=int, default=100_000, help="predictions kept for feedback, rows"
+    )
+    serve.add_argument(
+        "--feedback-max-age", type=float, default=86_400.0, help="seconds a prediction is kept"
+    )
+    serve.add_argument(
+        "--max-batch-size", type=int, default=1, help="rows per adaptive batch (1: no batching)"
+    )
+    serve.add_argument(
+        "--max-batch-delay-ms", type=float, default=0.0, help="wait for a fuller batch, ms"
     )
     serve.set_defaults(func=cmd_serve)
+
+    profile = sub.add_parser("profile", help="build a baseline profile from training data")
+    profile.add_argument("data", help="training data: CSV with a header row, or Parquet")
+    profile.add_argument("--out", required=True, help="where to write profile.json")
+    profile.add_argument("--target", help="the label column: left out of the features")
+    profile.add_argument("--drop", action="append", default=[], help="another column to leave out")
+    profile.add_argument(
+        "--categorical", action="append", default=[], help="an integer-coded categorical column"
+    )
+    profile.add_argument(
+        "--model", help="a model file: its predictions on DATA become the baseline"
+    )
+    profile.add_argument("--format", choices=["sklearn", "xgboost", "lightgbm", "onnx"])
+    profile.set_defaults(func=cmd_profile)
 
     register = sub.add_parser(
         "register", help="create a ModelVersion from an artifact, computing its sha256"

@@ -4,7 +4,7 @@ A plain ASGI application (no framework between uvicorn and the model: the hot
 path is one regex, one orjson parse, one predict in a thread, one orjson dump).
 Every response carries an id (the caller's, or a new one) that feedback can
 quote later; every bad request is a 4xx with {"error": ...}; nothing a client
-sends stops the server.
+sends stops the server. /metrics serves the runtime's Prometheus metrics.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import time
 import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
@@ -21,7 +22,12 @@ from typing import Any
 import numpy as np
 import orjson
 
+from ciclo.drift.profile import Profile
+from ciclo.serving.batching import Batcher
+from ciclo.serving.feedback import FeedbackError, parse_feedback
 from ciclo.serving.loaders import Predictor, load
+from ciclo.serving.metrics import RuntimeMetrics
+from ciclo.serving.monitor import Monitor, Settings
 from ciclo.serving.protocol import ProtocolError, datatype_of, decode_request, encode_tensor
 
 Scope = MutableMapping[str, Any]
@@ -29,7 +35,9 @@ Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
 SERVER_VERSION = "0.1.0"
-MODEL_PATH = re.compile(r"^/v2/models/([^/]+)(?:/versions/([^/]+))?(/ready|/infer)?$")
+MODEL_PATH = re.compile(r"^/v2/models/([^/]+)(?:/versions/([^/]+))?(/ready|/infer|/feedback)?$")
+METRICS_TYPE = b"text/plain; version=0.0.4; charset=utf-8"
+Prediction = tuple[np.ndarray, np.ndarray | None]
 
 
 class HttpError(Exception):
@@ -46,6 +54,13 @@ class Runtime:
     predictor: Predictor
     max_body: int = 64 << 20
     outputs: list[str] = field(default_factory=lambda: ["predict", "predict_proba"])
+    metrics: RuntimeMetrics | None = None
+    monitor: Monitor | None = None
+    batcher: Batcher[Prediction] | None = None
+
+    def __post_init__(self) -> None:
+        if self.metrics is None:
+            self.metrics = RuntimeMetrics(self.name, self.version)
 
     def metadata(self) -> dict[str, Any]:
         width = self.predictor.n_features
@@ -63,18 +78,36 @@ class Runtime:
             ],
         }
 
-    def infer(self, matrix: np.ndarray, wanted: list[str] | None) -> list[dict[str, Any]]:
+    def predict(self, matrix: np.ndarray) -> Prediction:
+        """Predictions and class probabilities (None when the model has none)."""
+        return np.asarray(self.predictor.predict(matrix)), self.predictor.predict_proba(matrix)
+
+    def predict_batch(self, matrices: list[np.ndarray]) -> list[Prediction]:
+        """One predict over many requests' rows, split back per request."""
+        if len(matrices) == 1 or len({m.shape[1] for m in matrices}) > 1:
+            return [self.predict(m) for m in matrices]
+        predicted, proba = self.predict(np.concatenate(matrices))
+        cuts = np.cumsum([m.shape[0] for m in matrices])[:-1]
+        probas = np.split(proba, cuts) if proba is not None else [None] * len(matrices)
+        return list(zip(np.split(predicted, cuts), probas, strict=True))
+
+    async def infer(
+        self, matrix: np.ndarray, request_id: str, wanted: list[str] | None
+    ) -> list[dict[str, Any]]:
         names = wanted or self.outputs
         unknown = [n for n in names if n not in self.outputs]
         if unknown:
             raise ProtocolError(f"unknown output {unknown[0]!r}: one of {', '.join(self.outputs)}")
+        loop = asyncio.get_running_loop()
+        if self.batcher is not None:
+            predicted, proba = await self.batcher.submit(matrix)
+        else:
+            predicted, proba = await loop.run_in_executor(None, self.predict, matrix)
+        if self.monitor is not None:
+            self.monitor.observe(request_id, matrix, predicted)
         out = []
         for name in names:
-            value = (
-                self.predictor.predict(matrix)
-                if name == "predict"
-                else self.predictor.predict_proba(matrix)
-            )
+            value = predicted if name == "predict" else proba
             if value is None:
                 if wanted:
                     raise ProtocolError(f"model {self.name} has no {name}")
@@ -98,9 +131,15 @@ async def _body(receive: Receive, limit: int, declared: int | None) -> bytes:
             return b"".join(chunks)
 
 
-async def _respond(send: Send, status: int, payload: Any, request_id: str | None = None) -> None:
-    body = orjson.dumps(payload)
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+async def _respond(
+    send: Send,
+    status: int,
+    payload: Any,
+    request_id: str | None = None,
+    content_type: bytes = b"application/json",
+) -> None:
+    body = payload if isinstance(payload, bytes) else orjson.dumps(payload)
+    headers = [(b"content-type", content_type), (b"content-length", str(len(body)).encode())]
     if request_id:
         headers.append((b"x-request-id", request_id.encode()))
     await send({"type": "http.response.start", "status": status, "headers": headers})
@@ -108,6 +147,9 @@ async def _respond(send: Send, status: int, payload: Any, request_id: str | None
 
 
 def create_app(runtime: Runtime) -> Callable[[Scope, Receive, Send], Awaitable[None]]:
+    metrics = runtime.metrics
+    assert metrics is not None  # set in Runtime.__post_init__
+
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
             while (await receive())["type"] != "lifespan.shutdown":
@@ -116,18 +158,29 @@ def create_app(runtime: Runtime) -> Callable[[Scope, Receive, Send], Awaitable[N
             return
         if scope["type"] != "http":
             return
+        if scope["path"] == "/metrics":
+            exposition = await asyncio.get_running_loop().run_in_executor(None, metrics.exposition)
+            await _respond(send, 200, exposition, content_type=METRICS_TYPE)
+            return
+        start = time.perf_counter()
         request_id: str | None = None
         try:
             status, payload, request_id = await _route(runtime, scope, receive)
         except HttpError as e:
             status, payload = e.status, {"error": str(e)}
-        except ProtocolError as e:
+        except (ProtocolError, FeedbackError) as e:
             status, payload = 400, {"error": str(e)}
         except Exception as e:  # the model failed on this input: the server goes on
             status, payload = 500, {"error": f"inference failed: {type(e).__name__}: {e}"}
         if request_id and isinstance(payload, dict):
             payload.setdefault("id", request_id)
         await _respond(send, status, payload, request_id)
+        if scope["path"].endswith("/infer"):
+            metrics.duration.observe(time.perf_counter() - start)
+            outcome = (
+                "success" if status < 400 else "client_error" if status < 500 else "server_error"
+            )
+            metrics.outcomes[outcome].inc()
 
     return app
 
@@ -163,10 +216,14 @@ async def _route(runtime: Runtime, scope: Scope, receive: Receive) -> tuple[int,
         body = orjson.loads(raw)
     except orjson.JSONDecodeError as e:
         raise ProtocolError(f"malformed JSON: {e}") from None
+    if action == "/feedback":
+        if runtime.monitor is None:
+            raise HttpError(404, "feedback is off: this server runs with --no-monitoring")
+        matched, late = runtime.monitor.feedback(parse_feedback(body))
+        return 200, {"matched": matched, "late": late}, None
     matrix, request_id, wanted = decode_request(body, runtime.predictor.n_features)
     request_id = request_id or uuid.uuid4().hex
-    loop = asyncio.get_running_loop()
-    outputs = await loop.run_in_executor(None, runtime.infer, matrix, wanted)
+    outputs = await runtime.infer(matrix, request_id, wanted)
     return (
         200,
         {
@@ -179,16 +236,57 @@ async def _route(runtime: Runtime, scope: Scope, receive: Receive) -> tuple[int,
     )
 
 
+@dataclass(frozen=True)
+class ServeOptions:
+    max_body: int = 64 << 20
+    monitoring: bool = True
+    baseline: Path | None = None
+    settings: Settings = field(default_factory=Settings)
+    max_batch_size: int = 1
+    max_batch_delay: float = 0.0
+
+
+def build_runtime(model: Path, fmt: str, name: str, version: str, options: ServeOptions) -> Runtime:
+    """Load the model (and the baseline profile), and wire monitoring and batching."""
+    predictor = load(model, fmt)
+    runtime = Runtime(name, version, fmt, predictor, max_body=options.max_body)
+    if options.monitoring:
+        assert runtime.metrics is not None
+        profile = Profile.load(options.baseline) if options.baseline else None
+        runtime.monitor = Monitor(
+            runtime.metrics, is_classifier(predictor), profile, options.settings
+        )
+    if options.max_batch_size > 1:
+        runtime.batcher = Batcher(
+            runtime.predict_batch, options.max_batch_size, options.max_batch_delay
+        )
+    return runtime
+
+
+def is_classifier(predictor: Predictor) -> bool:
+    """A model with class probabilities is a classifier: feedback and confusion apply."""
+    if predictor.n_features is None:
+        return False
+    return predictor.predict_proba(np.zeros((1, predictor.n_features))) is not None
+
+
 def app_from_env() -> Callable[[Scope, Receive, Send], Awaitable[None]]:
-    """uvicorn's factory: each worker process loads the model from CICLO_SERVE_* variables."""
-    fmt = os.environ["CICLO_SERVE_FORMAT"]
-    predictor = load(Path(os.environ["CICLO_SERVE_MODEL"]), fmt)
+    """uvicorn's factory: each worker process loads the model from CICLO_SERVE_* variables.
+
+    Only without monitoring: each process would keep its own predictions and
+    windows, so feedback and /metrics would see one process's share."""
+    options = ServeOptions(
+        max_body=int(os.environ.get("CICLO_SERVE_MAX_BODY", 64 << 20)),
+        monitoring=False,
+        max_batch_size=int(os.environ.get("CICLO_SERVE_MAX_BATCH_SIZE", 1)),
+        max_batch_delay=float(os.environ.get("CICLO_SERVE_MAX_BATCH_DELAY", 0)),
+    )
     return create_app(
-        Runtime(
+        build_runtime(
+            Path(os.environ["CICLO_SERVE_MODEL"]),
+            os.environ["CICLO_SERVE_FORMAT"],
             os.environ["CICLO_SERVE_NAME"],
             os.environ["CICLO_SERVE_VERSION"],
-            fmt,
-            predictor,
-            max_body=int(os.environ.get("CICLO_SERVE_MAX_BODY", 64 << 20)),
+            options,
         )
     )

@@ -1,0 +1,1 @@
+"""Baseline profiles and drift statistics (numpy/scipy); never imports the operator."""

@@ -1,0 +1,139 @@
+"""Quality from late labels: recent predictions kept by id, and a window of labelled samples.
+
+Ground truth often arrives hours after the prediction. The store keeps what was
+predicted for each response id, bounded by a row count and an age, so memory
+stays fixed however long labels take; a label whose prediction is gone is
+counted as late rather than guessed at.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import Counter, OrderedDict, deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ciclo.drift.profile import value_key
+
+
+class FeedbackError(Exception):
+    """A malformed feedback item; str() names what is wrong, for a 400."""
+
+
+@dataclass
+class PredictionStore:
+    """Predicted class keys by response id: at most `capacity` rows, none older than `max_age` s."""
+
+    capacity: int = 100_000
+    max_age: float = 86_400.0
+    clock: Callable[[], float] = time.monotonic
+    entries: OrderedDict[str, tuple[float, list[str]]] = field(default_factory=OrderedDict)
+    rows: int = 0
+
+    def put(self, request_id: str, predicted: Sequence[str]) -> None:
+        if request_id in self.entries:  # a reused id: the newest prediction wins
+            self.rows -= len(self.entries.pop(request_id)[1])
+        self.entries[request_id] = (self.clock(), list(predicted))
+        self.rows += len(predicted)
+        self._evict()
+
+    def take(self, request_id: str) -> list[str] | None:
+        """The prediction for this id, once: a second label for it counts as late."""
+        self._evict()
+        entry = self.entries.pop(request_id, None)
+        if entry is None:
+            return None
+        self.rows -= len(entry[1])
+        return entry[1]
+
+    def _evict(self) -> None:
+        oldest = self.clock() - self.max_age
+        while self.entries:
+            stamp, rows = next(iter(self.entries.values()))
+            if self.rows <= self.capacity and stamp >= oldest:
+                return
+            self.entries.popitem(last=False)
+            self.rows -= len(rows)
+
+
+@dataclass(frozen=True)
+class Quality:
+    accuracy: float
+    precision: float
+    recall: float
+    f1: float
+    samples: int
+
+
+@dataclass
+class QualityWindow:
+    """The last `size` (actual, predicted) pairs and their confusion counts."""
+
+    size: int = 1000
+    pairs: deque[tuple[str, str]] = field(default_factory=deque)
+    confusion: Counter[tuple[str, str]] = field(default_factory=Counter)
+
+    def add(self, actual: str, predicted: str) -> None:
+        self.pairs.append((actual, predicted))
+        self.confusion[(actual, predicted)] += 1
+        if len(self.pairs) > self.size:
+            old = self.pairs.popleft()
+            self.confusion[old] -= 1
+            if not self.confusion[old]:
+                del self.confusion[old]
+
+    def quality(self) -> Quality:
+        """Accuracy, and precision/recall/F1 macro-averaged over every class in the window
+        (scikit-learn's average="macro": a class never predicted has precision 0)."""
+        n = len(self.pairs)
+        if not n:
+            nan = math.nan
+            return Quality(nan, nan, nan, nan, 0)
+        classes = {c for pair in self.confusion for c in pair}
+        predicted: Counter[str] = Counter()
+        actual: Counter[str] = Counter()
+        for (truth, guess), count in self.confusion.items():
+            predicted[guess] += count
+            actual[truth] += count
+        precisions, recalls, f1s = [], [], []
+        for c in classes:
+            tp = self.confusion.get((c, c), 0)
+            p = tp / predicted[c] if predicted[c] else 0.0
+            r = tp / actual[c] if actual[c] else 0.0
+            precisions.append(p)
+            recalls.append(r)
+            f1s.append(2 * p * r / (p + r) if p + r else 0.0)
+        correct = sum(self.confusion.get((c, c), 0) for c in classes)
+        k = len(classes)
+        return Quality(correct / n, sum(precisions) / k, sum(recalls) / k, sum(f1s) / k, n)
+
+
+@dataclass(frozen=True)
+class Label:
+    request_id: str
+    labels: list[str]
+
+
+def parse_feedback(body: Any) -> list[Label]:
+    """{"id", "labels": [...]} or {"id", "label": x}, or {"feedback": [such objects]}."""
+    items = body.get("feedback") if isinstance(body, dict) and "feedback" in body else [body]
+    if not isinstance(items, list) or not items:
+        raise FeedbackError("'feedback' must be a non-empty list of {id, labels} objects")
+    out = []
+    for item in items:
+        if not isinstance(item, dict) or "id" not in item:
+            raise FeedbackError("each feedback item needs an 'id' (the inference response's id)")
+        if "labels" in item:
+            labels = item["labels"]
+            if not isinstance(labels, list) or not labels:
+                raise FeedbackError(f"feedback {item['id']}: 'labels' must be a non-empty list")
+        elif "label" in item:
+            labels = [item["label"]]
+        else:
+            raise FeedbackError(f"feedback {item['id']}: give 'labels' (one per row) or 'label'")
+        if any(isinstance(v, dict | list) or v is None for v in labels):
+            raise FeedbackError(f"feedback {item['id']}: labels must be numbers or strings")
+        out.append(Label(str(item["id"]), [value_key(v) for v in labels]))
+    return out

@@ -1,0 +1,151 @@
+"""The runtime's Prometheus metrics, in a registry of its own.
+
+Counters are what PromQL computes rates and ratios from over any window; the
+windowed quality and drift gauges are computed only when /metrics is scraped
+(a collector), so requests never pay for statistics nobody reads.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector
+
+from ciclo.drift.window import Drift
+from ciclo.serving.feedback import Quality
+
+LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
+LABELS = ("model", "version")
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    quality: Quality | None
+    """None when feedback is off or the model is not a classifier."""
+    drift: list[Drift] | None
+    """Input features; None without a baseline profile."""
+    prediction_drift: Drift | None
+    """None without a prediction baseline."""
+    drift_samples: int
+
+
+class WindowCollector(Collector):
+    """The sliding-window gauges, computed from a snapshot at scrape time."""
+
+    def __init__(self, labels: tuple[str, str], snapshot: Callable[[], Snapshot]) -> None:
+        self.labels = list(labels)
+        self.snapshot = snapshot
+
+    def collect(self) -> Iterable[Metric]:
+        snap = self.snapshot()
+        if snap.quality is not None:
+            q = snap.quality
+            for name, value, text in (
+                ("accuracy", q.accuracy, "Accuracy"),
+                ("precision", q.precision, "Precision, macro-averaged over classes,"),
+                ("recall", q.recall, "Recall, macro-averaged over classes,"),
+                ("f1", q.f1, "F1, macro-averaged over classes,"),
+            ):
+                yield self._gauge(
+                    f"window_{name}", f"{text} over the labelled-sample window", value
+                )
+            yield self._gauge(
+                "window_labelled_samples", "Labelled samples in the quality window", q.samples
+            )
+        if snap.drift is None:
+            return
+        stats = (
+            ("psi", "Population Stability Index against the baseline"),
+            ("ks", "Kolmogorov-Smirnov statistic against the baseline (numeric)"),
+            ("js", "Jensen-Shannon distance against the baseline (categorical)"),
+        )
+        features = {
+            stat: GaugeMetricFamily(
+                f"ciclo_drift_{stat}", f"{text}, per input feature", labels=[*LABELS, "feature"]
+            )
+            for stat, text in stats
+        }
+        for d in snap.drift:
+            for stat, stat_value in (("psi", d.psi), ("ks", d.ks), ("js", d.js)):
+                if stat_value is not None:
+                    features[stat].add_metric([*self.labels, d.feature], stat_value)
+        yield from features.values()
+        if snap.prediction_drift is not None:
+            p = snap.prediction_drift
+            for (stat, text), pvalue in zip(stats, (p.psi, p.ks, p.js), strict=True):
+                if pvalue is not None:
+                    yield self._gauge(
+                        f"prediction_drift_{stat}", f"{text}, of the predictions", pvalue
+                    )
+        yield self._gauge("drift_window_samples", "Inputs in the drift window", snap.drift_samples)
+
+    def _gauge(self, name: str, text: str, value: float) -> GaugeMetricFamily:
+        family = GaugeMetricFamily(f"ciclo_{name}", text, labels=list(LABELS))
+        family.add_metric(self.labels, value)
+        return family
+
+
+class RuntimeMetrics:
+    def __init__(self, model: str, version: str) -> None:
+        self.registry = CollectorRegistry()
+        self.labels = (model, version)
+        r = self.registry
+        self.requests = Counter(
+            "ciclo_requests", "Inference requests by outcome", [*LABELS, "outcome"], registry=r
+        )
+        self.duration = Histogram(
+            "ciclo_request_duration_seconds",
+            "Inference request latency",
+            LABELS,
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        ).labels(*self.labels)
+        self.predictions = Counter(
+            "ciclo_predictions", "Predictions by predicted class", [*LABELS, "class"], registry=r
+        )
+        self.prediction_value = Histogram(
+            "ciclo_prediction_value", "Predicted values (regression)", LABELS, registry=r
+        ).labels(*self.labels)
+        self.feedback = Counter(
+            "ciclo_feedback",
+            "Feedback labels: matched to a stored prediction, or late (its prediction was gone)",
+            [*LABELS, "outcome"],
+            registry=r,
+        )
+        self.correct = Counter(
+            "ciclo_feedback_correct", "Matched labels the prediction got right", LABELS, registry=r
+        ).labels(*self.labels)
+        self.confusion = Counter(
+            "ciclo_confusion",
+            "Confusion matrix of matched labels",
+            [*LABELS, "actual", "predicted"],
+            registry=r,
+        )
+        self.true_positives = Counter(
+            "ciclo_class_true_positives", "Matched labels per class", [*LABELS, "class"], registry=r
+        )
+        self.class_predicted = Counter(
+            "ciclo_class_predicted",
+            "Labelled samples per predicted class",
+            [*LABELS, "class"],
+            registry=r,
+        )
+        self.class_actual = Counter(
+            "ciclo_class_actual", "Labelled samples per true class", [*LABELS, "class"], registry=r
+        )
+        self.outcomes = {
+            o: self.requests.labels(*self.labels, o)
+            for o in ("success", "client_error", "server_error")
+        }
+        for outcome in ("matched", "late"):  # present from the start, so rate() sees the first
+            self.feedback.labels(*self.labels, outcome)
+
+    def watch(self, snapshot: Callable[[], Snapshot]) -> None:
+        self.registry.register(WindowCollector(self.labels, snapshot))
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)
