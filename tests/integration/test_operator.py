@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
+import urllib.request
 from typing import Any
 
 import pytest
@@ -295,7 +296,6 @@ def test_serving_pods_are_admitted_under_pod_security_restricted(world, core):
 
 def test_register_computes_the_digest_and_status_shows_the_model(world, kubeconfig, tmp_path):
     import hashlib
-    import urllib.request
 
     artifact = tmp_path / "model.joblib"
     artifact.write_bytes(b"not really a model, but bytes with a digest")
@@ -378,8 +378,9 @@ def test_a_wrong_digest_fails_the_fetch_step_and_the_version_never_serves(world,
     wait_for("the failing Deployment to be removed", lambda: not world.deployments())
 
 
-def test_a_model_really_serves_on_the_process_node(world, api, tmp_path):
-    """All real: ciclo fetch checks the digest; ciclo serve answers at the Service's endpoint."""
+def test_a_model_really_serves_on_the_process_node(world, api, tmp_path, kubeconfig):
+    """All real: ciclo fetch checks the digests of the model and its baseline profile;
+    ciclo serve answers at the Service's endpoint and measures drift against the baseline."""
     import hashlib
 
     import joblib
@@ -398,6 +399,15 @@ def test_a_model_really_serves_on_the_process_node(world, api, tmp_path):
     manifest["spec"]["artifact"].update(
         uri=artifact.as_uri(), sha256=hashlib.sha256(artifact.read_bytes()).hexdigest()
     )
+    data = tmp_path / "train.csv"
+    data.write_text("a,b,c,d\n" + "".join(",".join(map(str, row)) + "\n" for row in x))
+    profile = tmp_path / "profile.json"
+    made = ciclo("profile", str(data), "--out", str(profile), kubeconfig=kubeconfig)
+    assert made.returncode == 0, made.stderr
+    manifest["spec"]["baseline"] = {
+        "uri": profile.as_uri(),
+        "sha256": hashlib.sha256(profile.read_bytes()).hexdigest(),
+    }
     world.create(manifest)
     world.create(model_manifest("v1", replicas=1, **PROCESS_NODE))
     wait_for(
@@ -433,3 +443,7 @@ def test_a_model_really_serves_on_the_process_node(world, api, tmp_path):
         outputs=[triton.InferRequestedOutput("predict", binary_data=False)],
     )
     np.testing.assert_array_equal(result.as_numpy("predict"), model.predict(x))
+    with urllib.request.urlopen(f"http://{address}/metrics", timeout=5) as response:
+        metrics = response.read().decode()
+    assert 'ciclo_drift_window_samples{model="iris",version="v1"} 150.0' in metrics
+    assert 'ciclo_drift_psi{feature="c",model="iris",version="v1"} 0.0' in metrics
