@@ -7,7 +7,7 @@ export CICLO_CACHE ?= $(HOME)/.cache/ciclo
 export PYTHONPATH := $(CURDIR)/tools
 PYTEST_ARGS ?=
 
-.PHONY: help venv tools prometheus lint typecheck imports check crds test test-unit cluster-up cluster-down demo demo-down
+.PHONY: help venv tools lint typecheck imports check crds test test-unit cluster-up cluster-down demo demo-down
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -23,9 +23,6 @@ venv: $(VENV)/.installed ## the Python virtualenv with ciclo and its dev depende
 
 tools: ## build the pinned control-plane tools into $CICLO_CACHE/bin (once per pin)
 	@bash tools/build.sh
-
-prometheus: ## install Prometheus and promtool (Debian's package) when missing
-	@bash tools/install-prometheus.sh
 
 lint: venv ## ruff
 	$(VENV)/bin/ruff check operator tools tests benchmarks
@@ -45,7 +42,7 @@ crds: venv ## generate crds/ from the pydantic types in ciclo.api
 test-unit: venv ## the fast tests: no Go, no cluster
 	$(PY) -m pytest -m "not integration and not e2e" $(PYTEST_ARGS)
 
-test: venv tools prometheus check ## the static checks, then every test on a local cluster started for the run
+test: venv tools check ## the static checks, then every test on a local cluster started for the run
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 cluster-up: venv tools ## start the local cluster (prints its KUBECONFIG)
@@ -53,3 +50,9 @@ cluster-up: venv tools ## start the local cluster (prints its KUBECONFIG)
 
 cluster-down: venv ## remove the local cluster
 	$(PY) -m localcluster down
+
+demo: venv tools ## the whole model lifecycle on the local cluster (or on yours: CICLO_USE_EXISTING_CLUSTER=1 KUBECONFIG=...)
+	$(PY) -m demo run
+
+demo-down: venv ## remove the demo: the local cluster, its Prometheus and operator
+	$(PY) -m demo down

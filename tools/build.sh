@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the pinned local-cluster tools into "$CICLO_CACHE/bin" (default
 # ~/.cache/ciclo/bin). A family is rebuilt only when its pin (go.mod, go.sum)
-# or this script changes; a stamp file per family records what was built.
+# or its build flags change; a stamp file per family records what was built.
 #
 #   tools/build.sh            build what is missing or stale
 #   tools/build.sh --check    exit 1 (naming the family) if anything is stale
@@ -24,6 +24,8 @@ kwok=$(pin kwok sigs.k8s.io/kwok)                 # v0.8.0
 helm=$(pin helm helm.sh/helm/v3)                  # v3.22.0
 helm_kube=$(pin helm k8s.io/client-go)            # v0.37.0: what helm assumes offline
 etcd=$(pin etcd go.etcd.io/etcd/server/v3)        # v3.6.16
+prom=$(pin prometheus github.com/prometheus/prometheus)  # v0.313.5 is Prometheus 3.13.5
+prom_version=3.${prom#v0.3}; prom_version=${prom_version%%.*}.$(echo "$prom" | cut -d. -f2 | cut -c2-).$(echo "$prom" | cut -d. -f3)
 
 kube_ldflags() {
   local v
@@ -37,6 +39,7 @@ family_ldflags() {
   case $1 in
     kubernetes) echo "-s -w $(kube_ldflags)" ;;
     etcd) echo "-s -w" ;;
+    prometheus) echo "-s -w -X github.com/prometheus/common/version.Version=$prom_version -X github.com/prometheus/common/version.Branch=HEAD" ;;
     kwok) echo "-s -w -X sigs.k8s.io/kwok/pkg/consts.Version=${kwok#v} -X sigs.k8s.io/kwok/pkg/consts.KubeVersion=${k8s#v}" ;;
     helm)
       local hminor; hminor=$(echo "$helm_kube" | cut -d. -f2)
@@ -55,10 +58,17 @@ family_targets() {
     etcd) echo etcd=go.etcd.io/etcd/server/v3 ;;
     kwok) echo kwok=sigs.k8s.io/kwok/cmd/kwok kwokctl=sigs.k8s.io/kwok/cmd/kwokctl ;;
     helm) echo helm=helm.sh/helm/v3/cmd/helm ;;
+    prometheus) echo prometheus=github.com/prometheus/prometheus/cmd/prometheus \
+      promtool=github.com/prometheus/prometheus/cmd/promtool ;;
   esac
 }
 
-stamp_of() { cat "$here/$1/go.mod" "$here/$1/go.sum" "$0" | sha256sum | cut -c1-16; }
+# A family's stamp covers its pin and how it is built, not the rest of this script,
+# so adding a family rebuilds nothing else.
+stamp_of() {
+  { cat "$here/$1/go.mod" "$here/$1/go.sum"; family_ldflags "$1"; family_targets "$1"; } |
+    sha256sum | cut -c1-16
+}
 
 fresh() {
   local f=$1 t
@@ -89,7 +99,7 @@ build() {
   echo "[tools] $f built in $((SECONDS - start)) s"
 }
 
-families="kubernetes etcd kwok helm"
+families="kubernetes etcd kwok helm prometheus"
 if [ "${1:-}" = "--check" ]; then
   stale=0
   for f in $families; do fresh "$f" || { echo "[tools] $f is missing or stale: run 'make tools'"; stale=1; }; done

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import time
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from kubernetes.client.exceptions import ApiException
 from waiting import wait_for
 
 import kubernetes
-from localcluster import launcher
+from localcluster import launcher, prometheus
 from localcluster.paths import Paths
 
 pytestmark = pytest.mark.integration
@@ -234,3 +235,43 @@ def test_missing_binary_names_the_make_target(tmp_path: Path):
     with pytest.raises(Exception, match=r"kwokctl is missing: run `make tools`"):
         os.environ.pop("CICLO_USE_EXISTING_CLUSTER", None)
         launcher.up(empty)
+
+
+def test_prometheus_discovers_and_scrapes_only_process_node_pods(
+    paths: Paths, kubeconfig: Path, apps, namespace
+):
+    """Real Prometheus, pods found through the API server by their prometheus.io annotations."""
+    exporter = (
+        "import time, prometheus_client as p; p.Counter('localcluster_probe', 'x').inc(); "
+        "p.start_http_server(8000, addr='0.0.0.0'); time.sleep(3600)"
+    )
+    annotations = {"prometheus.io/scrape": "true", "prometheus.io/port": "8000"}
+    spec = process_pod_spec("prometheus-probe")
+    spec.pop("initContainers")
+    spec["containers"][0].update(  # type: ignore[index]
+        command=["python3", "-c", exporter], readinessProbe=None, volumeMounts=[]
+    )
+    on_process_node = deployment("probe", 1, spec)
+    on_process_node["spec"]["template"]["metadata"]["annotations"] = annotations  # type: ignore[index]
+    fake = deployment("fake", 1, {"containers": [{"name": "app", "image": "example/app:1"}]})
+    fake["spec"]["template"]["metadata"]["annotations"] = annotations  # type: ignore[index]
+    apps.create_namespaced_deployment(namespace, on_process_node)
+    apps.create_namespaced_deployment(namespace, fake)
+    url = prometheus.start(paths, kubeconfig, port=19090)
+    try:
+
+        def query(promql: str) -> list[dict[str, object]]:
+            q = urllib.parse.urlencode({"query": promql})
+            with urllib.request.urlopen(f"{url}/api/v1/query?{q}", timeout=5) as response:
+                return json.load(response)["data"]["result"]  # type: ignore[no-any-return]
+
+        found = wait_for(
+            "the probe's counter in Prometheus",
+            lambda: query(f'localcluster_probe_total{{namespace="{namespace}"}}'),
+            timeout=60,
+        )
+        assert found[0]["value"][1] == "1"  # type: ignore[index]
+        targets = query(f'up{{namespace="{namespace}"}}')
+        assert [t["metric"]["pod"].startswith("probe-") for t in targets] == [True]  # type: ignore[index]
+    finally:
+        prometheus.stop(paths)

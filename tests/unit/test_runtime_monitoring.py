@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import math
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -20,6 +19,7 @@ from tests.unit.test_server import MODEL, X, Y, infer, matrix_input, serving
 
 from ciclo.serving.batching import Batcher
 from ciclo.serving.feedback import FeedbackError, PredictionStore, QualityWindow, parse_feedback
+from localcluster.paths import Paths
 
 RNG = np.random.default_rng(3)
 
@@ -192,8 +192,7 @@ def test_feedback_quality_drift_and_metrics_on_a_real_server(monitored: str) -> 
 
 
 def test_promtool_accepts_the_exposition(monitored: str, tmp_path: Path) -> None:
-    promtool = shutil.which("promtool")
-    assert promtool, "promtool is missing: `make prometheus` installs it"
+    promtool = Paths.from_env().binary("promtool")  # built by `make tools`
     infer(monitored, {"inputs": [matrix_input(X[:3])]})
     text = httpx.get(f"{monitored}/metrics").text
     check = subprocess.run(

@@ -6,7 +6,7 @@ import argparse
 import sys
 import time
 
-from localcluster import launcher
+from localcluster import launcher, prometheus
 from localcluster.paths import MissingBinaryError, Paths
 
 
@@ -17,18 +17,26 @@ def main() -> int:
     parser.add_argument(
         "--no-process-node", action="store_true", help="do not start the process node"
     )
+    parser.add_argument(
+        "--prometheus", action="store_true", help="also start Prometheus scraping the serving pods"
+    )
     args = parser.parse_args()
     paths = Paths.from_env()
     try:
         if args.command == "up":
             start = time.monotonic()
             kubeconfig = launcher.up(
-                paths, fake_nodes=args.fake_nodes, process_node=not args.no_process_node
+                paths,
+                fake_nodes=args.fake_nodes,
+                process_node=not args.no_process_node,
+                with_prometheus=args.prometheus,
             )
             print(
                 f"cluster {paths.name} ready in {time.monotonic() - start:.1f} s", file=sys.stderr
             )
             print(f"export KUBECONFIG={kubeconfig}", file=sys.stderr)
+            if args.prometheus:
+                print(f"prometheus: {prometheus.url()}", file=sys.stderr)
         elif args.command == "down":
             launcher.down(paths)
         else:

@@ -14,6 +14,7 @@ import sys
 import time
 from pathlib import Path
 
+from localcluster import prometheus
 from localcluster.paths import Paths
 from localcluster.procnode import BRIDGE, GATEWAY
 
@@ -189,8 +190,14 @@ def wait_node_ready(paths: Paths, kubeconfig: Path, node: str, timeout: float = 
     raise TimeoutError(f"node {node} not Ready after {timeout:.0f} s")
 
 
-def up(paths: Paths | None = None, *, fake_nodes: int = 2, process_node: bool = True) -> Path:
-    """Start (or reuse) the cluster; return its kubeconfig path."""
+def up(
+    paths: Paths | None = None,
+    *,
+    fake_nodes: int = 2,
+    process_node: bool = True,
+    with_prometheus: bool = False,
+) -> Path:
+    """Start (or reuse) the cluster, and Prometheus when asked; return its kubeconfig path."""
     external = external_kubeconfig()
     paths = paths or Paths.from_env()
     if external is not None:
@@ -232,6 +239,8 @@ def up(paths: Paths | None = None, *, fake_nodes: int = 2, process_node: bool = 
     if process_node:
         start_process_node(paths, kubeconfig)
         wait_node_ready(paths, kubeconfig, PROCESS_NODE)
+    if with_prometheus:
+        prometheus.start(paths, kubeconfig)
     return kubeconfig
 
 
@@ -240,6 +249,7 @@ def down(paths: Paths | None = None) -> None:
     if external_kubeconfig() is not None:
         return
     paths = paths or Paths.from_env()
+    prometheus.stop(paths)
     stop_process_node(paths)
     if (paths.kwok_workdir / "clusters" / paths.name).exists():
         _kwokctl(paths, "delete", "cluster", "--kubeconfig", str(paths.kubeconfig))

@@ -16,6 +16,8 @@ BINARIES = {
     "kwok": "tools",
     "kwokctl": "tools",
     "helm": "tools",
+    "prometheus": "tools",
+    "promtool": "tools",
 }
 
 
