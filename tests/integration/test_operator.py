@@ -316,9 +316,15 @@ def test_register_computes_the_digest_and_status_shows_the_model(world, kubeconf
             kubeconfig=kubeconfig,
         )
 
-    result = register("--metric", "accuracy=0.93")
+    baseline = tmp_path / "profile.json"
+    baseline.write_text("{}")
+    result = register("--metric", "accuracy=0.93", "--baseline", str(baseline))
     assert result.returncode == 0, result.stderr
     spec = world.version("iris-v1")["spec"]
+    assert spec["baseline"] == {
+        "uri": baseline.as_uri(),
+        "sha256": hashlib.sha256(b"{}").hexdigest(),
+    }
     assert spec["artifact"] == {
         "uri": artifact.as_uri(),
         "format": "sklearn",
@@ -334,8 +340,8 @@ def test_register_computes_the_digest_and_status_shows_the_model(world, kubeconf
     table = ciclo("status", "-n", world.ns, kubeconfig=kubeconfig)
     assert table.returncode == 0
     header, row = table.stdout.splitlines()[:2]
-    assert header.split()[:5] == ["NAMESPACE", "MODEL", "DESIRED", "SERVING", "READY"]
-    assert row.split()[:5] == [world.ns, "iris", "v1", "v1", "True"]
+    assert header.split()[:6] == ["NAMESPACE", "MODEL", "DESIRED", "SERVING", "READY", "HEALTH"]
+    assert row.split()[:6] == [world.ns, "iris", "v1", "v1", "True", "-"]
 
     metrics = urllib.request.urlopen("http://127.0.0.1:18000/metrics", timeout=5).read().decode()
     reconciles = [

@@ -18,7 +18,14 @@ from ciclo.api.meta import API_VERSION
 from ciclo.api.modelversion import ModelVersionSpec
 from ciclo.controllers import rollback
 from ciclo.controllers.config import Config
-from ciclo.kube.client import MODEL_VERSIONS, MODELS, ApiError, Kube, load_client
+from ciclo.kube.client import (
+    MODEL_VERSIONS,
+    MODELS,
+    MONITOR_POLICIES,
+    ApiError,
+    Kube,
+    load_client,
+)
 from ciclo.planning.manifests import dns_label
 
 
@@ -55,8 +62,23 @@ def _ready(model: dict[str, Any]) -> str:
     return "Unknown"
 
 
-def status_rows(models: list[dict[str, Any]]) -> list[list[str]]:
-    rows = [["NAMESPACE", "MODEL", "DESIRED", "SERVING", "READY", "LAST ACTION"]]
+def health(policies: list[dict[str, Any]]) -> dict[tuple[str, str], str]:
+    """(namespace, model) -> each policy rule's last value and state, e.g. accuracy=0.97 Ok."""
+    out: dict[tuple[str, str], list[str]] = {}
+    for p in policies:
+        key = (p["metadata"]["namespace"], p["spec"]["modelRef"]["name"])
+        for rule in p.get("status", {}).get("rules", []):
+            value = rule.get("value")
+            shown = "-" if value is None else f"{value:.3g}"
+            out.setdefault(key, []).append(f"{rule['name']}={shown} {rule.get('state', '?')}")
+    return {k: ", ".join(v) for k, v in out.items()}
+
+
+def status_rows(
+    models: list[dict[str, Any]], policies: list[dict[str, Any]] | None = None
+) -> list[list[str]]:
+    rules = health(policies or [])
+    rows = [["NAMESPACE", "MODEL", "DESIRED", "SERVING", "READY", "HEALTH", "LAST ACTION"]]
     for m in sorted(models, key=lambda m: (m["metadata"]["namespace"], m["metadata"]["name"])):
         status = m.get("status", {})
         rows.append(
@@ -66,6 +88,7 @@ def status_rows(models: list[dict[str, Any]]) -> list[list[str]]:
                 m["spec"]["version"],
                 status.get("servingVersion") or "-",
                 _ready(m),
+                rules.get((m["metadata"]["namespace"], m["metadata"]["name"]), "-"),
                 status.get("lastAction") or "-",
             ]
         )
@@ -73,8 +96,9 @@ def status_rows(models: list[dict[str, Any]]) -> list[list[str]]:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    models = _kube(args).list(MODELS, None if args.all_namespaces else args.namespace)
-    rows = status_rows(models)
+    kube = _kube(args)
+    namespace = None if args.all_namespaces else args.namespace
+    rows = status_rows(kube.list(MODELS, namespace), kube.list(MONITOR_POLICIES, namespace))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
     for row in rows:
         print(
@@ -113,15 +137,17 @@ def sha256_of(uri: str) -> str:
 def cmd_register(args: argparse.Namespace) -> int:
     uri = args.artifact if "://" in args.artifact else Path(args.artifact).resolve().as_uri()
     metrics = {k: float(v) for k, v in (m.split("=", 1) for m in args.metric)}
-    spec = ModelVersionSpec.model_validate(
-        {
-            "model": args.model,
-            "version": args.version,
-            "description": args.description,
-            "artifact": {"uri": uri, "format": args.format, "sha256": sha256_of(uri)},
-            "metrics": metrics,
-        }
-    )
+    fields: dict[str, Any] = {
+        "model": args.model,
+        "version": args.version,
+        "description": args.description,
+        "artifact": {"uri": uri, "format": args.format, "sha256": sha256_of(uri)},
+        "metrics": metrics,
+    }
+    if args.baseline:
+        base = args.baseline if "://" in args.baseline else Path(args.baseline).resolve().as_uri()
+        fields["baseline"] = {"uri": base, "sha256": sha256_of(base)}
+    spec = ModelVersionSpec.model_validate(fields)
     manifest: dict[str, Any] = {
         "apiVersion": API_VERSION,
         "kind": "ModelVersion",
@@ -362,6 +388,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     register.add_argument("--metric", action="append", default=[], metavar="NAME=VALUE")
     register.add_argument("--description")
+    register.add_argument("--baseline", help="the training profile (`ciclo profile`): path or URI")
     register.add_argument("-n", "--namespace", default="default")
     register.add_argument(
         "--dry-run", action="store_true", help="print the manifest instead of creating it"

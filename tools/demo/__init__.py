@@ -1,0 +1,1 @@
+"""`make demo`: the whole model lifecycle on the local cluster (see story.py)."""
