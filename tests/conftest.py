@@ -38,6 +38,8 @@ def kubeconfig(paths: Paths) -> Iterator[Path]:
     paths.cache.mkdir(parents=True, exist_ok=True)
     with (paths.cache / "cluster.lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
+        if os.environ.get("CICLO_KEEP_CLUSTER") != "1":
+            launcher.down(paths)  # a fresh cluster: nothing left from a demo or an earlier run
         path = launcher.up(paths)
         try:
             yield path
@@ -119,6 +121,9 @@ class Operator:
                 time.sleep(0.2)
         raise TimeoutError(f"the operator did not answer /healthz: see {self.log}")
 
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
     def kill(self) -> None:
         if self.proc and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGKILL)
@@ -134,26 +139,42 @@ class Operator:
 
 
 @pytest.fixture(scope="session")
-def operator(
+def operator_process(
     kubeconfig: Path, crds: None, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Operator]:
+    """The session's `ciclo run`, started by the first test that needs it."""
     op = Operator(kubeconfig, tmp_path_factory.mktemp("operator") / "operator.log")
-    op.start()
     yield op
     op.stop()
 
 
+@pytest.fixture
+def operator(operator_process: Operator) -> Operator:
+    if not operator_process.running():
+        operator_process.start()
+    return operator_process
+
+
+@pytest.fixture
+def without_session_operator(operator_process: Operator) -> Operator:
+    """For tests that install an operator of their own (Helm, the demo): two would fight.
+    The next test that asks for `operator` starts it again."""
+    operator_process.stop()
+    return operator_process
+
+
 @pytest.fixture(scope="session")
 def deleted_namespaces(
-    core_session: kubernetes.client.CoreV1Api, operator: Operator
+    core_session: kubernetes.client.CoreV1Api, operator_process: Operator
 ) -> Iterator[list[str]]:
     """Namespaces the tests deleted; at the end, every one must be gone.
 
     Waiting once for all of them (they delete in parallel) is what shows a finalizer
-    or a pod that never lets go. It depends on the operator, so the operator is still
-    running to release its finalizers."""
+    or a pod that never lets go. The operator runs meanwhile, to release its finalizers."""
     names: list[str] = []
     yield names
+    if names and not operator_process.running():
+        operator_process.start()
     deadline = time.monotonic() + 120
     left = set(names)
     while left and time.monotonic() < deadline:

@@ -38,7 +38,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     from ciclo.controllers.operator import setup
 
-    config = Config.from_env()
+    config = dataclasses.replace(Config.from_env(), namespaces=tuple(args.namespace or ()))
     if args.image:
         config = dataclasses.replace(config, image=args.image)
     setup(config, args.kubeconfig)

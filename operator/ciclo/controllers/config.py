@@ -17,6 +17,8 @@ class Config:
     metrics_port: int = 8000
     workers: int = 8
     """Threads reconciling Models (and kopf's handler threads)."""
+    namespaces: tuple[str, ...] = ()
+    """Watch only these namespaces (`ciclo run --namespace`); empty means cluster-wide."""
 
     @classmethod
     def from_env(cls) -> Config:

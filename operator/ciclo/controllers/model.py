@@ -199,10 +199,13 @@ def _reconcile(kube: Kube, config: Config, namespace: str, name: str) -> None:
 Queue = WorkQueue[tuple[str, str]]
 
 
-def resync_all(kube: Kube, queue: Queue) -> None:
-    """Queue every Model, the safety net under the watch events; count models by condition."""
+def resync_all(kube: Kube, queue: Queue, namespaces: tuple[str, ...] = ()) -> None:
+    """Queue every Model, the safety net under the watch events; count models by condition.
+
+    Only in the watched namespaces: with `--namespace`, RBAC may allow nothing else."""
     counts: defaultdict[tuple[str, str], int] = defaultdict(int)
-    for raw in kube.list(MODELS):
+    models = [m for ns in namespaces or (None,) for m in kube.list(MODELS, ns)]
+    for raw in models:
         queue.add((raw["metadata"]["namespace"], raw["metadata"]["name"]))
         for c in raw.get("status", {}).get("conditions", []):
             counts[(c["type"], c["status"])] += 1

@@ -62,7 +62,8 @@ async def resync(kube: Kube, config: Config, queue: model.Queue) -> None:
     while True:
         await asyncio.sleep(config.resync_seconds * random.uniform(0.9, 1.1))
         try:
-            await loop.run_in_executor(None, model.resync_all, kube, queue)
-            await loop.run_in_executor(None, modelversion.release_deleted, kube)
+            await loop.run_in_executor(None, model.resync_all, kube, queue, config.namespaces)
+            for namespace in config.namespaces or (None,):
+                await loop.run_in_executor(None, modelversion.release_deleted, kube, namespace)
         except Exception:
             log.exception("resync")
