@@ -82,6 +82,13 @@ class Runtime:
         """Predictions and class probabilities (None when the model has none)."""
         return np.asarray(self.predictor.predict(matrix)), self.predictor.predict_proba(matrix)
 
+    def predict_observed(self, matrix: np.ndarray, request_id: str) -> Prediction:
+        """predict, then record it for monitoring (off the event loop: drift bins cost)."""
+        predicted, proba = self.predict(matrix)
+        if self.monitor is not None:
+            self.monitor.observe(request_id, matrix, predicted)
+        return predicted, proba
+
     def predict_batch(self, matrices: list[np.ndarray]) -> list[Prediction]:
         """One predict over many requests' rows, split back per request."""
         if len(matrices) == 1 or len({m.shape[1] for m in matrices}) > 1:
@@ -101,10 +108,14 @@ class Runtime:
         loop = asyncio.get_running_loop()
         if self.batcher is not None:
             predicted, proba = await self.batcher.submit(matrix)
-        else:
-            predicted, proba = await loop.run_in_executor(None, self.predict, matrix)
-        if self.monitor is not None:
-            self.monitor.observe(request_id, matrix, predicted)
+            if self.monitor is not None:
+                await loop.run_in_executor(
+                    None, self.monitor.observe, request_id, matrix, predicted
+                )
+        else:  # predict and observe in one trip to the thread pool
+            predicted, proba = await loop.run_in_executor(
+                None, self.predict_observed, matrix, request_id
+            )
         out = []
         for name in names:
             value = predicted if name == "predict" else proba
