@@ -92,9 +92,13 @@ def custom(api: kubernetes.client.ApiClient, crds: None) -> kubernetes.client.Cu
 class Operator:
     """`ciclo run` as a real process against the test cluster; can be killed and restarted."""
 
-    def __init__(self, kubeconfig: Path, log: Path) -> None:
+    def __init__(
+        self, kubeconfig: Path, log: Path, args: tuple[str, ...] = (), resync: float = 20
+    ) -> None:
         self.kubeconfig = kubeconfig
         self.log = log
+        self.args = args
+        self.resync = resync
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
@@ -102,11 +106,12 @@ class Operator:
             os.environ,
             KUBECONFIG=str(self.kubeconfig),
             CICLO_METRICS_PORT="18000",
-            CICLO_RESYNC_SECONDS="20",
+            CICLO_RESYNC_SECONDS=str(self.resync),
         )
+        command = [sys.executable, "-m", "ciclo.cli.main", "run", "--health-port", "18081"]
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "ciclo.cli.main", "run", "--health-port", "18081"],
+                [*command, *self.args],
                 env=env,
                 stdout=out,
                 stderr=subprocess.STDOUT,

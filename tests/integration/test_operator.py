@@ -453,3 +453,40 @@ def test_a_model_really_serves_on_the_process_node(world, api, tmp_path, kubecon
         metrics = response.read().decode()
     assert 'ciclo_drift_window_samples{model="iris",version="v1"} 150.0' in metrics
     assert 'ciclo_drift_psi{feature="c",model="iris",version="v1"} 0.0' in metrics
+
+
+def test_an_operator_limited_to_namespaces_leaves_the_others_alone(
+    custom,
+    core,
+    apps,
+    namespace,
+    kubeconfig,
+    without_session_operator,
+    tmp_path,
+    deleted_namespaces,
+):
+    """`ciclo run --namespace A` (the chart's watchNamespaces) reconciles A, and its resync
+    does not list or touch Models anywhere else."""
+    from conftest import Operator
+
+    other = f"{namespace[:50]}-other"
+    core.create_namespace({"metadata": {"name": other}})
+    try:
+        inside, outside = World(custom, core, apps, namespace), World(custom, core, apps, other)
+        for world in (inside, outside):
+            world.create(version_manifest("v1"))
+            world.create(model_manifest("v1"))
+        limited = Operator(kubeconfig, tmp_path / "limited.log", ("--namespace", namespace), 1)
+        limited.start()
+        try:
+            wait_for(
+                "the watched Model Ready", lambda: inside.condition("Ready").get("status") == "True"
+            )
+            time.sleep(3)  # three resyncs
+            assert "status" not in outside.model(), "a Model outside the watched namespace"
+            assert limited.running()
+        finally:
+            limited.stop()
+    finally:
+        core.delete_namespace(other)
+        deleted_namespaces.append(other)
