@@ -11,6 +11,8 @@ and its ONNX conversion, then serves each in turn with:
 - MLServer with mlserver-sklearn, as it ships (one inference worker process) and with
   parallel_workers=0 (inference in the server process); per-request logging off,
 - KServe's ModelServer with sklearnserver's SKLearnModel (benchmarks/serving_kserve.py),
+- and, with adaptive batching (off by default in both) of up to 32 rows: ciclo serve
+  with monitoring on and off, and MLServer (max_batch_time 1 ms: it batches only with a wait),
 
 and drives every one with the same Go load generator (benchmarks/loadgen), the
 same OIP v2 JSON body, at concurrency 1 and 32: a warm-up, then a measured phase
@@ -55,6 +57,8 @@ LOADGEN = CACHE / "bin" / "loadgen"
 NAME, VERSION, FEATURES = "bench", "v1", 20
 BASE_PORT = 18600
 SERVER_CPU, LOADGEN_CPU = "1", "0"
+BATCH = 32  # adaptive batching rows, where a server has it (off by default in both)
+MLSERVER_BATCH_TIME = 0.001  # s; MLServer batches only with a wait > 0
 
 
 @dataclass
@@ -166,15 +170,25 @@ def servers(work: Path, port: int) -> list[Server]:
         model = str(work / file)
         base = [ciclo, "serve", "--model", model, "--format", fmt, "--name", NAME]
         base += ["--version", VERSION, "--host", "127.0.0.1"]
+        monitored = [*base, "--baseline", str(work / f"profile-{fmt}.json")]
+        batched = ["--max-batch-size", str(BATCH)]
         out.append(
             Server(
                 "ciclo serve",
                 fmt,
-                [*base, "--baseline", str(work / f"profile-{fmt}.json")],
+                monitored,
                 note="monitoring on: baseline profile, feedback storage, quality and drift",
             )
         )
         out.append(Server("ciclo serve --no-monitoring", fmt, [*base, "--no-monitoring"]))
+        out.append(Server(f"ciclo serve --max-batch-size {BATCH}", fmt, [*monitored, *batched]))
+        out.append(
+            Server(
+                f"ciclo serve --no-monitoring --max-batch-size {BATCH}",
+                fmt,
+                [*base, "--no-monitoring", *batched],
+            )
+        )
         implementation = (
             "mlserver_sklearn.SKLearnModel"
             if fmt == "sklearn"
@@ -182,8 +196,17 @@ def servers(work: Path, port: int) -> list[Server]:
         )
         # Its default runs inference in one worker process (parallel_workers=1);
         # 0 runs it in the server's own process, without the queue between them.
-        for label, workers in (("MLServer", 1), ("MLServer parallel_workers=0", 0)):
-            repo = work / f"mlserver-{fmt}-{workers}"
+        # Its adaptive batching needs a max_batch_time > 0 to batch at all.
+        for label, workers, batching in (
+            ("MLServer", 1, {}),
+            ("MLServer parallel_workers=0", 0, {}),
+            (
+                f"MLServer max_batch_size={BATCH}",
+                1,
+                {"max_batch_size": BATCH, "max_batch_time": MLSERVER_BATCH_TIME},
+            ),
+        ):
+            repo = work / f"mlserver-{fmt}-{len(out)}"
             (repo / NAME).mkdir(parents=True, exist_ok=True)
             (repo / NAME / "model-settings.json").write_text(
                 json.dumps(
@@ -191,6 +214,7 @@ def servers(work: Path, port: int) -> list[Server]:
                         "name": NAME,
                         "implementation": implementation,
                         "parameters": {"uri": model, "version": VERSION},
+                        **batching,
                     }
                 )
             )
@@ -478,13 +502,16 @@ def table(report: dict[str, Any]) -> str:
             f"| {ratio(m['rps'], ref['rps'] if ref else None)} "
             f"| {ratio(m['p99_ms'], ref['p99_ms'] if ref else None)} |"
         )
-    lines += ["", "| model | concurrency | monitoring on (req/s) | off (req/s) | cost |"]
-    lines.append("| --- | ---: | ---: | ---: | ---: |")
+    lines += ["", "| model | server | concurrency | monitoring on (req/s) | off (req/s) | cost |"]
+    lines.append("| --- | --- | ---: | ---: | ---: | ---: |")
     for (fmt, label, c), m in medians.items():
-        off = medians.get((fmt, "ciclo serve --no-monitoring", c))
-        if label == "ciclo serve" and off:
+        off_label = label.replace("ciclo serve", "ciclo serve --no-monitoring")
+        off = medians.get((fmt, off_label, c))
+        if label.startswith("ciclo serve") and "--no-monitoring" not in label and off:
             cost = 1 - m["rps"] / off["rps"]
-            lines.append(f"| {fmt} | {c} | {m['rps']:.0f} | {off['rps']:.0f} | {cost:.1%} |")
+            lines.append(
+                f"| {fmt} | {label} | {c} | {m['rps']:.0f} | {off['rps']:.0f} | {cost:.1%} |"
+            )
     return "\n".join(lines)
 
 

@@ -61,4 +61,4 @@ def test_table_medians_and_ratios_to_the_faster_mlserver(bench: ModuleType) -> N
     text = bench.table({"runs": runs})
     assert "| sklearn | MLServer | 32 | 900 | 50.00 | 100.00 | 0.90x | 2.50x |" in text
     assert "| sklearn | ciclo serve | 32 | 3000 | 10.00 | 20.00 | 3.00x | 0.50x |" in text
-    assert "| sklearn | 32 | 3000 | 4000 | 25.0% |" in text
+    assert "| sklearn | ciclo serve | 32 | 3000 | 4000 | 25.0% |" in text
