@@ -7,7 +7,7 @@ export CICLO_CACHE ?= $(HOME)/.cache/ciclo
 export PYTHONPATH := $(CURDIR)/tools
 PYTEST_ARGS ?=
 
-.PHONY: help venv tools lint typecheck imports check crds test test-unit cluster-up cluster-down demo demo-down
+.PHONY: help venv tools lint typecheck imports check crds test test-unit cluster-up cluster-down demo demo-down bench-serving
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -56,3 +56,6 @@ demo: venv tools ## the whole model lifecycle on the local cluster (or on yours:
 
 demo-down: venv ## remove the demo: the local cluster, its Prometheus and operator
 	$(PY) -m demo down
+
+bench-serving: venv ## ciclo serve against MLServer and KServe (own venvs in $CICLO_CACHE/bench; about 25 min)
+	$(PY) benchmarks/serving.py
