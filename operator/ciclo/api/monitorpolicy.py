@@ -150,10 +150,14 @@ class MonitorPolicySpec(Schema):
 class RuleStatus(Schema):
     name: str
     state: RuleState
+    version: str | None = None
+    """The serving version evaluated; a new one starts the breach count afresh."""
     value: float | None = None
     threshold: str = ""
     samples: int | None = None
     consecutive_breaches: int = 0
+    breaching_since: dt.datetime | None = None
+    """When the current run of breaches began: it names the episode an action belongs to."""
     message: str = ""
     last_evaluated: dt.datetime | None = None
 

@@ -1,0 +1,1 @@
+"""Metric sources and rule evaluation for MonitorPolicies; no Kubernetes API here."""
