@@ -174,3 +174,14 @@ def test_status_says_value_threshold_and_why() -> None:
     assert "0.6 outside >= 0.85 (1/3)" in status.message
     nodata = evaluate(rule(min=0.85), Reading(0.6), None, None, T0).status
     assert nodata.state == "NoData" and "serves no version" in nodata.message
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"), [("30s", 30), ("1m30s", 90), ("500ms", 0.5), ("1h", 3600), ("2.5s", 2.5)]
+)
+def test_durations(text: str, expected: float) -> None:
+    from ciclo.monitoring.evaluation import seconds
+
+    assert seconds(text) == expected
+    with pytest.raises(ValueError):
+        seconds(text + "x")

@@ -41,6 +41,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     config = dataclasses.replace(Config.from_env(), namespaces=tuple(args.namespace or ()))
     if args.image:
         config = dataclasses.replace(config, image=args.image)
+    if args.prometheus_url:
+        config = dataclasses.replace(config, prometheus_url=args.prometheus_url)
     setup(config, args.kubeconfig)
     kopf.configure(verbose=args.verbose)
     kopf.run(
@@ -300,6 +302,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--namespace", action="append", help="watch only this namespace (repeatable)")
     run.add_argument("--image", help="the runtime image for serving pods (CICLO_RUNTIME_IMAGE)")
     run.add_argument("--health-port", type=int, default=8081)
+    run.add_argument(
+        "--prometheus-url", help="Prometheus for MonitorPolicies naming none (CICLO_PROMETHEUS_URL)"
+    )
     run.add_argument("--verbose", action="store_true")
     run.set_defaults(func=cmd_run)
 

@@ -19,6 +19,10 @@ class Config:
     """Threads reconciling Models (and kopf's handler threads)."""
     namespaces: tuple[str, ...] = ()
     """Watch only these namespaces (`ciclo run --namespace`); empty means cluster-wide."""
+    prometheus_url: str | None = None
+    """Where MonitorPolicies query Prometheus unless they name their own."""
+    monitor_workers: int = 8
+    """Threads evaluating MonitorPolicies, apart from the reconciles."""
 
     @classmethod
     def from_env(cls) -> Config:
@@ -27,4 +31,6 @@ class Config:
             resync_seconds=float(os.environ.get("CICLO_RESYNC_SECONDS", "60")),
             metrics_port=int(os.environ.get("CICLO_METRICS_PORT", "8000")),
             workers=int(os.environ.get("CICLO_WORKERS", "8")),
+            prometheus_url=os.environ.get("CICLO_PROMETHEUS_URL") or None,
+            monitor_workers=int(os.environ.get("CICLO_MONITOR_WORKERS", "8")),
         )

@@ -11,7 +11,7 @@ from typing import Any
 import kopf
 from prometheus_client import start_http_server
 
-from ciclo.controllers import metrics, model, modelversion
+from ciclo.controllers import metrics, model, modelversion, monitorpolicy
 from ciclo.controllers.config import Config
 from ciclo.kube.client import Kube, load_client
 
@@ -46,6 +46,7 @@ def setup(config: Config, kubeconfig: str | None = None) -> Kube:
     kube = Kube(load_client(kubeconfig))
     queue = model.register(kube, config)
     modelversion.register(kube, queue)
+    monitorpolicy.register(kube, config)
 
     @kopf.on.startup()
     async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:

@@ -31,8 +31,16 @@ class Rollback:
 
 
 def request(
-    kube: Kube, config: Config, namespace: str, name: str, reason: str, message: str
+    kube: Kube,
+    config: Config,
+    namespace: str,
+    name: str,
+    reason: str,
+    message: str,
+    version: str | None = None,
 ) -> Rollback:
+    """Mark the serving version bad; with `version`, only if that version still serves
+    (a MonitorPolicy judged that one, not whatever serves by the time it acts)."""
     raw = kube.get(MODELS, namespace, name)
     if raw is None:
         raise RollbackRefused(f"model {namespace}/{name} not found")
@@ -40,6 +48,8 @@ def request(
     bad = model.status.serving_version
     if bad is None:
         raise RollbackRefused(f"model {name} serves nothing, so there is nothing to roll back")
+    if version is not None and bad != version:
+        raise RollbackRefused(f"model {name} serves {bad} now, not {version}")
     raws = kube.list(MODEL_VERSIONS, namespace, fields=f"spec.model={name}")
     versions = [ModelVersion.model_validate(v) for v in raws]
     now = dt.datetime.now(dt.UTC).replace(microsecond=0)

@@ -77,6 +77,7 @@ DEPLOYMENTS = Ref("apps", "v1", "deployments")
 SERVICES = Ref("", "v1", "services")
 PODS = Ref("", "v1", "pods")
 EVENTS = Ref("events.k8s.io", "v1", "events")
+SECRETS = Ref("", "v1", "secrets")
 
 
 def load_client(kubeconfig: str | None = None) -> kubernetes.client.ApiClient:

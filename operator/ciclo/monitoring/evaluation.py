@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import re
 from dataclasses import dataclass
 
 from ciclo.api.monitorpolicy import Rule, RuleState, RuleStatus
@@ -142,3 +143,15 @@ def action_id(rule: str, version: str, since: dt.datetime | None) -> str:
     """Names one episode of breaches of one rule on one version: its action is taken once."""
     stamp = since.strftime("%Y%m%dT%H%M%SZ") if since else "-"
     return f"{rule}/{version}/{stamp}"
+
+
+_DURATION = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ms|s|m|h)")
+_UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def seconds(duration: str) -> float:
+    """A Kubernetes-style duration (30s, 1m30s, 500ms) in seconds."""
+    parts = _DURATION.findall(duration)
+    if not parts or "".join(n + u for n, u in parts) != duration:
+        raise ValueError(f"not a duration: {duration!r}")
+    return sum(float(n) * _UNIT[u] for n, u in parts)
