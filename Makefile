@@ -7,7 +7,7 @@ export CICLO_CACHE ?= $(HOME)/.cache/ciclo
 export PYTHONPATH := $(CURDIR)/tools
 PYTEST_ARGS ?=
 
-.PHONY: help venv tools lint typecheck imports check crds test test-unit cluster-up cluster-down demo demo-down bench-serving
+.PHONY: help venv tools lint typecheck imports check crds test test-unit cluster-up cluster-down demo demo-down bench-serving dist lua
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -36,13 +36,19 @@ imports: venv ## the import-linter contracts
 
 check: lint typecheck imports ## every static check
 
-crds: venv ## generate crds/ from the pydantic types in ciclo.api
-	$(PY) -m ciclo.api.crd crds
+crds: venv ## generate crds/ (and the chart's copy) from the pydantic types in ciclo.api
+	$(PY) -m ciclo.api.crd crds charts/ciclo/crds
 
-test-unit: venv ## the fast tests: no Go, no cluster
+dist: tools ## dist/install.yaml: the chart rendered with its defaults, for kubectl apply
+	bash dist/generate.sh > dist/install.yaml
+
+lua: ## Lua 5.1 (Debian's lua5.1), which runs the Argo CD health checks' tests
+	@command -v lua5.1 >/dev/null || { apt-get update -q && apt-get install -y -q lua5.1; }
+
+test-unit: venv lua ## the fast tests: no Go, no cluster
 	$(PY) -m pytest -m "not integration and not e2e" $(PYTEST_ARGS)
 
-test: venv tools check ## the static checks, then every test on a local cluster started for the run
+test: venv tools lua check ## the static checks, then every test on a local cluster started for the run
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 cluster-up: venv tools ## start the local cluster (prints its KUBECONFIG)

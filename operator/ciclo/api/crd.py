@@ -246,5 +246,7 @@ def write(directory: Path) -> list[Path]:
 
 
 if __name__ == "__main__":
-    for path in write(Path(sys.argv[1] if len(sys.argv) > 1 else "crds")):
-        print(path)
+    # crds/ and the chart's copy (Helm installs CRDs from charts/ciclo/crds/)
+    for directory in sys.argv[1:] or ["crds"]:
+        for path in write(Path(directory)):
+            print(path)

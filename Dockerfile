@@ -1,0 +1,37 @@
+# syntax=docker/dockerfile:1
+# One image for the operator (`ciclo run`) and the serving runtime (`ciclo serve`,
+# `ciclo fetch`): the chart's image.repository/tag and the operator's CICLO_RUNTIME_IMAGE
+# name the same thing. Not built in this repository's CI (no container engine there):
+# it is linted with hadolint, and its Python content is the package `pip install .` makes.
+
+ARG PYTHON=3.12
+
+# Build stage: compilers and headers stay here.
+FROM python:${PYTHON}-slim-bookworm AS build
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends build-essential=12.9 \
+    && rm -rf /var/lib/apt/lists/*
+ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+RUN python -m venv /opt/ciclo
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY operator ./operator
+# The runtime serves every supported model format, and reads s3:// and gs:// artifacts.
+RUN /opt/ciclo/bin/pip install ".[sklearn,xgboost,lightgbm,onnx,s3,gcs,parquet]"
+
+# Final stage: the interpreter, the virtualenv, a non-root user; no compilers.
+FROM python:${PYTHON}-slim-bookworm
+LABEL org.opencontainers.image.title="ciclo" \
+      org.opencontainers.image.description="ciclo operator and model serving runtime" \
+      org.opencontainers.image.source="https://github.com/ciclo-dev/ciclo" \
+      org.opencontainers.image.licenses="Apache-2.0"
+COPY --from=build /opt/ciclo /opt/ciclo
+# 65532: the uid the chart's restricted security context runs as.
+RUN groupadd --gid 65532 ciclo \
+    && useradd --uid 65532 --gid 65532 --no-create-home --shell /usr/sbin/nologin ciclo
+ENV PATH=/opt/ciclo/bin:$PATH PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1
+USER 65532:65532
+WORKDIR /tmp
+EXPOSE 8000 8080 8081
+ENTRYPOINT ["ciclo"]
+CMD ["run"]
