@@ -318,8 +318,9 @@ def tell(paths: Paths, workdir: Path, operator_mode: str) -> int:
         source: dict[str, Any] = {"type": "prometheus", "prometheus": {"url": prometheus.pod_url()}}
     else:  # no Prometheus we know of: the operator reads the serving pods' own /metrics
         source = {"type": "pods"}
+    ensure_namespace(cluster, timeline)
     install_operator(cluster, timeline, operator_mode, workdir)
-    reset_namespace(cluster, timeline)
+    clear_previous(cluster, timeline)
     trained = train(workdir)
     for v in ("v1", "v2"):
         out = cluster.ciclo(
@@ -473,6 +474,8 @@ def install_operator(cluster: Cluster, timeline: Timeline, mode: str, workdir: P
 
 
 DEMO_VALUES: dict[str, Any] = {
+    # the demo's namespace only, so the demo never touches anything else in a cluster
+    "watchNamespaces": [NAMESPACE],
     # the operator's pod runs on the process node, the only node that really runs processes
     "nodeSelector": {"ciclo.dev/process-node": "true"},
     "tolerations": [
@@ -481,26 +484,35 @@ DEMO_VALUES: dict[str, Any] = {
 }
 
 
-def reset_namespace(cluster: Cluster, timeline: Timeline) -> None:
-    """A fresh namespace each run, so a second `make demo` tells the same story."""
-    try:
-        cluster.core.read_namespace(NAMESPACE)
-    except kubernetes.client.ApiException as e:
-        if e.status != 404:
+def ensure_namespace(cluster: Cluster, timeline: Timeline) -> None:
+    def terminating() -> bool:
+        try:
+            ns = cluster.core.read_namespace(NAMESPACE)
+        except kubernetes.client.ApiException as e:
+            if e.status == 404:
+                return False
             raise
-    else:
-        timeline.say(f"removing the previous run's namespace {NAMESPACE}")
-        cluster.core.delete_namespace(NAMESPACE)
+        return bool(ns.status.phase == "Terminating")
 
-        def gone() -> bool:
-            try:
-                cluster.core.read_namespace(NAMESPACE)
-            except kubernetes.client.ApiException as e:
-                return bool(e.status == 404)
-            return False
+    if terminating():
+        timeline.say(f"waiting for namespace {NAMESPACE} to finish terminating")
+        wait(f"namespace {NAMESPACE} deleted", lambda: not terminating(), 120,
+             lambda: "it is still terminating")  # fmt: skip
+    try:
+        cluster.core.create_namespace({"metadata": {"name": NAMESPACE}})
+    except kubernetes.client.ApiException as e:
+        if e.status != 409:
+            raise
 
-        wait(f"namespace {NAMESPACE} deleted", gone, 120, lambda: "it is still terminating")
-    cluster.core.create_namespace({"metadata": {"name": NAMESPACE}})
+
+def clear_previous(cluster: Cluster, timeline: Timeline) -> None:
+    """A second `make demo` tells the same story: the previous run's resources go first,
+    with the operator there to release its finalizers (the namespace itself stays)."""
+    kinds = "monitorpolicies,models,modelversions"
+    if not cluster.kubectl("get", kinds, "-n", NAMESPACE, "-o", "name").strip():
+        return
+    timeline.say(f"removing the previous run's model from {NAMESPACE}")
+    cluster.kubectl("delete", kinds, "--all", "-n", NAMESPACE, "--wait", "--timeout=120s")
 
 
 def down() -> int:

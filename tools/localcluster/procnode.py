@@ -91,6 +91,12 @@ class NotYet(Exception):
 
 BRIDGE = "ciclo0"
 GATEWAY = "10.244.0.1"
+API_SERVER_NAMES = (
+    "kubernetes",
+    "kubernetes.default",
+    "kubernetes.default.svc",
+    "kubernetes.default.svc.cluster.local",
+)
 PREFIX = "10.244.0."
 
 
@@ -379,12 +385,17 @@ class PodRunner(threading.Thread):
             for m in spec.get("volumeMounts", [])
             if m["name"] in self.mounts
         ]
-        if not binds:
-            return self.netns.wrap(argv)
-        # A private mount namespace puts each volume at its mountPath for this process only.
+        # A private mount namespace puts each volume at its mountPath, and the pod's own
+        # /etc/hosts at /etc/hosts (as a kubelet writes one), for this process only.
         script = "; ".join(
-            f"mkdir -p {shlex.quote(d)} && mount --bind {shlex.quote(str(s))} {shlex.quote(d)}"
-            for s, d in binds
+            [
+                f"mount --bind {shlex.quote(str(self.hosts_file()))} /etc/hosts",
+                *(
+                    f"mkdir -p {shlex.quote(d)} && mount --bind {shlex.quote(str(s))} "
+                    f"{shlex.quote(d)}"
+                    for s, d in binds
+                ),
+            ]
         )
         return self.netns.wrap(
             [
@@ -399,6 +410,17 @@ class PodRunner(threading.Thread):
                 *argv,
             ]
         )
+
+    def hosts_file(self) -> Path:
+        """The API server's in-cluster names point at the bridge's host side: its serving
+        certificate names kubernetes.default.svc but no address of ours, and there is no
+        cluster DNS or kube-proxy to give the `kubernetes` Service's address a meaning."""
+        path: Path = self.dir / "hosts"
+        if not path.exists():
+            names = " ".join(API_SERVER_NAMES)
+            pod = self.pod["metadata"]["name"]
+            path.write_text(f"127.0.0.1 localhost\n{GATEWAY} {names}\n{self.netns.ip} {pod}\n")
+        return path
 
     def launch(self, c: Container) -> None:
         env = self.env_of(c.spec)
@@ -582,10 +604,10 @@ class Agent:
         self.runners: dict[str, PodRunner] = {}
         self.stopping = threading.Event()
         port = self.client.configuration.host.rpartition(":")[2]
-        # Pods reach the API server on the bridge (its cert names every host IP that
-        # existed at cluster creation, the bridge's included): there is no kube-proxy.
+        # Pods reach the API server on the bridge, by a name its certificate holds (each
+        # pod's /etc/hosts maps it to the bridge): there is no kube-proxy.
         self.service_env = {
-            "KUBERNETES_SERVICE_HOST": GATEWAY,
+            "KUBERNETES_SERVICE_HOST": API_SERVER_NAMES[2],
             "KUBERNETES_SERVICE_PORT": port,
             "KUBERNETES_SERVICE_PORT_HTTPS": port,
         }
