@@ -48,6 +48,7 @@ def demo_cleanup(paths: Paths, kubeconfig: Path, core: Any) -> Any:
     subprocess.run([*helm, "uninstall", "ciclo", "-n", "ciclo-system", "--wait"], check=False)
 
 
+@pytest.mark.timeout(900)
 def test_make_demo_tells_the_whole_story_twice(
     kubeconfig: Path, custom: Any, core: Any, without_session_operator: Any, demo_cleanup: Any
 ) -> None:

@@ -225,10 +225,7 @@ def model_manifest(version: str, retired: bool = False) -> dict[str, Any]:
                 "replicas": 1,
                 "warmReplicas": 1,
                 "keepPrevious": 1,
-                "nodeSelector": {"ciclo.dev/process-node": "true"},
-                "tolerations": [
-                    {"key": "ciclo.dev/process-node", "operator": "Exists", "effect": "NoSchedule"}
-                ],
+                **on_process_node(),
             },
         },
     }
@@ -442,12 +439,12 @@ def install_operator(cluster: Cluster, timeline: Timeline, mode: str, workdir: P
     """ciclo from its Helm chart (the default), or `ciclo run` from this checkout as a process."""
     if mode == "helm":
         values = workdir / "values.yaml"
-        values.write_text(yaml.safe_dump(DEMO_VALUES, sort_keys=False))
+        values.write_text(yaml.safe_dump(demo_values(), sort_keys=False))
         helm = [str(cluster.paths.binary("helm")), "--kubeconfig", str(cluster.kubeconfig)]
         command = ["upgrade", "--install", "ciclo", str(ROOT / "charts" / "ciclo")]
         command += ["-n", OPERATOR_NAMESPACE, "--create-namespace", "-f", str(values)]
         command += ["--wait", "--timeout", "180s"]
-        timeline.say(f"$ helm {' '.join(command[:4])} -n {OPERATOR_NAMESPACE} ...")
+        timeline.say(f"$ helm upgrade --install ciclo charts/ciclo -n {OPERATOR_NAMESPACE} ...")
         done = subprocess.run([*helm, *command], capture_output=True, text=True, timeout=240)
         if done.returncode:
             raise DemoError(f"helm install failed: {done.stderr.strip()}")
@@ -473,15 +470,21 @@ def install_operator(cluster: Cluster, timeline: Timeline, mode: str, workdir: P
     timeline.say(f"the operator runs as a local process (log: {workdir / 'operator.log'})")
 
 
-DEMO_VALUES: dict[str, Any] = {
+def on_process_node() -> dict[str, Any]:
+    """On the local cluster, pods that must really run go to the process node."""
+    if launcher.external_kubeconfig() is not None:
+        return {}
+    return {
+        "nodeSelector": {"ciclo.dev/process-node": "true"},
+        "tolerations": [
+            {"key": "ciclo.dev/process-node", "operator": "Exists", "effect": "NoSchedule"}
+        ],
+    }
+
+
+def demo_values() -> dict[str, Any]:
     # the demo's namespace only, so the demo never touches anything else in a cluster
-    "watchNamespaces": [NAMESPACE],
-    # the operator's pod runs on the process node, the only node that really runs processes
-    "nodeSelector": {"ciclo.dev/process-node": "true"},
-    "tolerations": [
-        {"key": "ciclo.dev/process-node", "operator": "Exists", "effect": "NoSchedule"}
-    ],
-}
+    return {"watchNamespaces": [NAMESPACE], **on_process_node()}
 
 
 def ensure_namespace(cluster: Cluster, timeline: Timeline) -> None:
