@@ -24,11 +24,8 @@ def free_port() -> int:
 
 
 def binary() -> str:
-    """The Prometheus built from its Go module (it has Kubernetes discovery); Debian's otherwise."""
-    try:
-        return str(Paths.from_env().binary("prometheus"))
-    except Exception:
-        return "/usr/bin/prometheus"
+    """The Prometheus built from its pinned Go module (it has Kubernetes discovery)."""
+    return str(Paths.from_env().binary("prometheus"))
 
 
 class Prometheus:

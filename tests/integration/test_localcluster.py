@@ -274,4 +274,4 @@ def test_prometheus_discovers_and_scrapes_only_process_node_pods(
         targets = query(f'up{{namespace="{namespace}"}}')
         assert [t["metric"]["pod"].startswith("probe-") for t in targets] == [True]  # type: ignore[index]
     finally:
-        prometheus.stop(paths)
+        prometheus.stop(paths, port=19090)

@@ -61,8 +61,9 @@ def config(kubeconfig: Path, interval: str = SCRAPE_INTERVAL) -> dict[str, objec
     }
 
 
-def _dir(paths: Paths) -> Path:
-    return paths.state / "prometheus"
+def _dir(paths: Paths, port: int) -> Path:
+    # one home per port: two Prometheus servers cannot share a TSDB (it is locked)
+    return paths.state / ("prometheus" if port == PORT else f"prometheus-{port}")
 
 
 def url(port: int = PORT) -> str:
@@ -85,7 +86,7 @@ def ready(port: int = PORT) -> bool:
 def start(paths: Paths, kubeconfig: Path, port: int = PORT) -> str:
     """Start Prometheus (or keep the one running); its URL once ready."""
     binary = paths.binary("prometheus")
-    home = _dir(paths)
+    home = _dir(paths, port)
     home.mkdir(parents=True, exist_ok=True)
     (home / "prometheus.yml").write_text(yaml.safe_dump(config(kubeconfig), sort_keys=False))
     pid = home / "pid"
@@ -115,8 +116,8 @@ def start(paths: Paths, kubeconfig: Path, port: int = PORT) -> str:
     return url(port)
 
 
-def stop(paths: Paths) -> None:
-    pid = _dir(paths) / "pid"
+def stop(paths: Paths, port: int = PORT) -> None:
+    pid = _dir(paths, port) / "pid"
     if not pid.exists():
         return
     number = int(pid.read_text())
