@@ -2,6 +2,7 @@
 # Builds the pinned local-cluster tools into "$CICLO_CACHE/bin" (default
 # ~/.cache/ciclo/bin). A family is rebuilt only when its pin (go.mod, go.sum)
 # or its build flags change; a stamp file per family records what was built.
+# The Prometheus Operator's CRDs are copied, not built, into "$CICLO_CACHE/crds".
 #
 #   tools/build.sh            build what is missing or stale
 #   tools/build.sh --check    exit 1 (naming the family) if anything is stale
@@ -99,14 +100,47 @@ build() {
   echo "[tools] $f built in $((SECONDS - start)) s"
 }
 
+# The Prometheus Operator's PodMonitor and PrometheusRule CRDs, which tests install to see
+# ciclo wire scraping and alerts: copied out of the pinned module (its go.sum checks the
+# download); nothing of it is built.
+po_module=github.com/prometheus-operator/prometheus-operator
+po_crds="podmonitors prometheusrules"
+po_dir=$cache/crds/prometheus-operator
+
+po_stamp() {
+  { cat "$here/prometheus-operator/go.mod" "$here/prometheus-operator/go.sum"; echo "$po_crds"; } |
+    sha256sum | cut -c1-16
+}
+
+po_fresh() {
+  local c
+  [ "$(cat "$stamps/prometheus-operator" 2>/dev/null)" = "$(po_stamp)" ] || return 1
+  for c in $po_crds; do [ -s "$po_dir/monitoring.coreos.com_$c.yaml" ] || return 1; done
+}
+
+po_copy() {
+  local dir c
+  dir=$(cd "$here/prometheus-operator" && go mod download -json "$po_module@$(pin prometheus-operator "$po_module")" |
+    sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
+  [ -d "$dir" ] || { echo "[tools] downloading $po_module failed" >&2; return 1; }
+  mkdir -p "$po_dir"
+  for c in $po_crds; do
+    install -m 644 "$dir/example/prometheus-operator-crd/monitoring.coreos.com_$c.yaml" "$po_dir/"
+  done
+  po_stamp > "$stamps/prometheus-operator"
+  echo "[tools] prometheus-operator CRDs ($po_crds) copied to $po_dir"
+}
+
 families="kubernetes etcd kwok helm prometheus"
 if [ "${1:-}" = "--check" ]; then
   stale=0
   for f in $families; do fresh "$f" || { echo "[tools] $f is missing or stale: run 'make tools'"; stale=1; }; done
+  po_fresh || { echo "[tools] prometheus-operator CRDs are missing or stale: run 'make tools'"; stale=1; }
   exit $stale
 fi
 
 for f in $families; do
   if fresh "$f"; then echo "[tools] $f is up to date"; else build "$f"; fi
 done
+if po_fresh; then echo "[tools] prometheus-operator CRDs are up to date"; else po_copy; fi
 echo "[tools] binaries in $bin"
