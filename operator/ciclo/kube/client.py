@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import os
+import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -78,6 +80,9 @@ SERVICES = Ref("", "v1", "services")
 PODS = Ref("", "v1", "pods")
 EVENTS = Ref("events.k8s.io", "v1", "events")
 SECRETS = Ref("", "v1", "secrets")
+# The Prometheus Operator's kinds: written only while the cluster serves them (Kube.serves).
+POD_MONITORS = Ref("monitoring.coreos.com", "v1", "podmonitors")
+PROMETHEUS_RULES = Ref("monitoring.coreos.com", "v1", "prometheusrules")
 
 
 def load_client(kubeconfig: str | None = None) -> kubernetes.client.ApiClient:
@@ -98,6 +103,8 @@ def load_client(kubeconfig: str | None = None) -> kubernetes.client.ApiClient:
 class Kube:
     def __init__(self, client: kubernetes.client.ApiClient) -> None:
         self.client = client
+        self._discovered: dict[str, tuple[float, frozenset[str]]] = {}
+        self._discovery_lock = threading.Lock()
 
     def request(
         self,
@@ -127,6 +134,29 @@ class Kube:
                 response.status, str(payload.get("reason", "")), str(payload.get("message", ""))
             )
         return payload
+
+    def serves(self, ref: Ref, max_age: float = 60.0) -> bool:
+        """Whether the API server serves `ref`'s kind, from API discovery of its group
+        version. An answer younger than `max_age` seconds is reused: asking on every
+        reconcile would double the reads, and a CRD installed (or removed) later is still
+        noticed."""
+        key = ref.path().rsplit("/", 1)[0]
+        with self._discovery_lock:
+            known = self._discovered.get(key)
+        if known is None or time.monotonic() - known[0] >= max_age:
+            try:
+                found = self.request("GET", key).get("resources", [])
+            except NotFound:
+                found = []
+            known = (time.monotonic(), frozenset(r.get("name", "") for r in found))
+            with self._discovery_lock:
+                self._discovered[key] = known
+        return ref.plural in known[1]
+
+    def forget_discovery(self, ref: Ref) -> None:
+        """Ask discovery again next time (a write found the kind gone)."""
+        with self._discovery_lock:
+            self._discovered.pop(ref.path().rsplit("/", 1)[0], None)
 
     def get(self, ref: Ref, namespace: str, name: str) -> Json | None:
         try:

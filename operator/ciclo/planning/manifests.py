@@ -8,6 +8,7 @@ from typing import Any
 
 from ciclo.api.model import Model
 from ciclo.api.modelversion import ModelVersion
+from ciclo.api.monitorpolicy import MonitorPolicy
 
 Json = dict[str, Any]
 
@@ -15,6 +16,9 @@ MODEL_LABEL = "ciclo.dev/model"
 VERSION_LABEL = "ciclo.dev/version"
 ROLE_LABEL = "ciclo.dev/role"
 MODEL_DIR = "/models"
+# Where the runtime serves /metrics: the pods' prometheus.io/* annotations and the PodMonitor.
+PORT_NAME = "http"
+METRICS_PATH = "/metrics"
 # The runtime's own user (the image's); the Pod Security "restricted" profile wants non-root.
 RUNTIME_UID = 65532
 
@@ -44,12 +48,13 @@ def labels(model: str, version: str | None = None) -> dict[str, str]:
     return out
 
 
-def owner(model: Model) -> Json:
+def owner(obj: Model | MonitorPolicy) -> Json:
+    """The controller reference that lets garbage collection remove what `obj` owns."""
     return {
-        "apiVersion": model.api_version,
-        "kind": "Model",
-        "name": model.metadata.name,
-        "uid": model.metadata.uid,
+        "apiVersion": obj.api_version,
+        "kind": obj.kind,
+        "name": obj.metadata.name,
+        "uid": obj.metadata.uid,
         "controller": True,
         "blockOwnerDeletion": True,
     }
@@ -116,7 +121,7 @@ def deployment(model: Model, version: ModelVersion, replicas: int, role: str, im
         "name": "serve",
         "image": image,
         "command": serve,
-        "ports": [{"name": "http", "containerPort": serving.port}],
+        "ports": [{"name": PORT_NAME, "containerPort": serving.port}],
         "env": [{"name": e.name, "value": e.value} for e in serving.env],
         "readinessProbe": {
             "httpGet": {"path": "/v2/health/ready", "port": "http"},
@@ -172,7 +177,7 @@ def deployment(model: Model, version: ModelVersion, replicas: int, role: str, im
                     "annotations": {
                         "prometheus.io/scrape": "true",
                         "prometheus.io/port": str(serving.port),
-                        "prometheus.io/path": "/metrics",
+                        "prometheus.io/path": METRICS_PATH,
                     },
                 },
                 "spec": pod_spec,
