@@ -91,8 +91,14 @@ seccompProfile:
 - apiGroups: [""]
   resources: [events]
   verbs: [create]
-# Scrape wiring when the Prometheus Operator is installed.
+# Scrape wiring, while the cluster serves the Prometheus Operator's CRDs (found through
+# API discovery, which every authenticated user may read): a PodMonitor per Model, kept
+# for the Model's life; a PrometheusRule per MonitorPolicy that asks for one, deleted
+# when it no longer does. Server-side apply creates them: create as well as patch.
 - apiGroups: [monitoring.coreos.com]
-  resources: [podmonitors, prometheusrules]
-  verbs: [get, list, watch, create, patch, delete]
+  resources: [podmonitors]
+  verbs: [get, create, patch]
+- apiGroups: [monitoring.coreos.com]
+  resources: [prometheusrules]
+  verbs: [get, create, patch, delete]
 {{- end -}}

@@ -23,6 +23,8 @@ class Config:
     """Where MonitorPolicies query Prometheus unless they name their own."""
     monitor_workers: int = 8
     """Threads evaluating MonitorPolicies, apart from the reconciles."""
+    discovery_seconds: float = 60.0
+    """How long API discovery's answer (are the Prometheus Operator's CRDs served?) is kept."""
 
     @classmethod
     def from_env(cls) -> Config:
@@ -33,4 +35,5 @@ class Config:
             workers=int(os.environ.get("CICLO_WORKERS", "8")),
             prometheus_url=os.environ.get("CICLO_PROMETHEUS_URL") or None,
             monitor_workers=int(os.environ.get("CICLO_MONITOR_WORKERS", "8")),
+            discovery_seconds=float(os.environ.get("CICLO_DISCOVERY_SECONDS", "60")),
         )

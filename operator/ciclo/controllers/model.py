@@ -22,7 +22,7 @@ import kopf
 
 from ciclo.api.model import Model
 from ciclo.api.modelversion import ModelVersion
-from ciclo.controllers import metrics, rollback
+from ciclo.controllers import metrics, prometheus_operator, rollback
 from ciclo.controllers.config import Config
 from ciclo.controllers.workqueue import Relevance, WorkQueue
 from ciclo.kube import events
@@ -133,6 +133,8 @@ def _reconcile(kube: Kube, config: Config, namespace: str, name: str) -> None:
         model_status = with_failure(
             model_status, f"{e.status} {e.reason}: {e.message}", model.metadata.generation, now
         )
+    # Scraping through the Prometheus Operator is an extra: it never fails the reconcile.
+    prometheus_operator.sync_pod_monitor(kube, config, raw, model)
     if _dump(model_status) != _dump(model.status):
         kube.apply(
             MODELS,

@@ -48,7 +48,7 @@ from ciclo.api.monitorpolicy import (
     Rule,
     RuleStatus,
 )
-from ciclo.controllers import rollback
+from ciclo.controllers import prometheus_operator, rollback
 from ciclo.controllers.config import Config
 from ciclo.controllers.metrics import REGISTRY
 from ciclo.kube import events
@@ -416,6 +416,7 @@ def evaluate_policy(
     )
     if model is not None:
         _mirror_alert(kube, model, name, alerting, now)
+    prometheus_operator.sync_prometheus_rule(kube, config, raw, policy, model, versions)
 
 
 def _mirror_alert(
