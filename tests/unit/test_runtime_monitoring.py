@@ -17,8 +17,18 @@ from prometheus_client.parser import text_string_to_metric_families
 from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_score
 from tests.unit.test_server import MODEL, X, Y, infer, matrix_input, serving
 
+from ciclo.drift.profile import build_profile
+from ciclo.drift.window import DriftWindow
 from ciclo.serving.batching import Batcher
-from ciclo.serving.feedback import FeedbackError, PredictionStore, QualityWindow, parse_feedback
+from ciclo.serving.feedback import (
+    FeedbackError,
+    Label,
+    PredictionStore,
+    QualityWindow,
+    parse_feedback,
+)
+from ciclo.serving.metrics import RuntimeMetrics
+from ciclo.serving.monitor import Monitor
 from localcluster.paths import Paths
 
 RNG = np.random.default_rng(3)
@@ -86,6 +96,52 @@ def test_a_bad_request_in_a_batch_fails_alone() -> None:
     results = asyncio.run(main())
     assert isinstance(results[4], ValueError)
     assert [r for i, r in enumerate(results) if i != 4] == [2.0 * i for i in range(10) if i != 4]
+
+
+def test_folding_in_batches_counts_exactly_what_observing_each_request_would() -> None:
+    x = RNG.normal(size=(400, 3))
+    predicted = (x[:, 0] > 0).astype(int)
+    profile = build_profile({f"f{i}": x[:, i] for i in range(3)}, predictions=predicted)
+    now = [0.0]
+    metrics = RuntimeMetrics("m", "v1")
+    monitor = Monitor(metrics, classifier=True, profile=profile, fold_rows=64)
+    monitor.store.clock = lambda: now[0]
+    each = DriftWindow(profile, size=1000)
+    live = RNG.normal(0.3, size=(300, 3))
+    for i in range(0, 300, 3):  # three-row requests; some folds happen, the rest waits
+        now[0] = float(i)
+        rows, guess = live[i : i + 3], (live[i : i + 3, 0] > 0).astype(int)
+        monitor.observe(f"r{i}", rows, guess)
+        each.add(rows, guess)
+        if monitor.due:
+            monitor.fold()
+    assert monitor.queue, "the last requests are still queued"
+    assert monitor.snapshot().drift == each.drift()[:3]  # a snapshot folds first
+    text = metrics.exposition().decode()
+    guessed = (live[:, 0] > 0).astype(int)
+    assert f'ciclo_predictions_total{{class="1",model="m",version="v1"}} {guessed.sum()}.0' in text
+    now[0] = monitor.store.max_age + 10  # r0 was answered at 0 and folded at 63: too old now
+    monitor.observe("last", live[:1], guessed[:1])
+    assert monitor.feedback([Label("last", ["1"]), Label("r0", ["1", "1", "1"])]) == (1, 3)
+    with pytest.raises(ValueError, match="the profile has 3 features"):
+        monitor.observe("wide", np.zeros((1, 4)), np.zeros(1))  # refused by its own request
+
+
+def test_requests_queued_while_a_trip_runs_share_the_next_trip() -> None:
+    trips: list[int] = []
+
+    def run(matrices: list[np.ndarray]) -> list[float]:
+        trips.append(len(matrices))
+        return [float(m[0, 0]) for m in matrices]
+
+    async def main() -> list[float]:
+        batcher = Batcher(run, max_rows=4)
+        alone = await batcher.submit(np.full((1, 1), -1.0))  # waits for nothing
+        burst = await asyncio.gather(*(batcher.submit(np.full((1, 1), float(i))) for i in range(9)))
+        return [alone, *burst]
+
+    assert asyncio.run(main()) == [-1.0, *range(9)]
+    assert trips == [1, 1, 4, 4], "each trip takes what queued meanwhile, up to max_rows"
 
 
 def metrics_of(url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:

@@ -114,24 +114,31 @@ class DriftWindow:
         self.next = 0
         self.filled = 0
 
-    def columns(self, matrix: np.ndarray, predictions: np.ndarray | None) -> list[np.ndarray]:
+    def check(self, matrix: np.ndarray, predictions: np.ndarray | None) -> None:
+        """Raise ValueError, naming why, unless add() can take these rows."""
         if matrix.ndim != 2 or matrix.shape[1] != self.n_features:
             raise ValueError(
                 f"the profile has {self.n_features} features, the input has "
                 f"{matrix.shape[1] if matrix.ndim == 2 else matrix.ndim}"
             )
-        cols = [matrix[:, i] for i in range(self.n_features)]
         if self.has_prediction:
             if predictions is None:
                 raise ValueError("the profile has a prediction baseline: predictions are needed")
-            cols.append(np.asarray(predictions).reshape(-1))
-        return cols
+            if np.size(predictions) != matrix.shape[0]:
+                raise ValueError(
+                    f"{np.size(predictions)} predictions for {matrix.shape[0]} input rows"
+                )
 
     def add(self, matrix: np.ndarray, predictions: np.ndarray | None = None) -> None:
         """Count rows into the window (binned in batches; drift() sees every row added)."""
-        cols = self.columns(matrix, predictions)
-        self.pending.append(np.column_stack(cols) if len(cols) > 1 else cols[0].reshape(-1, 1))
-        self.pending_rows += len(cols[0])
+        self.check(matrix, predictions)
+        if self.has_prediction:
+            column = np.asarray(predictions).reshape(-1, 1)
+            block = np.concatenate([matrix, column], axis=1)  # one dtype, as column_stack
+        else:
+            block = matrix.copy()  # the caller may reuse its array
+        self.pending.append(block)
+        self.pending_rows += len(block)
         if self.pending_rows >= self.batch:
             self.flush()
 

@@ -1,14 +1,19 @@
-"""Adaptive batching: requests that arrive while the model is busy are run together.
+"""Requests go to the inference thread in trips: whatever queued while it was busy goes next.
 
-One batch runs at a time; whatever queued meanwhile (up to max_rows) forms the
-next, so a lone request waits for nothing and a burst shares one predict call.
-An optional delay waits a little longer for more when a batch is not yet full.
+One trip runs at a time, on one thread, in arrival order; a lone request waits
+for nothing, and a burst shares one hand-off to the thread (a hand-off is two
+context switches and a fight for the GIL, which is most of a small model's tail
+when each request makes its own). `run` decides what a trip is: each request
+predicted on its own, or all of them in one predict call (adaptive batching).
+An optional delay waits a little longer for more when a trip is not yet full.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import Callable
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
@@ -21,6 +26,7 @@ T = TypeVar("T")
 class _Item(Generic[T]):
     matrix: np.ndarray
     future: asyncio.Future[T]
+    since: float
 
 
 @dataclass
@@ -30,49 +36,72 @@ class Batcher(Generic[T]):
     run: Callable[[list[np.ndarray]], list[T]]
     max_rows: int
     max_delay: float = 0.0
-    queue: asyncio.Queue[_Item[T]] = field(default_factory=asyncio.Queue)
-    task: asyncio.Task[None] | None = None
+    executor: Executor | None = None  # None: the event loop's default
+    waiting: deque[_Item[T]] = field(default_factory=deque)
+    alone: deque[_Item[T]] = field(default_factory=deque)  # retried one by one
+    waiting_rows: int = 0
+    busy: bool = False
+    timer: asyncio.TimerHandle | None = None
 
     async def submit(self, matrix: np.ndarray) -> T:
-        if self.task is None:
-            self.task = asyncio.get_running_loop().create_task(self._loop())
-        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        await self.queue.put(_Item(matrix, future))
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        item = _Item(matrix, future, loop.time())
+        self.waiting.append(item)
+        self.waiting_rows += len(matrix)
+        self._next()
         return await future
 
-    async def _loop(self) -> None:
-        loop = asyncio.get_running_loop()
-        while True:
-            batch = [await self.queue.get()]
-            rows = batch[0].matrix.shape[0]
-            deadline = loop.time() + self.max_delay
-            while rows < self.max_rows:
-                if self.queue.empty():
-                    timeout = deadline - loop.time()
-                    if timeout <= 0:
-                        break
-                    try:
-                        item = await asyncio.wait_for(self.queue.get(), timeout)
-                    except TimeoutError:
-                        break
-                else:
-                    item = self.queue.get_nowait()
-                batch.append(item)
-                rows += item.matrix.shape[0]
-            await self._run(batch)
-
-    async def _run(self, batch: list[_Item[T]]) -> None:
-        loop = asyncio.get_running_loop()
-        try:
-            results = await loop.run_in_executor(None, self.run, [i.matrix for i in batch])
-        except Exception as e:
-            if len(batch) == 1:
-                if not batch[0].future.done():
-                    batch[0].future.set_exception(e)
-                return
-            for item in batch:  # one bad request must not fail the others: each on its own
-                await self._run([item])
+    def _next(self) -> None:
+        """Start a trip unless one runs: now when full or without a delay, else when the
+        oldest waiting request has waited max_delay."""
+        if self.busy or not (self.waiting or self.alone):
             return
-        for item, result in zip(batch, results, strict=True):
-            if not item.future.done():  # a client that went away leaves a cancelled future
-                item.future.set_result(result)
+        loop = asyncio.get_running_loop()
+        if not self.alone and self.max_delay > 0 and self.waiting_rows < self.max_rows:
+            wait = self.waiting[0].since + self.max_delay - loop.time()
+            if wait > 0:
+                if self.timer is None:
+                    self.timer = loop.call_later(wait, self._timeout)
+                return
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        if self.alone:
+            batch = [self.alone.popleft()]
+        else:
+            batch, rows = [], 0
+            while self.waiting and rows < self.max_rows:
+                batch.append(self.waiting.popleft())
+                rows += len(batch[-1].matrix)
+            self.waiting_rows -= rows
+        self.busy = True
+        trip = loop.run_in_executor(self.executor, self.run, [i.matrix for i in batch])
+        trip.add_done_callback(lambda done: self._done(batch, done))
+
+    def _timeout(self) -> None:
+        self.timer = None
+        self._next()
+
+    def _done(self, batch: list[_Item[T]], trip: asyncio.Future[list[T]]) -> None:
+        self.busy = False
+        error = None if trip.cancelled() else trip.exception()
+        if trip.cancelled() or error is not None:
+            if len(batch) == 1:
+                _settle(batch[0], error)
+            else:  # one bad request must not fail the others: each on its own
+                self.alone.extend(batch)
+        else:
+            for item, result in zip(batch, trip.result(), strict=True):
+                if not item.future.done():  # a client that went away leaves a cancelled future
+                    item.future.set_result(result)
+        self._next()
+
+
+def _settle(item: _Item[T], error: BaseException | None) -> None:
+    if item.future.done():
+        return
+    if error is None:
+        item.future.cancel()
+    else:
+        item.future.set_exception(error)

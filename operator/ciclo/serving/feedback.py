@@ -32,10 +32,11 @@ class PredictionStore:
     entries: OrderedDict[str, tuple[float, list[str]]] = field(default_factory=OrderedDict)
     rows: int = 0
 
-    def put(self, request_id: str, predicted: Sequence[str]) -> None:
+    def put(self, request_id: str, predicted: Sequence[str], stamp: float | None = None) -> None:
+        """Keep a prediction; `stamp` is when it was made (on `clock`), if not now."""
         if request_id in self.entries:  # a reused id: the newest prediction wins
             self.rows -= len(self.entries.pop(request_id)[1])
-        self.entries[request_id] = (self.clock(), list(predicted))
+        self.entries[request_id] = (self.clock() if stamp is None else stamp, list(predicted))
         self.rows += len(predicted)
         self._evict()
 

@@ -141,11 +141,20 @@ class RuntimeMetrics:
             o: self.requests.labels(*self.labels, o)
             for o in ("success", "client_error", "server_error")
         }
+        self.before_scrape: list[Callable[[], None]] = []
         for outcome in ("matched", "late"):  # present from the start, so rate() sees the first
             self.feedback.labels(*self.labels, outcome)
 
-    def watch(self, snapshot: Callable[[], Snapshot]) -> None:
+    def watch(
+        self, snapshot: Callable[[], Snapshot], fold: Callable[[], None] | None = None
+    ) -> None:
+        """The window gauges come from `snapshot`; `fold`, run before each scrape, brings
+        counters updated in batches up to date."""
         self.registry.register(WindowCollector(self.labels, snapshot))
+        if fold is not None:
+            self.before_scrape.append(fold)
 
     def exposition(self) -> bytes:
+        for fold in self.before_scrape:
+            fold()
         return generate_latest(self.registry)

@@ -1,14 +1,20 @@
 """What the runtime measures about its model: predictions, late labels, quality, drift.
 
-Called from inference threads and the event loop alike, so one lock guards the
-windows; the work under it is a few counter updates and a binary search per
-feature, and the statistics wait for a scrape.
+A request only queues what it answered (observe: an append under a small lock);
+fold() counts the queue into the store, the windows and the counters in one go,
+every FOLD_ROWS rows from an inference thread, and always before feedback is
+matched or /metrics is read, so nothing anyone reads is stale. Per row, folding
+256 at once costs a small part of what counting each request did (one binary
+search per feature per fold, not per request), and the event loop never waits
+for it: observe takes only the queue's lock, fold holds the windows' lock.
 """
 
 from __future__ import annotations
 
 import threading
+from collections import Counter
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -16,6 +22,9 @@ from ciclo.drift.profile import Profile, value_key
 from ciclo.drift.window import DriftWindow
 from ciclo.serving.feedback import FeedbackError, Label, PredictionStore, QualityWindow
 from ciclo.serving.metrics import RuntimeMetrics, Snapshot
+
+FOLD_ROWS = 256
+"""Rows queued before an inference thread folds them: under 1% of one-row requests pay."""
 
 
 @dataclass(frozen=True)
@@ -33,7 +42,14 @@ def class_keys(predictions: np.ndarray) -> list[str]:
         return [value_key(flat[0])]
     values, inverse = np.unique(flat, return_inverse=True)
     keys = [value_key(v) for v in values]
-    return [keys[i] for i in inverse.reshape(-1)]
+    return [keys[i] for i in inverse.reshape(-1).tolist()]
+
+
+class _Observed(NamedTuple):  # a tuple: the cheapest record to make per request
+    request_id: str
+    matrix: np.ndarray
+    predictions: np.ndarray
+    stamp: float  # when it was answered: the store's max_age counts from here
 
 
 class Monitor:
@@ -43,6 +59,7 @@ class Monitor:
         classifier: bool,
         profile: Profile | None = None,
         settings: Settings | None = None,
+        fold_rows: int = FOLD_ROWS,
     ) -> None:
         settings = settings or Settings()
         self.metrics = metrics
@@ -50,28 +67,60 @@ class Monitor:
         self.store = PredictionStore(settings.feedback_capacity, settings.feedback_max_age)
         self.quality = QualityWindow(settings.quality_window)
         self.drift = DriftWindow(profile, settings.drift_window) if profile else None
-        self.lock = threading.Lock()
-        metrics.watch(self.snapshot)
+        self.fold_rows = fold_rows
+        self.lock = threading.Lock()  # the store and the windows
+        self.queue_lock = threading.Lock()  # only the queue: observe never waits for a fold
+        self.queue: list[_Observed] = []
+        self.queued_rows = 0
+        metrics.watch(self.snapshot, self.fold)
 
     def observe(self, request_id: str, matrix: np.ndarray, predictions: np.ndarray) -> None:
-        """One answered request: remember its predictions for feedback, count them, window them."""
-        keys = class_keys(predictions) if self.classifier else None
+        """One answered request, queued for fold(); an input the drift window cannot take
+        is refused here, so its own request fails rather than a later fold."""
+        if self.drift is not None:
+            self.drift.check(matrix, predictions)
+        item = _Observed(request_id, matrix, predictions, self.store.clock())
+        with self.queue_lock:
+            self.queue.append(item)
+            self.queued_rows += len(matrix)
+
+    @property
+    def due(self) -> bool:
+        """Enough rows queued that an inference thread should fold them."""
+        return self.queued_rows >= self.fold_rows
+
+    def fold(self) -> None:
+        """Count every queued request, in the order they were observed."""
         with self.lock:
-            if keys is not None:
-                self.store.put(request_id, keys)
-            if self.drift is not None:
-                self.drift.add(matrix, predictions)
-        if keys is not None:
-            for key, count in zip(*np.unique(keys, return_counts=True), strict=True):
-                self.metrics.predictions.labels(*self.metrics.labels, key).inc(int(count))
+            with self.queue_lock:
+                queue, self.queue, self.queued_rows = self.queue, [], 0
+            if queue:
+                self._count(queue)
+
+    def _count(self, queue: list[_Observed]) -> None:
+        flat = [o.predictions.reshape(-1) for o in queue]
+        predictions = np.concatenate(flat) if len(flat) > 1 else flat[0]
+        if self.classifier:
+            keys = class_keys(predictions)
+            start = 0
+            for o, rows in zip(queue, flat, strict=True):
+                self.store.put(o.request_id, keys[start : start + rows.size], o.stamp)
+                start += rows.size
+            for name, count in Counter(keys).items():
+                self.metrics.predictions.labels(*self.metrics.labels, name).inc(count)
         else:
-            for value in predictions.reshape(-1).astype(np.float64):
-                self.metrics.prediction_value.observe(float(value))
+            for value in predictions.astype(np.float64).tolist():
+                self.metrics.prediction_value.observe(value)
+        if self.drift is not None:
+            matrices = [o.matrix for o in queue]
+            matrix = np.concatenate(matrices) if len(matrices) > 1 else matrices[0]
+            self.drift.add(matrix, predictions)
 
     def feedback(self, items: list[Label]) -> tuple[int, int]:
         """Match labels to stored predictions; (matched, late) label counts."""
         if not self.classifier:
             raise FeedbackError("feedback is for classifiers: this model's predictions are values")
+        self.fold()  # every prediction answered so far can be matched
         late = 0
         pairs: list[tuple[str, str]] = []
         with self.lock:
@@ -104,6 +153,7 @@ class Monitor:
         return matched, late
 
     def snapshot(self) -> Snapshot:
+        self.fold()
         with self.lock:
             quality = self.quality.quality() if self.classifier else None
             if self.drift is None:

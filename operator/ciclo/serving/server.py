@@ -15,6 +15,7 @@ import re
 import time
 import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,8 @@ SERVER_VERSION = "0.1.0"
 MODEL_PATH = re.compile(r"^/v2/models/([^/]+)(?:/versions/([^/]+))?(/ready|/infer|/feedback)?$")
 METRICS_TYPE = b"text/plain; version=0.0.4; charset=utf-8"
 Prediction = tuple[np.ndarray, np.ndarray | None]
+TRIP_ROWS = 32
+"""Without batching, rows of requests that go to the inference thread in one trip at most."""
 
 
 class HttpError(Exception):
@@ -56,11 +59,21 @@ class Runtime:
     outputs: list[str] = field(default_factory=lambda: ["predict", "predict_proba"])
     metrics: RuntimeMetrics | None = None
     monitor: Monitor | None = None
-    batcher: Batcher[Prediction] | None = None
+    max_batch_size: int = 1
+    max_batch_delay: float = 0.0
+    batcher: Batcher[Prediction] = field(init=False)
 
     def __post_init__(self) -> None:
         if self.metrics is None:
             self.metrics = RuntimeMetrics(self.name, self.version)
+        # One inference thread: more only fight over the GIL (the model libraries use the
+        # cores themselves), and their fight is the tail latency of small models.
+        executor = ThreadPoolExecutor(1, thread_name_prefix="inference")
+        if self.max_batch_size > 1:
+            run, rows = self.predict_batch, self.max_batch_size
+        else:
+            run, rows = self.predict_each, TRIP_ROWS
+        self.batcher = Batcher(run, rows, self.max_batch_delay, executor)
 
     def metadata(self) -> dict[str, Any]:
         width = self.predictor.n_features
@@ -82,15 +95,16 @@ class Runtime:
         """Predictions and class probabilities (None when the model has none)."""
         return np.asarray(self.predictor.predict(matrix)), self.predictor.predict_proba(matrix)
 
-    def predict_observed(self, matrix: np.ndarray, request_id: str) -> Prediction:
-        """predict, then record it for monitoring (off the event loop: drift bins cost)."""
-        predicted, proba = self.predict(matrix)
-        if self.monitor is not None:
-            self.monitor.observe(request_id, matrix, predicted)
-        return predicted, proba
+    def predict_each(self, matrices: list[np.ndarray]) -> list[Prediction]:
+        """Each request's own predict, in one trip to the inference thread."""
+        if self.monitor is not None and self.monitor.due:  # in this thread, not the event loop's
+            self.monitor.fold()
+        return [self.predict(m) for m in matrices]
 
     def predict_batch(self, matrices: list[np.ndarray]) -> list[Prediction]:
         """One predict over many requests' rows, split back per request."""
+        if self.monitor is not None and self.monitor.due:  # in this thread, not the event loop's
+            self.monitor.fold()
         if len(matrices) == 1 or len({m.shape[1] for m in matrices}) > 1:
             return [self.predict(m) for m in matrices]
         predicted, proba = self.predict(np.concatenate(matrices))
@@ -105,17 +119,9 @@ class Runtime:
         unknown = [n for n in names if n not in self.outputs]
         if unknown:
             raise ProtocolError(f"unknown output {unknown[0]!r}: one of {', '.join(self.outputs)}")
-        loop = asyncio.get_running_loop()
-        if self.batcher is not None:
-            predicted, proba = await self.batcher.submit(matrix)
-            if self.monitor is not None:
-                await loop.run_in_executor(
-                    None, self.monitor.observe, request_id, matrix, predicted
-                )
-        else:  # predict and observe in one trip to the thread pool
-            predicted, proba = await loop.run_in_executor(
-                None, self.predict_observed, matrix, request_id
-            )
+        predicted, proba = await self.batcher.submit(matrix)
+        if self.monitor is not None:  # only a queue append: a later trip folds it
+            self.monitor.observe(request_id, matrix, predicted)
         out = []
         for name in names:
             value = predicted if name == "predict" else proba
@@ -260,16 +266,20 @@ class ServeOptions:
 def build_runtime(model: Path, fmt: str, name: str, version: str, options: ServeOptions) -> Runtime:
     """Load the model (and the baseline profile), and wire monitoring and batching."""
     predictor = load(model, fmt)
-    runtime = Runtime(name, version, fmt, predictor, max_body=options.max_body)
+    runtime = Runtime(
+        name,
+        version,
+        fmt,
+        predictor,
+        max_body=options.max_body,
+        max_batch_size=options.max_batch_size,
+        max_batch_delay=options.max_batch_delay,
+    )
     if options.monitoring:
         assert runtime.metrics is not None
         profile = Profile.load(options.baseline) if options.baseline else None
         runtime.monitor = Monitor(
             runtime.metrics, is_classifier(predictor), profile, options.settings
-        )
-    if options.max_batch_size > 1:
-        runtime.batcher = Batcher(
-            runtime.predict_batch, options.max_batch_size, options.max_batch_delay
         )
     return runtime
 
