@@ -47,3 +47,28 @@ def test_crds_installed_later_are_seen_once_the_answer_is_max_age_old(
     now[0] += 2
     assert kube.serves(POD_MONITORS, 30)
     assert not kube.serves(PROMETHEUS_RULES, 30)
+
+
+class PlainResponse:
+    """What kube-apiserver answers for a group it does not serve: text, not a Status."""
+
+    status = 404
+    data = b"404 page not found\n"
+
+    def read(self) -> bytes:
+        return self.data
+
+
+class PlainClient:
+    def param_serialize(self, method: str, path: str, **_: Any) -> tuple[Any, ...]:
+        return method, path, {}, None, None
+
+    def call_api(self, *_: Any) -> PlainResponse:
+        return PlainResponse()
+
+
+def test_a_plain_text_404_from_the_api_server_is_not_served() -> None:
+    kube = Kube(PlainClient())  # type: ignore[arg-type]
+    with pytest.raises(NotFound, match="404 page not found"):
+        kube.request("GET", "/apis/monitoring.coreos.com/v1")
+    assert not kube.serves(POD_MONITORS)

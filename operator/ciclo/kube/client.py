@@ -127,7 +127,14 @@ class Kube:
         response = self.client.call_api(m, url, hdrs, data)
         response.read()  # type: ignore[no-untyped-call]
         REQUESTS.labels(method, str(response.status)).inc()
-        payload: Json = json.loads(response.data) if response.data else {}
+        try:
+            payload: Json = json.loads(response.data) if response.data else {}
+        except ValueError:
+            if response.status < 400:
+                raise
+            # not every error is a Status: an unknown API group is a plain "404 page not found"
+            text = response.data if isinstance(response.data, bytes) else b""
+            payload = {"message": text.decode(errors="replace").strip()[:300]}
         if response.status >= 400:
             error = {404: NotFound, 409: Conflict}.get(response.status, ApiError)
             raise error(
