@@ -124,7 +124,7 @@ class DriftWindow:
         if self.has_prediction:
             if predictions is None:
                 raise ValueError("the profile has a prediction baseline: predictions are needed")
-            if np.size(predictions) != matrix.shape[0]:
+            if predictions.size != matrix.shape[0]:
                 raise ValueError(
                     f"{np.size(predictions)} predictions for {matrix.shape[0]} input rows"
                 )

@@ -29,16 +29,20 @@ class PredictionStore:
     capacity: int = 100_000
     max_age: float = 86_400.0
     clock: Callable[[], float] = time.monotonic
-    entries: OrderedDict[str, tuple[float, list[str]]] = field(default_factory=OrderedDict)
+    # (stamp, keys) as tuples of strings: the garbage collector stops tracking them, so a
+    # full store adds nothing to its passes (lists would be scanned on every full one)
+    entries: OrderedDict[str, tuple[float, tuple[str, ...]]] = field(default_factory=OrderedDict)
     rows: int = 0
+    expiry: float = -math.inf  # when the oldest entry ages out: no eviction to look for before
 
     def put(self, request_id: str, predicted: Sequence[str], stamp: float | None = None) -> None:
         """Keep a prediction; `stamp` is when it was made (on `clock`), if not now."""
         if request_id in self.entries:  # a reused id: the newest prediction wins
             self.rows -= len(self.entries.pop(request_id)[1])
-        self.entries[request_id] = (self.clock() if stamp is None else stamp, list(predicted))
+        self.entries[request_id] = (self.clock() if stamp is None else stamp, tuple(predicted))
         self.rows += len(predicted)
-        self._evict()
+        if self.rows > self.capacity or self.clock() > self.expiry:
+            self._evict()
 
     def take(self, request_id: str) -> list[str] | None:
         """The prediction for this id, once: a second label for it counts as late."""
@@ -47,13 +51,15 @@ class PredictionStore:
         if entry is None:
             return None
         self.rows -= len(entry[1])
-        return entry[1]
+        return list(entry[1])
 
     def _evict(self) -> None:
         oldest = self.clock() - self.max_age
+        self.expiry = -math.inf
         while self.entries:
             stamp, rows = next(iter(self.entries.values()))
             if self.rows <= self.capacity and stamp >= oldest:
+                self.expiry = stamp + self.max_age
                 return
             self.entries.popitem(last=False)
             self.rows -= len(rows)
