@@ -121,6 +121,15 @@ def test_chart_passes_a_server_side_dry_run(
         assert "deployment.apps/ciclo created (server dry run)" in out.stdout
 
 
+def helm_install(
+    paths: Paths, kubeconfig: Path, namespace: str, tmp_path: Path, values: dict[str, Any]
+) -> None:
+    path = tmp_path / "values.yaml"
+    path.write_text(yaml.safe_dump(values))
+    helm(paths, kubeconfig, "install", "ciclo", str(CHART), "-n", namespace, "-f", str(path),
+         "--wait", "--timeout", "120s")  # fmt: skip
+
+
 def test_helm_install_test_and_uninstall(
     paths: Paths,
     kubeconfig: Path,
@@ -130,23 +139,8 @@ def test_helm_install_test_and_uninstall(
     tmp_path: Path,
 ) -> None:
     assert not without_session_operator.running()
-    values = tmp_path / "values.yaml"
-    values.write_text(yaml.safe_dump(ON_PROCESS_NODE))
     try:
-        helm(
-            paths,
-            kubeconfig,
-            "install",
-            "ciclo",
-            str(CHART),
-            "-n",
-            namespace,
-            "-f",
-            str(values),
-            "--wait",
-            "--timeout",
-            "120s",
-        )
+        helm_install(paths, kubeconfig, namespace, tmp_path, ON_PROCESS_NODE)
         pod = operator_pod(paths, kubeconfig, namespace)
         assert pod is not None, "helm install --wait returned without a ready operator pod"
         assert pod["spec"]["nodeName"] == PROCESS_NODE
@@ -240,3 +234,55 @@ def test_kubectl_apply_dist_install_yaml(
         )
         deleted_namespaces.append("ciclo-system")
     assert not leftovers(paths, kubeconfig, "ciclo-system")
+
+
+def install_serve_uninstall(
+    paths: Paths,
+    kubeconfig: Path,
+    crds: None,
+    namespace: str,
+    tmp_path: Path,
+    values: dict[str, Any],
+) -> None:
+    """The namespaced RBAC (a Role in the watched namespace only) and kopf's peering between
+    two replicas are each enough for the operator to serve a Model."""
+    chosen = {**ON_PROCESS_NODE, **values}
+    out = launcher.kubectl(
+        paths, kubeconfig, "apply", "--server-side", "-f", str(CHART / "crds"), check=False
+    )
+    assert out.returncode == 0, out.stderr
+    try:
+        helm_install(paths, kubeconfig, namespace, tmp_path, chosen)
+        pods = get(paths, kubeconfig, "pods", "-n", namespace, "-l", INSTANCE)["items"]
+        assert len(pods) == chosen.get("replicaCount", 1)
+        assert {p["spec"]["nodeName"] for p in pods} == {PROCESS_NODE}
+        serve_the_example(paths, kubeconfig, namespace)
+    finally:
+        helm(
+            paths, kubeconfig, "uninstall", "ciclo", "-n", namespace, "--wait", "--timeout", "120s"
+        )
+    wait_for("no operator objects", lambda: not leftovers(paths, kubeconfig, namespace), 60)
+
+
+def test_helm_install_watching_one_namespace(
+    paths: Paths,
+    kubeconfig: Path,
+    crds: None,
+    namespace: str,
+    without_session_operator: Any,
+    tmp_path: Path,
+) -> None:
+    install_serve_uninstall(
+        paths, kubeconfig, crds, namespace, tmp_path, {"watchNamespaces": [namespace]}
+    )
+
+
+def test_helm_install_two_replicas_with_peering(
+    paths: Paths,
+    kubeconfig: Path,
+    crds: None,
+    namespace: str,
+    without_session_operator: Any,
+    tmp_path: Path,
+) -> None:
+    install_serve_uninstall(paths, kubeconfig, crds, namespace, tmp_path, {"replicaCount": 2})

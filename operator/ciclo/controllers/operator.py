@@ -32,12 +32,15 @@ def configure(settings: kopf.OperatorSettings, config: Config) -> None:
     # Persistence is left alone on purpose: only event handlers are used, which keep no
     # progress or diff-base, so kopf writes no annotations of its own on users' objects.
     # One replica by default (the chart's Recreate strategy); more replicas agree through
-    # kopf's peering so that only one acts at a time.
+    # kopf's peering so that only one acts at a time. Peers of equal priority would all
+    # pause, so each replica draws its own: the highest acts, the others stand by until
+    # its heartbeat lapses.
     peering = os.environ.get("CICLO_PEERING")
     if peering:
         settings.peering.name = peering
         settings.peering.mandatory = True
         settings.peering.clusterwide = True
+        settings.peering.priority = random.randint(1, 2**31 - 1)
     else:
         settings.peering.standalone = True
 
