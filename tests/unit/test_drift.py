@@ -19,7 +19,7 @@ from ciclo.drift.profile import (
     profile_numeric,
     value_key,
 )
-from ciclo.drift.statistics import EPSILON, psi
+from ciclo.drift.statistics import EPSILON, ks_bin_index, psi
 from ciclo.drift.table import read_table
 from ciclo.drift.window import DriftWindow
 
@@ -200,3 +200,11 @@ def test_tables_from_csv_and_parquet(tmp_path: Path) -> None:
     parquet = read_table(tmp_path / "t.parquet")
     assert parquet["a"].tolist() == [1.0, 3.0]
     assert build_profile(parquet).features[1].kind == "categorical"
+
+
+def test_ks_bins_at_the_edges_of_the_support() -> None:
+    support = np.array([1.0, 2.0, 4.0])
+    values = np.array([0.5, 1.0, 1.5, 2.0, 4.0, 5.0, np.inf, -np.inf, np.nan])
+    # bin 2j+1 is support[j] itself, bin 2j the gap below it; above the largest is 2k
+    assert ks_bin_index(values, support).tolist() == [0, 1, 2, 3, 5, 6, 6, 0, 6]
+    assert ks_bin_index(values, np.array([])).tolist() == [0] * values.size

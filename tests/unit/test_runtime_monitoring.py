@@ -64,6 +64,25 @@ def test_the_prediction_store_is_bounded_by_rows_and_age() -> None:
     now[0] = 11.0
     assert store.take("c") is None, "older than max_age"
     assert store.rows == 0
+    store.put("d", ["1"])
+    now[0] = 20.0
+    store.put("e", ["2"], stamp=19.0)  # answered at 19, stored later
+    now[0] = 21.5
+    store.put("f", ["0"])  # a put evicts what aged out too: d, stored at 11
+    assert list(store.entries) == ["e", "f"] and store.rows == 2
+
+
+def test_put_many_is_put_in_turn() -> None:
+    rng = np.random.default_rng(7)
+    items = [
+        (f"r{rng.integers(0, 40)}", tuple(["1"] * int(rng.integers(1, 4))), float(i))
+        for i in range(300)
+    ]  # ids reused often, capacity exceeded throughout
+    one, many = PredictionStore(capacity=50), PredictionStore(capacity=50)
+    for request_id, keys, stamp in items:
+        one.put(request_id, keys, stamp)
+    many.put_many(items)
+    assert list(one.entries.items()) == list(many.entries.items()) and one.rows == many.rows
 
 
 @pytest.mark.parametrize(

@@ -42,10 +42,12 @@ def ks_bin_index(values: np.ndarray, support: np.ndarray) -> np.ndarray:
     Bin 2j+1 holds values equal to support[j]; bin 2j holds values strictly between
     support[j-1] and support[j] (bin 0 is below the smallest, bin 2k above the largest)."""
     pos = np.searchsorted(support, values, side="left")
-    inside = pos < support.size
-    equal = np.zeros(values.shape, dtype=bool)
-    equal[inside] = support[pos[inside]] == values[inside]
-    return 2 * pos + equal
+    if not support.size:
+        return 2 * pos
+    # past the end (pos == k) the value is above support[k-1], so comparing with it is False
+    equal = support.take(np.minimum(pos, support.size - 1)) == values
+    out: np.ndarray = 2 * pos + equal
+    return out
 
 
 def ks_reference_cdf(support_cdf: np.ndarray) -> np.ndarray:

@@ -58,17 +58,17 @@ class _Encoder:
 
     def psi_bin(self, values: np.ndarray) -> np.ndarray:
         if isinstance(self.feature, NumericFeature):
-            return np.searchsorted(self.edges, values.astype(np.float64), side="right")
+            return np.searchsorted(self.edges, np.asarray(values, np.float64), side="right")
         other = len(self.feature.categories)
         if self.numeric and values.dtype.kind in "iufb":
-            x = values.astype(np.float64)
+            x = np.asarray(values, np.float64)
             pos = np.minimum(np.searchsorted(self.sorted_codes, x), self.sorted_codes.size - 1)
             hit = self.sorted_codes[pos] == x
             return np.where(hit, self.sorted_index[pos], other)
         return np.asarray([self.index.get(value_key(v), other) for v in values])
 
     def ks_bin(self, values: np.ndarray) -> np.ndarray:
-        return ks_bin_index(values.astype(np.float64), self.support)
+        return ks_bin_index(np.asarray(values, np.float64), self.support)
 
 
 def _count(counts: np.ndarray, index: np.ndarray, sign: int) -> None:
@@ -147,8 +147,10 @@ class DriftWindow:
             return
         block = np.concatenate(self.pending) if len(self.pending) > 1 else self.pending[0]
         self.pending, self.pending_rows = [], 0
-        cols = [block[:, i] for i in range(block.shape[1])]
-        rows = len(cols[0])
+        # one contiguous row per column: the searches read them one after another
+        numeric = block.dtype.kind in "iufb"
+        cols = np.ascontiguousarray(block.T, np.float64 if numeric else None)
+        rows = block.shape[0]
         psi_idx = np.empty((rows, len(self.encoders)), dtype=np.int64)
         for i, (encoder, col) in enumerate(zip(self.encoders, cols, strict=True)):
             psi_idx[:, i] = encoder.psi_bin(col) + self.psi_offsets[i]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import time
 from collections import Counter, OrderedDict, deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,6 +43,18 @@ class PredictionStore:
         self.rows += len(predicted)
         if self.rows > self.capacity or self.clock() > self.expiry:
             self._evict()
+
+    def put_many(self, items: Iterable[tuple[str, tuple[str, ...], float]]) -> None:
+        """put() of each (id, keys, stamp) in turn, in one call: fold's loop, per row."""
+        entries, now = self.entries, self.clock()
+        for request_id, predicted, stamp in items:
+            old = entries.pop(request_id, None)
+            if old is not None:
+                self.rows -= len(old[1])
+            entries[request_id] = (stamp, predicted)
+            self.rows += len(predicted)
+            if self.rows > self.capacity or now > self.expiry:
+                self._evict()
 
     def take(self, request_id: str) -> list[str] | None:
         """The prediction for this id, once: a second label for it counts as late."""

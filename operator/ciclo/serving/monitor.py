@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import NamedTuple
 
 import numpy as np
 
@@ -45,11 +45,9 @@ def class_keys(predictions: np.ndarray) -> list[str]:
     return [keys[i] for i in inverse.reshape(-1).tolist()]
 
 
-class _Observed(NamedTuple):  # a tuple: the cheapest record to make per request
-    request_id: str
-    matrix: np.ndarray
-    predictions: np.ndarray
-    stamp: float  # when it was answered: the store's max_age counts from here
+_Observed = tuple[str, np.ndarray, np.ndarray, float]
+"""(request id, inputs, predictions, when it was answered: the store's max_age counts
+from there); a plain tuple, the cheapest record to make per request."""
 
 
 class Monitor:
@@ -79,7 +77,7 @@ class Monitor:
         is refused here, so its own request fails rather than a later fold."""
         if self.drift is not None:
             self.drift.check(matrix, predictions)
-        item = _Observed(request_id, matrix, predictions, self.store.clock())
+        item = (request_id, matrix, predictions, self.store.clock())
         with self.queue_lock:
             self.queue.append(item)
             self.queued_rows += len(matrix)
@@ -98,21 +96,22 @@ class Monitor:
                 self._count(queue)
 
     def _count(self, queue: list[_Observed]) -> None:
-        flat = [o.predictions.reshape(-1) for o in queue]
-        predictions = np.concatenate(flat) if len(flat) > 1 else flat[0]
+        ids, matrices, answers, stamps = zip(*queue, strict=True)
+        predictions = np.concatenate(answers, axis=None)  # flattened
         if self.classifier:
             keys = class_keys(predictions)
-            start = 0
-            for o, rows in zip(queue, flat, strict=True):
-                self.store.put(o.request_id, keys[start : start + rows.size], o.stamp)
-                start += rows.size
+            if len(keys) == len(queue):  # one row each, the usual case
+                rows: Iterable[tuple[str, ...]] = zip(keys)
+            else:
+                cuts = np.cumsum([a.size for a in answers]).tolist()
+                rows = (tuple(keys[a:b]) for a, b in zip([0, *cuts], cuts, strict=False))
+            self.store.put_many(zip(ids, rows, stamps, strict=True))
             for name, count in Counter(keys).items():
                 self.metrics.predictions.labels(*self.metrics.labels, name).inc(count)
         else:
             for value in predictions.astype(np.float64).tolist():
                 self.metrics.prediction_value.observe(value)
         if self.drift is not None:
-            matrices = [o.matrix for o in queue]
             matrix = np.concatenate(matrices) if len(matrices) > 1 else matrices[0]
             self.drift.add(matrix, predictions)
 
