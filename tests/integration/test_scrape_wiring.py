@@ -63,8 +63,10 @@ def wiring_operator(
     monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[Operator]:
     """An operator that resyncs and asks discovery every few seconds, so the test need not
-    wait the default minute for CRDs installed while it runs."""
+    wait the default minute for CRDs installed while it runs; with the label a
+    kube-prometheus-stack Prometheus selects by."""
     monkeypatch.setenv("CICLO_DISCOVERY_SECONDS", "2")
+    monkeypatch.setenv("CICLO_PROMETHEUS_OPERATOR_LABELS", '{"release": "kps"}')
     op = Operator(kubeconfig, tmp_path / "operator.log", resync=3)
     op.start()
     yield op
@@ -138,6 +140,7 @@ def test_podmonitor_and_prometheusrule_only_while_the_crds_are_served(
     monitor = wait_for(
         "the PodMonitor", lambda: get(custom, namespace, "podmonitors", "iris"), timeout=60
     )
+    assert monitor["metadata"]["labels"]["release"] == "kps"
     model_uid = world.model()["metadata"]["uid"]
     assert [(o["kind"], o["uid"]) for o in monitor["metadata"]["ownerReferences"]] == [
         ("Model", model_uid)
@@ -165,6 +168,7 @@ def test_podmonitor_and_prometheusrule_only_while_the_crds_are_served(
     assert [(o["kind"], o["uid"]) for o in rule["metadata"]["ownerReferences"]] == [
         ("MonitorPolicy", policy_uid)
     ]
+    assert rule["metadata"]["labels"]["release"] == "kps"
     (group,) = rule["spec"]["groups"]
     alerts = {a["alert"]: a for a in group["rules"]}
     assert set(alerts) == {"ciclo_accuracy_floor", "ciclo_vs_offline", "ciclo_errors"}

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
-from ciclo.controllers.config import DEFAULT_IMAGE
+from ciclo.controllers.config import DEFAULT_IMAGE, labels_from_json
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "ciclo"
@@ -64,6 +64,7 @@ def test_chart_crds_are_the_generated_ones() -> None:
         ("image.pullPolicy=Sometimes", "at '/image/pullPolicy'"),
         ("replicas=2", "additional properties 'replicas' not allowed"),
         ("serviceMonitor.intervall=10s", "additional properties 'intervall' not allowed"),
+        ("prometheusOperatorLabels.release=null", "at '/prometheusOperatorLabels/release'"),
     ],
 )
 def test_schema_rejects_bad_values(value: str, message: str) -> None:
@@ -118,6 +119,20 @@ def test_default_image_is_the_operators_default() -> None:
     assert container["image"] == DEFAULT_IMAGE
     env = {e["name"]: e.get("value") for e in container["env"]}
     assert env["CICLO_RUNTIME_IMAGE"] == DEFAULT_IMAGE
+
+
+def test_prometheus_operator_labels_reach_the_operator() -> None:
+    def env(*sets: str) -> dict[str, str | None]:
+        deploy = of_kind(render(*sets), "Deployment")[0]
+        container = deploy["spec"]["template"]["spec"]["containers"][0]
+        return {e["name"]: e.get("value") for e in container["env"]}
+
+    assert "CICLO_PROMETHEUS_OPERATOR_LABELS" not in env()
+    text = env("prometheusOperatorLabels.release=kps", "prometheusOperatorLabels.team=ml")
+    assert labels_from_json(text["CICLO_PROMETHEUS_OPERATOR_LABELS"] or "") == (
+        ("release", "kps"),
+        ("team", "ml"),
+    )
 
 
 def test_one_replica_recreates_and_more_use_peering() -> None:

@@ -41,3 +41,13 @@ def test_selects_every_serving_pod_on_the_annotated_port_and_path() -> None:
         annotations = pod["metadata"]["annotations"]
         assert annotations["prometheus.io/port"] == str(port["containerPort"]) == "9090"
         assert endpoint["path"] == annotations["prometheus.io/path"] == "/metrics"
+
+
+def test_extra_labels_for_a_prometheus_that_selects_by_label_never_override_ours() -> None:
+    model = Model.model_validate(
+        {"metadata": {"name": "iris", "namespace": "ns", "uid": "u1"}, "spec": {"version": "v1"}}
+    )
+    extra = {"release": "kps", "app.kubernetes.io/managed-by": "someone"}
+    meta = pod_monitor(model, extra)["metadata"]
+    assert meta["labels"]["release"] == "kps"
+    assert meta["labels"]["app.kubernetes.io/managed-by"] == "ciclo"

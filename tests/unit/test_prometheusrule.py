@@ -42,6 +42,13 @@ def alerts(p: MonitorPolicy, **kw: Any) -> list[dict[str, Any]]:
     return rules
 
 
+def test_extra_labels_go_on_the_object_not_the_alerts() -> None:
+    p = policy({"name": "a", "metric": "accuracy", "min": 0.8})
+    planned = prometheus_rule(p, "v2", {}, extra_labels={"release": "kps"})
+    assert planned.manifest["metadata"]["labels"]["release"] == "kps"
+    assert "release" not in planned.manifest["spec"]["groups"][0]["rules"][0]["labels"]
+
+
 def test_a_bound_is_the_alert_on_the_serving_version_for_threshold_times_interval() -> None:
     p = policy({"name": "accuracy-floor", "metric": "accuracy", "min": 0.8, "failureThreshold": 4})
     planned = prometheus_rule(p, "v2", {})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 
@@ -25,6 +26,9 @@ class Config:
     """Threads evaluating MonitorPolicies, apart from the reconciles."""
     discovery_seconds: float = 60.0
     """How long API discovery's answer (are the Prometheus Operator's CRDs served?) is kept."""
+    prometheus_operator_labels: tuple[tuple[str, str], ...] = ()
+    """Extra labels on the PodMonitors and PrometheusRules, for a Prometheus that selects
+    them by label (kube-prometheus-stack's `release`)."""
 
     @classmethod
     def from_env(cls) -> Config:
@@ -36,4 +40,21 @@ class Config:
             prometheus_url=os.environ.get("CICLO_PROMETHEUS_URL") or None,
             monitor_workers=int(os.environ.get("CICLO_MONITOR_WORKERS", "8")),
             discovery_seconds=float(os.environ.get("CICLO_DISCOVERY_SECONDS", "60")),
+            prometheus_operator_labels=labels_from_json(
+                os.environ.get("CICLO_PROMETHEUS_OPERATOR_LABELS", "")
+            ),
         )
+
+
+def labels_from_json(text: str) -> tuple[tuple[str, str], ...]:
+    """A JSON object of string labels (the chart writes one); empty text is none."""
+    if not text.strip():
+        return ()
+    labels = json.loads(text)
+    if not isinstance(labels, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in labels.items()
+    ):
+        raise ValueError(
+            f"CICLO_PROMETHEUS_OPERATOR_LABELS is not a JSON object of strings: {text}"
+        )
+    return tuple(sorted(labels.items()))

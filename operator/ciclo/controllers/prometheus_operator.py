@@ -85,7 +85,7 @@ def sync_pod_monitor(kube: Kube, config: Config, raw: Json, model: Model) -> Non
     """The Model's PodMonitor, when the cluster serves PodMonitors."""
     if not _serves(kube, config, POD_MONITORS):
         return
-    manifest = pod_monitor(model)
+    manifest = pod_monitor(model, dict(config.prometheus_operator_labels))
     name = manifest["metadata"]["name"]
     try:
         created = _apply(kube, POD_MONITORS, manifest)
@@ -137,7 +137,9 @@ def sync_prometheus_rule(
         return
     mv = versions.get(version)
     previous = next((h.version for h in model.status.history if h.version != version), None)
-    planned = prometheus_rule(policy, version, mv.spec.metrics if mv else {}, previous)
+    offline = mv.spec.metrics if mv else {}
+    extra = dict(config.prometheus_operator_labels)
+    planned = prometheus_rule(policy, version, offline, previous, extra)
     try:
         created = _apply(kube, PROMETHEUS_RULES, planned.manifest)
     except NotFound:

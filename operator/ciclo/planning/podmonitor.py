@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from ciclo.api.model import Model
 from ciclo.planning.manifests import METRICS_PATH, MODEL_LABEL, PORT_NAME, Json, labels, owner
 
 API_VERSION = "monitoring.coreos.com/v1"
 
 
-def pod_monitor(model: Model) -> Json:
+def pod_monitor(model: Model, extra_labels: Mapping[str, str] | None = None) -> Json:
     """Every serving pod of the Model, warm versions too (their metrics carry `version`),
-    on the port and path the pods' prometheus.io/* annotations name."""
+    on the port and path the pods' prometheus.io/* annotations name. `extra_labels` are
+    for a Prometheus that selects PodMonitors by label; ciclo's own win over them."""
     name = model.metadata.name
     return {
         "apiVersion": API_VERSION,
@@ -18,7 +21,7 @@ def pod_monitor(model: Model) -> Json:
         "metadata": {
             "name": name,
             "namespace": model.metadata.namespace,
-            "labels": labels(name),
+            "labels": {**(extra_labels or {}), **labels(name)},
             "ownerReferences": [owner(model)],
         },
         "spec": {

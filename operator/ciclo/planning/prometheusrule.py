@@ -99,9 +99,11 @@ def prometheus_rule(
     version: str,
     offline: Mapping[str, float],
     previous: str | None = None,
+    extra_labels: Mapping[str, str] | None = None,
 ) -> Planned:
     """The PrometheusRule for `policy` while `version` serves; `offline` is that version's
-    spec.metrics (offline baselines), `previous` the version that served before it."""
+    spec.metrics (offline baselines), `previous` the version that served before it,
+    `extra_labels` for a Prometheus that selects rules by label (ciclo's own win)."""
     ns, name = policy.metadata.namespace, policy.metadata.name
     model = policy.spec.model_ref.name
     interval = seconds(policy.spec.interval)
@@ -144,7 +146,7 @@ def prometheus_rule(
         "metadata": {
             "name": name,
             "namespace": ns,
-            "labels": {**labels(model), POLICY_LABEL: name},
+            "labels": {**(extra_labels or {}), **labels(model), POLICY_LABEL: name},
             "ownerReferences": [owner(policy)],
         },
         "spec": {
