@@ -262,6 +262,7 @@ def test_drift_alerts_with_an_alertmanager_body_and_rolls_nothing_back(
         "v1",
         world.ns,
     )
+    assert labels["alertname"] == "ciclo_input_drift"  # the mirrored PrometheusRule's name
     assert body["alerts"][0]["annotations"]["value"] == "0.35"
     assert hook.attempts == 2
     assert [

@@ -71,6 +71,7 @@ from ciclo.monitoring.sources import (
     Query,
 )
 from ciclo.planning.conditions import status_of
+from ciclo.planning.prometheusrule import alert_name
 
 log = logging.getLogger(__name__)
 
@@ -511,7 +512,7 @@ def alertmanager_body(
 ) -> Json:
     """The JSON Alertmanager posts to a webhook receiver (version 4), for one alert."""
     labels = {
-        "alertname": f"ciclo_{rule.name}",
+        "alertname": alert_name(rule.name),  # as in the mirrored PrometheusRule
         "namespace": policy.metadata.namespace,
         "monitorpolicy": policy.metadata.name,
         "model": policy.spec.model_ref.name,
