@@ -28,6 +28,8 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import train_test_split
 
 import kubernetes
+from ciclo.monitoring.evaluation import seconds
+from demo import reaction
 from demo.traffic import Traffic
 from localcluster import launcher, prometheus
 from localcluster.paths import Paths
@@ -39,6 +41,7 @@ MODEL = "iris"
 FEATURES = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
 GROUP, VERSION = "ciclo.dev", "v1alpha1"
 POLICY_INTERVAL = "5s"
+ACCURACY_WINDOW, ACCURACY_MIN, ACCURACY_FAILURES = "30s", 0.85, 3
 T = TypeVar("T")
 
 
@@ -74,13 +77,19 @@ class Timeline:
             print(f"  {s.title:<{width}}  {s.seconds:7.1f}  {s.outcome}")
 
 
-def wait(what: str, check: Callable[[], T | None], timeout: float, show: Callable[[], str]) -> T:
+def wait(
+    what: str,
+    check: Callable[[], T | None],
+    timeout: float,
+    show: Callable[[], str],
+    every: float = 0.5,
+) -> T:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = check()
         if value:
             return value
-        time.sleep(0.5)
+        time.sleep(every)
     raise DemoError(f"{what}: not seen within {timeout:.0f} s; the cluster shows {show()}")
 
 
@@ -244,10 +253,10 @@ def policy_manifest(source: dict[str, Any]) -> dict[str, Any]:
                 {
                     "name": "accuracy",
                     "metric": "accuracy",
-                    "window": "30s",
-                    "min": 0.85,
+                    "window": ACCURACY_WINDOW,
+                    "min": ACCURACY_MIN,
                     "minSamples": 50,
-                    "failureThreshold": 3,
+                    "failureThreshold": ACCURACY_FAILURES,
                     "action": "rollback",
                 },
                 {
@@ -363,15 +372,20 @@ def tell(paths: Paths, workdir: Path, operator_mode: str) -> int:
         step.seconds = time.monotonic() - t0
 
         step = timeline.step("v2's quality falls: 40% of its labels disagree")
-        t0 = time.monotonic()
+        t0, wrong_since = time.monotonic(), time.time()
         traffic.knobs.wrong_labels["v2"] = 0.4
         timeline.say("feedback for v2 now says 40% of its predictions were wrong")
         wait("the Service selecting v1 again", lambda: cluster.selected_version() == "v1", 180,
-             lambda: describe(cluster))  # fmt: skip
-        took = time.monotonic() - t0
-        v2 = cluster.version("v2")
-        record = v2.get("status", {}).get("rolledBack", {})
+             lambda: describe(cluster), every=0.1)  # fmt: skip
+        took, switched = time.monotonic() - t0, time.time()
         timeline.say(f"rolled back to v1 by the operator after {took:.1f} s")
+        v2 = wait(
+            "v2 marked RolledBack",
+            lambda: (v := cluster.version("v2"))["status"].get("phase") == "RolledBack" and v,
+            30,
+            lambda: describe(cluster),
+        )
+        record = v2.get("status", {}).get("rolledBack", {})
         timeline.say(f"v2 is {v2.get('status', {}).get('phase')}: {record.get('message', '')}")
         model = cluster.model()
         degraded = cluster.condition(model, "Degraded")
@@ -381,6 +395,19 @@ def tell(paths: Paths, workdir: Path, operator_mode: str) -> int:
             f"({degraded.get('reason')})"
         )
         step.outcome = f"rolled back to v1 in {took:.1f} s"
+        if external is None:
+            points = reaction.accuracy_points(
+                prometheus.url(), NAMESPACE, MODEL, "v2", ACCURACY_WINDOW, wrong_since, switched
+            )
+            crossed = reaction.first_below(points, ACCURACY_MIN)
+            if crossed is not None:
+                target = seconds(POLICY_INTERVAL) * ACCURACY_FAILURES + 2
+                timeline.say(
+                    f"reaction time: {switched - crossed:.1f} s from the first scrape with "
+                    f"accuracy under {ACCURACY_MIN} to the Service selecting v1 (target: "
+                    f"interval x failureThreshold + 2 s = {target:.0f} s)"
+                )
+                step.outcome += f" (reaction {switched - crossed:.1f} s)"
         step.seconds = took
 
         step = timeline.step("the input distribution shifts: sepal_length +1.5 standard deviations")
