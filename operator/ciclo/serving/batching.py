@@ -45,6 +45,14 @@ class Batcher(Generic[T]):
 
     async def submit(self, matrix: np.ndarray) -> T:
         loop = asyncio.get_running_loop()
+        if not (self.busy or self.waiting or self.alone or self.max_delay > 0):
+            # alone and idle: straight to the thread, without a queue's extra future
+            self.busy = True
+            try:
+                return (await loop.run_in_executor(self.executor, self.run, [matrix]))[0]
+            finally:
+                self.busy = False
+                self._next()
         future: asyncio.Future[T] = loop.create_future()
         item = _Item(matrix, future, loop.time())
         self.waiting.append(item)
