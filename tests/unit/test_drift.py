@@ -141,6 +141,14 @@ def test_a_sliding_window_equals_a_fresh_window_on_its_last_rows() -> None:
     big = DriftWindow(profile, size=300)
     big.add(stream)  # more rows than the window at once: only the newest stay
     assert big.drift() == fresh.drift()
+    lazy = DriftWindow(profile, size=300, lazy=True)
+    for start in range(0, 1000, 70):
+        lazy.add(stream[start : start + 70])
+        if start in (140, 560):  # reads now and then; rows that left unread are never binned
+            lazy.drift()
+    assert lazy.filled == 300 and lazy.pending_rows < 300 + 70
+    assert lazy.drift() == fresh.drift()
+    assert (lazy.psi_counts == fresh.psi_counts).all() and (lazy.ks_counts == fresh.ks_counts).all()
 
 
 def test_prediction_drift_is_tracked_with_the_inputs() -> None:

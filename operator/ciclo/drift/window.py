@@ -7,6 +7,7 @@ statistics then cost O(bins) per feature, whatever the window's size.
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
@@ -89,14 +90,18 @@ def _as_number(key: str) -> float | None:
 class DriftWindow:
     """The last `size` rows of inputs (and predictions, when the profile has them)."""
 
-    def __init__(self, profile: Profile, size: int, batch: int = 256) -> None:
+    def __init__(
+        self, profile: Profile, size: int, batch: int = 256, *, lazy: bool = False
+    ) -> None:
         if size < 1:
             raise ValueError("the drift window needs at least one row")
         self.size = size
-        # rows wait here and are binned together: one search per feature per batch
-        # rather than per request, which is most of the cost on wide inputs
+        # rows wait here and are binned when a statistic is read, or once `batch` of them
+        # wait if lazy is off: one search per feature per batch rather than per request,
+        # and a row that leaves the window before anyone reads it is never binned at all
         self.batch = batch
-        self.pending: list[np.ndarray] = []
+        self.lazy = lazy
+        self.pending: deque[np.ndarray] = deque()
         self.pending_rows = 0
         features = list(profile.features)
         if profile.prediction is not None:
@@ -112,7 +117,7 @@ class DriftWindow:
         self.psi_ring = np.zeros((size, len(self.encoders)), dtype=np.int64)
         self.ks_ring = np.zeros((size, len(self.numeric)), dtype=np.int64)
         self.next = 0
-        self.filled = 0
+        self.binned = 0  # rows in the rings
 
     def check(self, matrix: np.ndarray, predictions: np.ndarray | None) -> None:
         """Raise ValueError, naming why, unless add() can take these rows."""
@@ -129,6 +134,11 @@ class DriftWindow:
                     f"{np.size(predictions)} predictions for {matrix.shape[0]} input rows"
                 )
 
+    @property
+    def filled(self) -> int:
+        """Rows in the window, binned or waiting."""
+        return min(self.size, self.binned + self.pending_rows)
+
     def add(self, matrix: np.ndarray, predictions: np.ndarray | None = None) -> None:
         """Count rows into the window (binned in batches; drift() sees every row added)."""
         self.check(matrix, predictions)
@@ -137,16 +147,20 @@ class DriftWindow:
             block = np.concatenate([matrix, column], axis=1)  # one dtype, as column_stack
         else:
             block = matrix.copy()  # the caller may reuse its array
-        self.pending.append(block)
-        self.pending_rows += len(block)
-        if self.pending_rows >= self.batch:
+        self.pending.append(block[-self.size :])
+        self.pending_rows += len(self.pending[-1])
+        # waiting rows older than the newest `size` will be out of the window by any read
+        while self.pending_rows - len(self.pending[0]) >= self.size:
+            self.pending_rows -= len(self.pending.popleft())
+        if not self.lazy and self.pending_rows >= self.batch:
             self.flush()
 
     def flush(self) -> None:
         if not self.pending:
             return
         block = np.concatenate(self.pending) if len(self.pending) > 1 else self.pending[0]
-        self.pending, self.pending_rows = [], 0
+        block = block[-self.size :]  # only the newest rows stay
+        self.pending, self.pending_rows = deque(), 0
         # one contiguous row per column: the searches read them one after another
         numeric = block.dtype.kind in "iufb"
         cols = np.ascontiguousarray(block.T, np.float64 if numeric else None)
@@ -165,11 +179,8 @@ class DriftWindow:
         ks_idx = np.empty_like(found)
         np.put_along_axis(ks_idx, order, found, axis=1)
         ks_idx = ks_idx.T
-        rows = psi_idx.shape[0]
-        if rows > self.size:  # only the newest rows stay
-            psi_idx, ks_idx, rows = psi_idx[-self.size :], ks_idx[-self.size :], self.size
         slots = (self.next + np.arange(rows)) % self.size
-        evicted = slots[self.size - self.filled :]  # the slots that already held a row
+        evicted = slots[self.size - self.binned :]  # the slots that already held a row
         if evicted.size:
             _count(self.psi_counts, self.psi_ring[evicted], -1)
             _count(self.ks_counts, self.ks_ring[evicted], -1)
@@ -178,7 +189,7 @@ class DriftWindow:
         self.psi_ring[slots] = psi_idx
         self.ks_ring[slots] = ks_idx
         self.next = int((self.next + rows) % self.size)
-        self.filled = min(self.size, self.filled + rows)
+        self.binned = min(self.size, self.binned + rows)
 
     def drift(self) -> list[Drift]:
         """Each feature's statistics, then the prediction's (named "prediction")."""

@@ -15,6 +15,7 @@ import threading
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -23,6 +24,8 @@ from ciclo.drift.window import DriftWindow
 from ciclo.serving.feedback import FeedbackError, Label, PredictionStore, QualityWindow
 from ciclo.serving.metrics import RuntimeMetrics, Snapshot
 
+KNOWN_CLASSES = 10_000
+"""Class keys remembered at most (a regressor mistaken for a classifier would add one a row)."""
 FOLD_ROWS = 256
 """Rows queued before an inference thread folds them: under 1% of one-row requests pay."""
 
@@ -35,14 +38,19 @@ class Settings:
     feedback_max_age: float = 86_400.0
 
 
-def class_keys(predictions: np.ndarray) -> list[str]:
-    """value_key of each prediction, computed once per distinct value."""
-    flat = predictions.reshape(-1)
-    if flat.size == 1:
-        return [value_key(flat[0])]
-    values, inverse = np.unique(flat, return_inverse=True)
-    keys = [value_key(v) for v in values]
-    return [keys[i] for i in inverse.reshape(-1).tolist()]
+def class_keys(predictions: np.ndarray, known: dict[Any, str] | None = None) -> list[str]:
+    """value_key of each prediction; `known` remembers them across calls (a classifier has
+    few classes, and equal values have equal keys)."""
+    known = {} if known is None else known
+    keys = []
+    for value in predictions.reshape(-1).tolist():
+        key = known.get(value)
+        if key is None:
+            key = value_key(value)
+            if len(known) < KNOWN_CLASSES:
+                known[value] = key
+        keys.append(key)
+    return keys
 
 
 _Observed = tuple[str, np.ndarray, np.ndarray, float]
@@ -64,12 +72,15 @@ class Monitor:
         self.classifier = classifier
         self.store = PredictionStore(settings.feedback_capacity, settings.feedback_max_age)
         self.quality = QualityWindow(settings.quality_window)
-        self.drift = DriftWindow(profile, settings.drift_window) if profile else None
+        # binned at scrapes: at a few thousand requests a second most rows leave the window
+        # between two scrapes, and those are never binned
+        self.drift = DriftWindow(profile, settings.drift_window, lazy=True) if profile else None
         self.fold_rows = fold_rows
         self.lock = threading.Lock()  # the store and the windows
         self.queue_lock = threading.Lock()  # only the queue: observe never waits for a fold
         self.queue: list[_Observed] = []
         self.queued_rows = 0
+        self.known_classes: dict[Any, str] = {}
         metrics.watch(self.snapshot, self.fold)
 
     def observe(self, request_id: str, matrix: np.ndarray, predictions: np.ndarray) -> None:
@@ -99,7 +110,7 @@ class Monitor:
         ids, matrices, answers, stamps = zip(*queue, strict=True)
         predictions = np.concatenate(answers, axis=None)  # flattened
         if self.classifier:
-            keys = class_keys(predictions)
+            keys = class_keys(predictions, self.known_classes)
             if len(keys) == len(queue):  # one row each, the usual case
                 rows: Iterable[tuple[str, ...]] = zip(keys)
             else:
