@@ -85,19 +85,27 @@ POD_MONITORS = Ref("monitoring.coreos.com", "v1", "podmonitors")
 PROMETHEUS_RULES = Ref("monitoring.coreos.com", "v1", "prometheusrules")
 
 
+CONNECTIONS = 64
+"""Connections to the API server kept for reuse. urllib3's default (5 x cores) is fewer
+than the operator's threads (kopf's handlers, the reconcile workers, the monitor workers):
+each request beyond it opened a new TLS connection and threw it away afterwards."""
+
+
 def load_client(kubeconfig: str | None = None) -> kubernetes.client.ApiClient:
     """In-cluster configuration in a pod, else the kubeconfig (KUBECONFIG or ~/.kube/config)."""
+    configuration = kubernetes.client.Configuration()
     if (
         kubeconfig is None
         and os.environ.get("KUBERNETES_SERVICE_HOST")
         and not os.environ.get("KUBECONFIG")
     ):
-        kubernetes.config.load_incluster_config()  # type: ignore[no-untyped-call]
-        return kubernetes.client.ApiClient()
-    client: kubernetes.client.ApiClient = kubernetes.config.new_client_from_config(  # type: ignore[no-untyped-call]
-        config_file=kubeconfig
-    )
-    return client
+        kubernetes.config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+    else:
+        kubernetes.config.load_kube_config(  # type: ignore[no-untyped-call]
+            config_file=kubeconfig, client_configuration=configuration
+        )
+    configuration.connection_pool_maxsize = CONNECTIONS
+    return kubernetes.client.ApiClient(configuration)
 
 
 class Kube:
