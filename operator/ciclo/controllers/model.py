@@ -35,6 +35,7 @@ from ciclo.kube.client import (
     ApiError,
     Json,
     Kube,
+    NamespaceTerminating,
     Ref,
 )
 from ciclo.planning import manifests
@@ -127,6 +128,9 @@ def _reconcile(kube: Kube, config: Config, namespace: str, name: str) -> None:
             log.info("model %s/%s: service removed", namespace, name)
         for stale in result.delete_deployments:
             kube.delete(DEPLOYMENTS, namespace, stale)
+    except NamespaceTerminating:
+        log.info("model %s/%s: its namespace is being deleted", namespace, name)
+        return
     except ApiError as e:
         # Not only a log line: the Model says what failed, and the resync tries again.
         log.warning("model %s/%s: %s", namespace, name, e)

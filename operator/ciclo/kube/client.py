@@ -49,6 +49,10 @@ class Conflict(ApiError):
     pass
 
 
+class NamespaceTerminating(ApiError):
+    """A create refused because its namespace is being deleted: nothing to retry."""
+
+
 @dataclass(frozen=True)
 class Ref:
     """Where a kind lives in the API."""
@@ -145,6 +149,9 @@ class Kube:
             payload = {"message": text.decode(errors="replace").strip()[:300]}
         if response.status >= 400:
             error = {404: NotFound, 409: Conflict}.get(response.status, ApiError)
+            causes = (payload.get("details") or {}).get("causes") or []
+            if any(c.get("reason") == "NamespaceTerminating" for c in causes):
+                error = NamespaceTerminating
             raise error(
                 response.status, str(payload.get("reason", "")), str(payload.get("message", ""))
             )

@@ -10,7 +10,7 @@ import datetime as dt
 import hashlib
 import socket
 
-from ciclo.kube.client import EVENTS, Conflict, Json, Kube
+from ciclo.kube.client import EVENTS, Conflict, Json, Kube, NamespaceTerminating
 
 CONTROLLER = "ciclo.dev/operator"
 
@@ -18,7 +18,8 @@ CONTROLLER = "ciclo.dev/operator"
 def emit(
     kube: Kube, regarding: Json, reason: str, note: str, key: str, kind: str = "Normal"
 ) -> bool:
-    """Record one Event about `regarding` (a resource's JSON); False when it already exists."""
+    """Record one Event about `regarding` (a resource's JSON); False when it already exists
+    or its namespace is being deleted (and the Event with it)."""
     meta = regarding["metadata"]
     digest = hashlib.sha256(f"{meta['uid']}/{key}".encode()).hexdigest()[:12]
     now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
@@ -43,6 +44,6 @@ def emit(
     }
     try:
         kube.create(EVENTS, meta["namespace"], body)
-    except Conflict:
+    except (Conflict, NamespaceTerminating):
         return False
     return True
