@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from localcluster.procnode import IpPool, expand, field_ref
+from localcluster.procnode import IpPool, expand, field_ref, hides
 
 POD = {
     "metadata": {"name": "p", "namespace": "ns", "uid": "u", "labels": {"app": "x"}},
@@ -41,3 +43,19 @@ def test_ip_pool_keeps_an_ip_a_pod_already_has_and_never_gives_the_gateway():
     assert pool.take("10.244.0.7") == "10.244.0.3"  # taken: a fresh one
     pool.give("10.244.0.2")
     assert pool.take("10.100.0.1") == "10.244.0.2"  # a KWOK address: not ours
+
+
+@pytest.mark.parametrize(
+    ("mount_path", "hidden"),
+    [
+        ("/tmp", "/tmp/ci/.venv"),
+        ("/tmp/", "/tmp/ci/.venv"),
+        ("/tmp/ci/.venv", "/tmp/ci/.venv"),
+        ("/var/run/x", None),
+        ("/tmp/cix", None),
+        ("/tmp/ci/.venv/lib/x", None),
+    ],
+)
+def test_a_volume_may_not_hide_what_pods_run_from(mount_path, hidden):
+    needed = [Path("/tmp/ci/.venv"), Path("/root/.cache/ciclo")]
+    assert hides(mount_path, needed) == (Path(hidden) if hidden else None)

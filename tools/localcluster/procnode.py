@@ -12,7 +12,9 @@ restarts per restartPolicy, graceful stop when the pod goes.
 
 What it does not do: images (the command runs from the host's PATH), resource
 limits, users and capabilities from securityContext, liveness probes, ports
-other than on the pod's own address.
+other than on the pod's own address, and volumes whose mountPath would hide what
+the pods run from (an emptyDir at /tmp over a checkout in /tmp: the host's
+directory stands in, with a warning in the node's log).
 
 The kubernetes client is untyped, so pods are handled as their JSON (dicts).
 """
@@ -31,6 +33,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 import urllib.error
@@ -83,6 +86,14 @@ def field_ref(pod: Json, path: str, ip: str) -> str:
     if match:
         return str(pod["metadata"].get(match.group(1), {}).get(match.group(2), ""))
     raise ValueError(f"fieldRef {path} is not supported by the process node")
+
+
+def hides(mount_path: str, needed: list[Path]) -> Path | None:
+    """The host path a volume mounted at `mount_path` would hide, if any. Pods here share
+    the host's filesystem: an emptyDir at /tmp over a checkout in /tmp/x would hide the
+    very program the pod runs."""
+    target = Path(os.path.normpath(mount_path))
+    return next((p for p in needed if p == target or target in p.parents), None)
 
 
 class NotYet(Exception):
@@ -380,11 +391,18 @@ class PodRunner(threading.Thread):
             raise ValueError(
                 f"container {spec['name']}: the process node has no images, so it needs a command"
             )
-        binds = [
-            (self.mounts[m["name"]], m["mountPath"])
-            for m in spec.get("volumeMounts", [])
-            if m["name"] in self.mounts
-        ]
+        binds = []
+        for m in spec.get("volumeMounts", []):
+            if m["name"] not in self.mounts:
+                continue
+            hidden = hides(m["mountPath"], self.agent.needed)
+            if hidden is None:
+                binds.append((self.mounts[m["name"]], m["mountPath"]))
+            else:  # the host's directory stands in for the volume
+                log.warning(
+                    "pod %s: volume %s not mounted at %s: it would hide %s",
+                    self.pod["metadata"]["name"], m["name"], m["mountPath"], hidden,
+                )  # fmt: skip
         # A private mount namespace puts each volume at its mountPath, and the pod's own
         # /etc/hosts at /etc/hosts (as a kubelet writes one), for this process only.
         script = "; ".join(
@@ -600,6 +618,12 @@ class Agent:
         self.coordination = kubernetes.client.CoordinationV1Api(self.client)
         self.node = node
         self.state = state
+        # what pods' processes run from: the Python environment, this checkout, the state
+        self.needed = [
+            Path(sys.prefix).resolve(),
+            Path(__file__).resolve().parents[2],
+            state.resolve(),
+        ]
         self.ips = IpPool()
         self.runners: dict[str, PodRunner] = {}
         self.stopping = threading.Event()
