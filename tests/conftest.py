@@ -17,10 +17,12 @@ import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 import kubernetes
+from ciclo.kube.client import SECRETS, Json, Kube, NamespaceTerminating
 from localcluster import launcher
 from localcluster.paths import Paths
 
@@ -203,3 +205,32 @@ def namespace(
     yield name
     core.delete_namespace(name)
     deleted_namespaces.append(name)
+
+
+def secret(name: str, **meta: Any) -> Json:
+    return {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name, **meta}}
+
+
+@pytest.fixture
+def terminating(
+    core: kubernetes.client.CoreV1Api, api: kubernetes.client.ApiClient
+) -> Iterator[tuple[str, Json]]:
+    """A namespace being deleted as admission sees it (creates there are refused), held
+    there by a Secret's finalizer until the test ends; with that Secret."""
+    ns = f"t-terminating-{uuid.uuid4().hex[:5]}"
+    kube = Kube(api)
+    core.create_namespace({"metadata": {"name": ns}})
+    held = kube.create(SECRETS, ns, secret("held", finalizers=["ciclo.dev/test-hold"]))
+    core.delete_namespace(ns)
+    try:
+        deadline = time.monotonic() + 30
+        while True:  # until admission's namespace cache has seen the deletion
+            try:
+                kube.create(SECRETS, ns, secret(f"s-{uuid.uuid4().hex[:5]}"))
+            except NamespaceTerminating:
+                break
+            assert time.monotonic() < deadline, f"creates in {ns} still accepted after 30 s"
+            time.sleep(0.1)
+        yield ns, held
+    finally:
+        core.patch_namespaced_secret("held", ns, {"metadata": {"finalizers": None}})

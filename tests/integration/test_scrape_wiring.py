@@ -5,6 +5,8 @@ PrometheusRule mirroring its rules, both updated with the spec and gone with the
 
 from __future__ import annotations
 
+import logging
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,6 +16,11 @@ from kubernetes.client.exceptions import ApiException
 from test_operator import G, V, World, model_manifest, version_manifest
 from waiting import wait_for
 
+from ciclo.api.model import Model
+from ciclo.api.monitorpolicy import MonitorPolicy
+from ciclo.controllers.config import Config
+from ciclo.controllers.prometheus_operator import sync_pod_monitor, sync_prometheus_rule
+from ciclo.kube.client import Json, Kube
 from conftest import Operator
 from localcluster import launcher
 from localcluster.paths import Paths
@@ -236,3 +243,32 @@ def test_podmonitor_and_prometheusrule_only_while_the_crds_are_served(
         timeout=90,
     )
     assert "Traceback" not in wiring_operator.log.read_text()
+
+
+def test_a_namespace_being_deleted_gets_neither_and_no_complaint(
+    api: Any,
+    custom: Any,
+    terminating: tuple[str, Json],
+    prometheus_operator_crds: list[str],
+    paths: Paths,
+    kubeconfig: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The API server refuses creates in a namespace being deleted; for a Model and a policy
+    going with it that is no failure: no warning, no PodMonitorFailed, no ApplyFailed."""
+    install(paths, kubeconfig, prometheus_operator_crds)
+    ns, _ = terminating
+    meta = {"namespace": ns, "uid": str(uuid.uuid4()), "generation": 1}
+    model_raw = model_manifest("v1")
+    model_raw["metadata"] |= meta
+    model = Model.model_validate({**model_raw, "status": {"servingVersion": "v1"}})
+    policy_raw = policy_manifest()
+    policy_raw["metadata"] |= meta
+    policy = MonitorPolicy.model_validate(policy_raw)
+    kube = Kube(api)
+    with caplog.at_level(logging.INFO, logger="ciclo"):
+        sync_pod_monitor(kube, Config(), model_raw, model)
+        sync_prometheus_rule(kube, Config(), policy_raw, policy, model, {})
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
+    assert get(custom, ns, "podmonitors", "iris") is None
+    assert get(custom, ns, "prometheusrules", "iris-quality") is None

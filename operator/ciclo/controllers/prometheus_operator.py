@@ -29,6 +29,7 @@ from ciclo.kube.client import (
     ApiError,
     Json,
     Kube,
+    NamespaceTerminating,
     NotFound,
     Ref,
 )
@@ -92,6 +93,8 @@ def sync_pod_monitor(kube: Kube, config: Config, raw: Json, model: Model) -> Non
     except NotFound:
         kube.forget_discovery(POD_MONITORS)  # the CRD went away since discovery said it was there
         return
+    except NamespaceTerminating:
+        return  # nothing to scrape there any more, and nowhere to say so
     except ApiError as e:
         log.warning("model %s/%s: PodMonitor: %s", model.metadata.namespace, name, e)
         key = f"podmonitor-failed/{model.metadata.generation}/{e.status}"
@@ -146,6 +149,8 @@ def sync_prometheus_rule(
         kube.forget_discovery(PROMETHEUS_RULES)
         _status(kube, policy, _condition(policy, False, "CRDNotInstalled", NOT_INSTALLED))
         return
+    except NamespaceTerminating:
+        return  # the policy goes with its namespace: no rule to write, no failure to report
     except ApiError as e:
         log.warning("monitorpolicy %s/%s: PrometheusRule: %s", ns, name, e)
         _status(kube, policy, _condition(policy, False, "ApplyFailed", str(e)))
