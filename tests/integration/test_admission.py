@@ -148,6 +148,24 @@ CREATE_CASES = [
         policy(rules=[rule(feature="petal_width")]),
         ["spec.rules[0].feature", "only to feature_drift"],
     ),
+    (
+        "relative-drop-over-one",
+        policy(
+            rules=[
+                {
+                    "name": "accuracy",
+                    "metric": "accuracy",
+                    "baseline": {"maxDrop": 2.0, "relative": True},
+                }
+            ]
+        ),
+        ["spec.rules[0].baseline.maxDrop", "between 0 and 1"],
+    ),
+    (
+        "short-progress-deadline",
+        with_serving(progressDeadlineSeconds=1),
+        ["spec.serving.progressDeadlineSeconds", "greater than or equal to 10"],
+    ),
 ]
 
 

@@ -54,7 +54,7 @@ def after(m: Model, p: ModelPlan, versions: list[ModelVersion]) -> tuple[Model, 
                 update={
                     "phase": u.phase,
                     "served_at": u.served_at,
-                    "conditions": conditions.merge(v.status.conditions, [u.serving], T0),
+                    "conditions": conditions.merge(v.status.conditions, u.conditions, T0),
                     "rolled_back": None if u.clear_rollback else v.status.rolled_back,
                 }
             )
@@ -74,6 +74,23 @@ def ready(p: ModelPlan) -> list[DeploymentState]:
     ]
 
 
+def settle(
+    m: Model, versions: list[ModelVersion], p: ModelPlan | None = None, t: dt.datetime = T0
+) -> tuple[Model, list[ModelVersion], ModelPlan, list[str]]:
+    """Plan, write, and let every planned pod become ready, until nothing changes; with the
+    reasons of the Events on the way."""
+    seen: list[str] = []
+    deployments = ready(p) if p else []
+    for _ in range(6):
+        p = plan(m, versions, deployments, IMAGE, t)
+        seen += [e.reason for e in p.events]
+        m, versions = after(m, p, versions)
+        if ready(p) == deployments and not p.events and not p.versions:
+            return m, versions, p, seen
+        deployments = ready(p)
+    raise AssertionError("the plan did not settle")
+
+
 def cond(p: ModelPlan, kind: str) -> Condition:
     c = conditions.find(p.status.conditions, kind)
     assert c is not None
@@ -90,44 +107,159 @@ def mark_bad(versions: list[ModelVersion], version: str) -> list[ModelVersion]:
     ]
 
 
-def test_first_version_serves_and_the_service_selects_it():
+def test_first_version_takes_traffic_only_once_its_pods_are_ready():
     versions = [mv("v1"), mv("v2")]
-    p = plan(model("v1"), versions, [], IMAGE, T0)
-    assert p.status.serving_version == "v1"
+    m = model("v1")
+    p = plan(m, versions, [], IMAGE, T0)
+    assert p.status.serving_version is None and p.service is None and p.events == []
     assert [d["metadata"]["name"] for d in p.deployments] == ["iris-v1"]
+    assert {u.name: u.phase for u in p.versions} == {
+        "iris-v1": "Deploying",
+        "iris-v2": "Registered",
+    }
+    assert cond(p, "Ready").status == "False" and cond(p, "Progressing").status == "True"
+    assert p.status.rollout is not None and p.status.rollout.version == "v1"
+    validated = {u.name: conditions.find(u.conditions, "Validated") for u in p.versions}
+    assert all(c is not None and c.status == "Unknown" for c in validated.values())
+
+    m, versions = after(m, p, versions)
+    p = plan(m, versions, ready(p), IMAGE, T0 + dt.timedelta(seconds=5))
+    assert p.status.serving_version == "v1" and p.status.rollout is None
     assert p.service is not None and p.service["spec"]["selector"][manifests.VERSION_LABEL] == "v1"
     assert [e.reason for e in p.events] == ["Serving"]
-    assert {u.name: u.phase for u in p.versions} == {"iris-v1": "Serving", "iris-v2": "Registered"}
-    assert cond(p, "Ready").status == "False" and cond(p, "Progressing").status == "True"
+    assert cond(p, "Ready").status == "True"
 
 
 def test_ready_once_the_deployment_reports_ready_replicas_and_replanning_changes_nothing():
-    versions = [mv("v1")]
-    m = model("v1")
-    p = plan(m, versions, [], IMAGE, T0)
-    m, versions = after(m, p, versions)
-    p2 = plan(m, versions, ready(p), IMAGE, T0 + dt.timedelta(seconds=5))
-    assert cond(p2, "Ready").status == "True" and cond(p2, "Ready").observed_generation == 1
-    assert p2.events == [] and p2.versions == []
-    m, versions = after(m, p2, versions)
-    p3 = plan(m, versions, ready(p2), IMAGE, T0 + dt.timedelta(seconds=9))
-    assert p3.status == p2.status, "a converged model plans no change"
+    m, versions, p, seen = settle(model("v1"), [mv("v1")])
+    assert seen == ["Serving"]
+    assert cond(p, "Ready").status == "True" and cond(p, "Ready").observed_generation == 1
+    p3 = plan(m, versions, ready(p), IMAGE, T0 + dt.timedelta(seconds=9))
+    assert p3.status == p.status, "a converged model plans no change"
     assert p3.events == [] and p3.versions == []
 
 
 def lifecycle_to_v2() -> tuple[Model, list[ModelVersion], ModelPlan]:
     versions = [mv("v1"), mv("v2"), mv("v3")]
-    m = model("v1")
-    p = plan(m, versions, [], IMAGE, T0)
-    m, versions = after(m, p, versions)
+    m, versions, p, _ = settle(model("v1"), versions)
     m = m.model_copy(update={"spec": m.spec.model_copy(update={"version": "v2"})})
-    p = plan(m, versions, ready(p), IMAGE, T0 + dt.timedelta(minutes=1))
-    m, versions = after(m, p, versions)
+    m, versions, p, _ = settle(m, versions, p, T0 + dt.timedelta(minutes=1))
     return m, versions, p
 
 
+def test_a_new_version_waits_for_as_many_ready_pods_as_serve_now_before_the_switch():
+    versions = [mv("v1"), mv("v2")]
+    m, versions, p, _ = settle(model("v1", serving={"replicas": 3}), versions)
+    m = m.model_copy(update={"spec": m.spec.model_copy(update={"version": "v2"})})
+    served = ready(p)
+    for n in (0, 1, 2):
+        p = plan(m, versions, [*served, DeploymentState("iris-v2", "v2", n)], IMAGE, T0)
+        assert p.status.serving_version == "v1", f"switched with {n}/3 ready"
+        assert p.service is not None
+        assert p.service["spec"]["selector"][manifests.VERSION_LABEL] == "v1"
+        assert cond(p, "Ready").status == "True" and cond(p, "Progressing").status == "True"
+        assert cond(p, "Degraded").status == "False" and p.events == []
+        assert {d["metadata"]["name"]: d["spec"]["replicas"] for d in p.deployments} == {
+            "iris-v1": 3,
+            "iris-v2": 3,
+        }
+    p = plan(m, versions, [*served, DeploymentState("iris-v2", "v2", 3)], IMAGE, T0)
+    assert p.status.serving_version == "v2" and [e.reason for e in p.events] == ["Serving"]
+    # With only one v1 pod ready (the others crashed), one ready v2 pod is no step down.
+    p = plan(
+        m,
+        versions,
+        [DeploymentState("iris-v1", "v1", 1), DeploymentState("iris-v2", "v2", 1)],
+        IMAGE,
+        T0,
+    )
+    assert p.status.serving_version == "v2"
+
+
+def test_a_version_that_never_gets_ready_fails_at_its_deadline_and_what_serves_stays():
+    versions = [mv("v1"), mv("v2")]
+    m, versions, p, _ = settle(model("v1"), versions)
+    m = m.model_copy(update={"spec": m.spec.model_copy(update={"version": "v2"})})
+    m.metadata.generation = 2
+    stuck = [*ready(p), DeploymentState("iris-v2", "v2", 0)]
+    p = plan(m, versions, stuck, IMAGE, T0)
+    assert p.requeue_after is not None and 180 <= p.requeue_after <= 182
+    m, versions = after(m, p, versions)
+    p = plan(m, versions, stuck, IMAGE, T0 + dt.timedelta(seconds=100))
+    assert p.status.serving_version == "v1" and p.status.rollout is not None
+    m, versions = after(m, p, versions)
+    p = plan(m, versions, stuck, IMAGE, T0 + dt.timedelta(seconds=181))
+    assert p.status.serving_version == "v1" and p.status.rollout is None
+    assert cond(p, "Degraded").status == "True" and cond(p, "Degraded").reason == "VersionFailed"
+    assert "ProgressDeadlineExceeded" not in cond(p, "Degraded").message
+    assert "0/1 pods ready after 181 s" in cond(p, "Degraded").message
+    assert cond(p, "Ready").status == "True"
+    update = {u.name: u for u in p.versions}["iris-v2"]
+    assert update.phase == "Failed" and update.event and update.event.type == "Warning"
+    available = conditions.find(update.conditions, "Available")
+    assert available and available.status == "False"
+    assert available.reason == "ProgressDeadlineExceeded"
+    assert p.delete_deployments == ["iris-v2"] and p.events == []
+    m, versions = after(m, p, versions)
+    again = plan(m, versions, ready(p), IMAGE, T0 + dt.timedelta(seconds=200))
+    assert again.status.serving_version == "v1" and again.events == [] and again.versions == []
+
+    # Named again (after another), it is tried again.
+    m = m.model_copy(update={"spec": m.spec.model_copy(update={"version": "v1"})})
+    m, versions, p, _ = settle(m, versions, again, T0 + dt.timedelta(seconds=210))
+    m = m.model_copy(update={"spec": m.spec.model_copy(update={"version": "v2"})})
+    p = plan(m, versions, ready(p), IMAGE, T0 + dt.timedelta(seconds=220))
+    assert p.status.rollout is not None and p.status.rollout.version == "v2"
+    assert {u.name: u.phase for u in p.versions}["iris-v2"] == "Deploying"
+
+
+def test_a_crash_looping_version_fails_at_once_and_never_takes_traffic():
+    versions = [mv("v1"), mv("v2")]
+    m, versions, p, _ = settle(model("v1"), versions)
+    m = m.model_copy(update={"spec": m.spec.model_copy(update={"version": "v2"})})
+    stuck = [*ready(p), DeploymentState("iris-v2", "v2", 0)]
+    p = plan(m, versions, stuck, IMAGE, T0)
+    m, versions = after(m, p, versions)
+    p = plan(
+        m,
+        versions,
+        stuck,
+        IMAGE,
+        T0 + dt.timedelta(seconds=5),
+        crashing={"v2": "container serve crash-looping (exit code 1): boom"},
+    )
+    assert p.status.serving_version == "v1"
+    assert "boom" in cond(p, "Degraded").message
+    assert {u.name: u.phase for u in p.versions}["iris-v2"] == "Failed"
+
+
+def test_a_policy_retirement_holds_until_the_spec_names_another_version():
+    from ciclo.api.model import RetirementRecord
+
+    versions = [mv("v1"), mv("v2")]
+    m, versions, p, _ = settle(model("v1"), versions)
+    record = RetirementRecord(
+        version="v1", reason="MonitorPolicy iris", message="accuracy 0.2", action="a/v1/x", at=T0
+    )
+    m = m.model_copy(update={"status": m.status.model_copy(update={"retirement": record})})
+    p = plan(m, versions, ready(p), IMAGE, T0)
+    assert p.status.serving_version is None and p.service is None
+    assert p.status.retirement == record and not p.clear_retirement
+    assert [(e.reason, e.type) for e in p.events] == [("Retired", "Warning")]
+    assert "MonitorPolicy iris" in p.events[0].message
+    assert cond(p, "Ready").reason == "Retired"
+    m, versions = after(m, p, versions)
+    again = plan(m, versions, ready(p), IMAGE, T0 + dt.timedelta(minutes=1))
+    assert again.events == [] and again.versions == [] and again.status == p.status
+
+    m = m.model_copy(update={"spec": m.spec.model_copy(update={"version": "v2"})})
+    p = plan(m, versions, ready(again), IMAGE, T0 + dt.timedelta(minutes=2))
+    assert p.clear_retirement and p.status.retirement is None
+    assert p.status.rollout is not None and p.status.rollout.version == "v2"
+
+
 def test_switching_versions_keeps_the_previous_one_warm():
-    _, _, p = lifecycle_to_v2()
+    _, versions, p = lifecycle_to_v2()
     assert p.status.serving_version == "v2"
     replicas = {
         d["metadata"]["name"]: (
@@ -141,7 +273,11 @@ def test_switching_versions_keeps_the_previous_one_warm():
         ("v2", "Serving"),
         ("v1", "Replaced"),
     ]
-    assert {u.name: u.phase for u in p.versions} == {"iris-v1": "Standby", "iris-v2": "Serving"}
+    assert {v.metadata.name: v.status.phase for v in versions} == {
+        "iris-v1": "Standby",
+        "iris-v2": "Serving",
+        "iris-v3": "Registered",
+    }
 
 
 def test_a_version_marked_bad_rolls_back_to_the_last_good_one_without_touching_spec():
@@ -174,19 +310,22 @@ def test_a_new_spec_version_serves_and_naming_the_bad_one_again_retries_it():
 
     m = m.model_copy(update={"spec": m.spec.model_copy(update={"version": "v3"})})
     p = plan(m, versions, ready(p), IMAGE, T0 + dt.timedelta(minutes=3))
-    assert p.status.serving_version == "v3" and cond(p, "Degraded").status == "False"
+    assert p.target == "v3" and cond(p, "Degraded").status == "False"
     assert not any(u.clear_rollback for u in p.versions), "v2 stays marked while v3 is named"
-    m, versions = after(m, p, versions)
+    m, versions, p, _ = settle(m, versions, p, T0 + dt.timedelta(minutes=3))
+    assert p.status.serving_version == "v3"
 
     m = m.model_copy(update={"spec": m.spec.model_copy(update={"version": "v2"})})
     p = plan(m, versions, ready(p), IMAGE, T0 + dt.timedelta(minutes=4))
-    assert p.status.serving_version == "v2"
+    assert p.target == "v2"
     assert [u.name for u in p.versions if u.clear_rollback] == ["iris-v2"]
+    m, versions, p, _ = settle(m, versions, p, T0 + dt.timedelta(minutes=4))
+    assert p.status.serving_version == "v2"
 
 
 def test_no_good_version_left_keeps_serving_and_says_so():
     versions = mark_bad([mv("v1")], "v1")
-    p = plan(model("v1"), versions, [], IMAGE, T0)
+    _, _, p, _ = settle(model("v1"), versions)
     assert p.status.serving_version == "v1"
     assert cond(p, "Degraded").reason == "NoGoodVersion"
 
@@ -225,10 +364,8 @@ def test_an_invalid_version_never_serves():
         ],
     )
     versions = [mv("v1"), invalid]
-    m = model("v1")
-    p = plan(m, versions, [], IMAGE, T0)
-    assert {u.name: u.phase for u in p.versions}["iris-v2"] == "Failed"
-    m, versions = after(m, p, versions)
+    m, versions, p, _ = settle(model("v1"), versions)
+    assert {v.metadata.name: v.status.phase for v in versions}["iris-v2"] == "Failed"
     m = m.model_copy(update={"spec": m.spec.model_copy(update={"version": "v2"})})
     p = plan(m, versions, ready(p), IMAGE, T0)
     assert p.status.serving_version == "v1"
@@ -313,15 +450,17 @@ def test_a_failed_write_shows_as_conditions_with_the_reason():
 def test_event_keys_differ_per_transition_and_repeat_for_a_retry():
     versions = [mv("v1"), mv("v2")]
     m = model("v1")
-    first = plan(m, versions, [], IMAGE, T0)
-    retry = plan(m, versions, [], IMAGE, T0 + dt.timedelta(seconds=3))
+    up = [DeploymentState("iris-v1", "v1", 1)]
+    first = plan(m, versions, up, IMAGE, T0)
+    retry = plan(m, versions, up, IMAGE, T0 + dt.timedelta(seconds=3))
     assert [e.key for e in first.events] == [e.key for e in retry.events], (
         "a retry meets the same Event"
     )
     m, versions = after(m, first, versions)
     m = m.model_copy(update={"spec": m.spec.model_copy(update={"version": "v2"})})
     m.metadata.generation = 2
-    switch = plan(m, versions, ready(first), IMAGE, T0)  # the same second as the first
+    both = [*up, DeploymentState("iris-v2", "v2", 1)]
+    switch = plan(m, versions, both, IMAGE, T0)  # the same second as the first
     assert switch.events and switch.events[0].key != first.events[0].key
 
 
@@ -377,7 +516,8 @@ def test_a_failed_fetch_marks_the_version_failed_and_the_model_keeps_what_serves
     assert cond(p, "Degraded").reason == "VersionInvalid"
     update = {u.name: u for u in p.versions}["iris-v3"]
     assert update.phase == "Failed"
-    assert update.validated is not None and update.validated.reason == "FetchFailed"
+    validated = conditions.find(update.conditions, "Validated")
+    assert validated is not None and validated.reason == "FetchFailed"
 
 
 def test_a_first_version_that_fails_its_fetch_stops_being_the_serving_one():
@@ -385,7 +525,7 @@ def test_a_first_version_that_fails_its_fetch_stops_being_the_serving_one():
     m = model("v1")
     p = plan(m, versions, [], IMAGE, T0)
     m, versions = after(m, p, versions)
-    assert p.status.serving_version == "v1"  # planned, not yet ready
+    assert p.status.serving_version is None  # planned, not yet ready
     p = plan(m, versions, ready(p), IMAGE, T0, fetch={"v1": (False, "sha256 mismatch")})
     assert p.status.serving_version is None
     assert p.deployments == [] and p.delete_deployments == ["iris-v1"] and p.service is None

@@ -63,6 +63,9 @@ class Serving(Schema):
     image_pull_secrets: list[LocalObjectReference] = Field(default_factory=list, max_length=16)
     env: list[EnvVar] = Field(default_factory=list, max_length=64)
     service_account_name: str | None = Field(default=None, max_length=253)
+    progress_deadline_seconds: int = Field(default=180, ge=10, le=3600)
+    """How long a new version may take to have its pods ready before it is marked Failed;
+    what serves keeps serving meanwhile."""
 
 
 class ModelSpec(Schema):
@@ -84,6 +87,27 @@ class HistoryEntry(Schema):
     outcome: Literal["Serving", "Replaced", "RolledBack", "Retired"] = "Serving"
 
 
+class RolloutStatus(Schema):
+    """The version being brought up while another serves: it takes traffic once ready."""
+
+    version: str
+    since: dt.datetime
+
+
+class RetirementRecord(Schema):
+    """A MonitorPolicy's retirement of the Model, kept in status so the spec stays the user's.
+
+    It holds while spec.version names `version`; naming another version, or setting
+    spec.retired (the user's own decision), ends it."""
+
+    version: str
+    reason: str = Field(max_length=1024)
+    message: str = Field(default="", max_length=4096)
+    action: str | None = Field(default=None, max_length=512)
+    """The id of the policy action that retired it."""
+    at: dt.datetime
+
+
 class ModelStatus(Schema):
     observed_generation: int = Field(default=0, ge=0)
     serving_version: str | None = None
@@ -91,6 +115,8 @@ class ModelStatus(Schema):
     desired_version: str | None = None
     """spec.version as last seen, so that a change of it is noticed once."""
     ready_replicas: int = 0
+    rollout: RolloutStatus | None = None
+    retirement: RetirementRecord | None = None
     endpoint: str | None = None
     history: list[HistoryEntry] = Field(default_factory=list)
     last_action: str | None = None

@@ -22,7 +22,7 @@ Format = Literal["sklearn", "xgboost", "lightgbm", "onnx"]
 URI_PATTERN = r"^(s3|gs|https|http|file|pvc)://.+"
 SHA256_PATTERN = r"^[a-f0-9]{64}$"
 
-Phase = Literal["Registered", "Serving", "Standby", "RolledBack", "Failed", "Retired"]
+Phase = Literal["Registered", "Deploying", "Serving", "Standby", "RolledBack", "Failed", "Retired"]
 
 
 class Artifact(Schema):

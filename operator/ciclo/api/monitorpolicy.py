@@ -48,6 +48,15 @@ class BaselineComparison(Schema):
     """True: max_drop is a fraction of the baseline (0.05 = 5%); false: an absolute amount."""
 
 
+BASELINE_RULES = validations(
+    cel(
+        "!has(self.relative) || !self.relative || self.maxDrop <= 1.0",
+        "a relative maxDrop is a fraction of the baseline: between 0 and 1",
+        field_path=".maxDrop",
+    ),
+)
+
+
 class Rule(Schema):
     name: Name
     metric: Metric | None = None
@@ -59,7 +68,7 @@ class Rule(Schema):
     window: Annotated[Duration, Field(json_schema_extra=AT_LEAST_ONE_SECOND)] = "5m"
     min: float | None = None
     max: float | None = None
-    baseline: BaselineComparison | None = None
+    baseline: Annotated[BaselineComparison, Field(json_schema_extra=BASELINE_RULES)] | None = None
     min_samples: int = Field(default=0, ge=0, le=100_000_000)
     """Fewer labelled samples than this in the window is NoData, never a breach."""
     failure_threshold: int = Field(default=3, ge=1, le=100)

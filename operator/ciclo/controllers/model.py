@@ -3,8 +3,8 @@
 Every trigger (a Model's watch event, a ModelVersion's, a Deployment's, the
 resync timer) runs the same `reconcile`, which reads the current state, asks
 `planning.model.plan` what it should be and writes the difference: children by
-server-side apply, then status, then Events. Status before Events means a
-restart between the two loses an Event rather than repeating one.
+server-side apply, then marks cleared, Events, and status, in an order that a
+restart between any two steps cannot bend (see `_reconcile`).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import kopf
 
 from ciclo.api.model import Model
 from ciclo.api.modelversion import ModelVersion
-from ciclo.controllers import metrics, prometheus_operator, rollback
+from ciclo.controllers import metrics, prometheus_operator, retirement, rollback
 from ciclo.controllers.config import Config
 from ciclo.controllers.workqueue import Relevance, WorkQueue
 from ciclo.kube import events
@@ -39,7 +39,14 @@ from ciclo.kube.client import (
     Ref,
 )
 from ciclo.planning import manifests
-from ciclo.planning.model import DeploymentState, fetch_outcomes, plan, with_failure
+from ciclo.planning.model import (
+    MODEL_CONDITIONS,
+    DeploymentState,
+    crash_loops,
+    fetch_outcomes,
+    plan,
+    with_failure,
+)
 
 log = logging.getLogger(__name__)
 
@@ -74,25 +81,27 @@ def _dump(model: Any) -> Json:
     return dumped
 
 
-def reconcile(kube: Kube, config: Config, namespace: str, name: str) -> None:
-    """Bring one Model's children and status to what its spec and versions call for.
+def reconcile(kube: Kube, config: Config, namespace: str, name: str) -> float | None:
+    """Bring one Model's children and status to what its spec and versions call for;
+    the seconds after which to look again (a rollout's deadline), if any.
 
     Called by the work queue only, so never twice at once for the same Model."""
     start = time.monotonic()
     try:
-        _reconcile(kube, config, namespace, name)
+        again = _reconcile(kube, config, namespace, name)
     except Exception:
         metrics.RECONCILES.labels("Model", "error").inc()
         raise
     finally:
         metrics.RECONCILE_SECONDS.labels("Model").observe(time.monotonic() - start)
     metrics.RECONCILES.labels("Model", "ok").inc()
+    return again
 
 
-def _reconcile(kube: Kube, config: Config, namespace: str, name: str) -> None:
+def _reconcile(kube: Kube, config: Config, namespace: str, name: str) -> float | None:
     raw = kube.get(MODELS, namespace, name)
     if raw is None or raw["metadata"].get("deletionTimestamp"):
-        return  # garbage collection removes what it owned
+        return None  # garbage collection removes what it owned
     model = Model.model_validate(raw)
     raw_versions = kube.list(MODEL_VERSIONS, namespace, fields=f"spec.model={name}")
     versions = [ModelVersion.model_validate(v) for v in raw_versions]
@@ -116,21 +125,25 @@ def _reconcile(kube: Kube, config: Config, namespace: str, name: str) -> None:
     )
     pods = kube.list(PODS, namespace, labels=selector) if rolling or not existing else []
     now = _now()
-    result = plan(model, versions, deployments, config.image, now, fetch_outcomes(pods))
+    result = plan(
+        model, versions, deployments, config.image, now, fetch_outcomes(pods), crash_loops(pods)
+    )
 
     model_status = result.status
     try:
-        for deployment in result.deployments:
-            apply_child(kube, DEPLOYMENTS, deployment, existing.get(deployment["metadata"]["name"]))
+        # The Service first: it only ever selects a version with ready pods, so moving it
+        # before any Deployment scales down keeps ready endpoints behind it throughout.
         if result.service is not None:
             apply_child(kube, SERVICES, result.service, kube.get(SERVICES, namespace, name))
         elif kube.delete(SERVICES, namespace, name):
             log.info("model %s/%s: service removed", namespace, name)
+        for deployment in result.deployments:
+            apply_child(kube, DEPLOYMENTS, deployment, existing.get(deployment["metadata"]["name"]))
         for stale in result.delete_deployments:
             kube.delete(DEPLOYMENTS, namespace, stale)
     except NamespaceTerminating:
         log.info("model %s/%s: its namespace is being deleted", namespace, name)
-        return
+        return None
     except ApiError as e:
         # Not only a log line: the Model says what failed, and the resync tries again.
         log.warning("model %s/%s: %s", namespace, name, e)
@@ -139,23 +152,37 @@ def _reconcile(kube: Kube, config: Config, namespace: str, name: str) -> None:
         )
     # Scraping through the Prometheus Operator is an extra: it never fails the reconcile.
     prometheus_operator.sync_pod_monitor(kube, config, raw, model)
-    if _dump(model_status) != _dump(model.status):
-        kube.apply(
-            MODELS,
-            {
-                "apiVersion": model.api_version,
-                "kind": "Model",
-                "metadata": {"name": name, "namespace": namespace},
-                "status": _dump(model_status),
-            },
-            status=True,
-        )
+
+    # The order survives a crash between any two steps: marks are cleared before the
+    # status that records their clearing (so a replan still sees the user's retry), and
+    # Events, named after their transition, go before the status that ends it (so a
+    # replan meets the same transition, and the same Event name, again).
     by_name = {v["metadata"]["name"]: v for v in raw_versions}
     for update in result.versions:
-        status: Json = {
-            "phase": update.phase,
-            "conditions": [_dump(c) for c in (update.serving, update.validated) if c],
-        }
+        if update.clear_rollback:
+            _clear(kube, MODEL_VERSIONS, "ModelVersion", namespace, update.name, rollback.MANAGER)
+    if result.clear_retirement:
+        _clear(kube, MODELS, "Model", namespace, name, retirement.MANAGER)
+    for update in result.versions:
+        if update.event:
+            events.emit(
+                kube,
+                by_name[update.name],
+                update.event.reason,
+                update.event.message,
+                update.event.key,
+                update.event.type,
+            )
+    for transition in result.events:
+        if events.emit(
+            kube, raw, transition.reason, transition.message, transition.key, transition.type
+        ):
+            if transition.reason == "RolledBack":
+                metrics.ROLLBACKS.inc()
+            elif transition.reason == "Retired":
+                metrics.RETIREMENTS.inc()
+    for update in result.versions:
+        status: Json = {"phase": update.phase, "conditions": [_dump(c) for c in update.conditions]}
         for key, value in (("servedAt", update.served_at), ("stoppedAt", update.stopped_at)):
             if value is not None:
                 status[key] = value.isoformat().replace("+00:00", "Z")
@@ -171,35 +198,36 @@ def _reconcile(kube: Kube, config: Config, namespace: str, name: str) -> None:
             },
             status=True,
         )
-        if update.clear_rollback:
-            # An empty apply by the manager that set it removes the rollback record.
-            kube.apply(
-                MODEL_VERSIONS,
-                {
-                    "apiVersion": model.api_version,
-                    "kind": "ModelVersion",
-                    "metadata": {"name": update.name, "namespace": namespace},
-                },
-                manager=rollback.MANAGER,
-                status=True,
-            )
-        if update.event:
-            events.emit(
-                kube,
-                by_name[update.name],
-                update.event.reason,
-                update.event.message,
-                update.event.key,
-                update.event.type,
-            )
-    for transition in result.events:
-        events.emit(
-            kube, raw, transition.reason, transition.message, transition.key, transition.type
+    if _dump(model_status) != _dump(model.status):
+        body = _dump(model_status)
+        # Only what this manager owns: the retirement record and Alerting have theirs.
+        body.pop("retirement", None)
+        body["conditions"] = [c for c in body["conditions"] if c["type"] in MODEL_CONDITIONS]
+        kube.apply(
+            MODELS,
+            {
+                "apiVersion": model.api_version,
+                "kind": "Model",
+                "metadata": {"name": name, "namespace": namespace},
+                "status": body,
+            },
+            status=True,
         )
-        if transition.reason == "RolledBack":
-            metrics.ROLLBACKS.inc()
-        elif transition.reason == "Retired":
-            metrics.RETIREMENTS.inc()
+    return result.requeue_after
+
+
+def _clear(kube: Kube, ref: Ref, kind: str, namespace: str, name: str, manager: str) -> None:
+    """An empty apply by the manager that set a mark removes it (and nothing else)."""
+    kube.apply(
+        ref,
+        {
+            "apiVersion": "ciclo.dev/v1alpha1",
+            "kind": kind,
+            "metadata": {"name": name, "namespace": namespace},
+        },
+        manager=manager,
+        status=True,
+    )
 
 
 Queue = WorkQueue[tuple[str, str]]
@@ -234,9 +262,12 @@ def register(kube: Kube, config: Config) -> Queue:
             relevance.forget(("model", namespace, name))
             return
         # The spec (generation) and deletion change plans; our own status writes do not.
+        # So does a retirement recorded (or cleared) by a MonitorPolicy.
         meta = body["metadata"]
+        retirement = (body.get("status") or {}).get("retirement") or {}
         if relevance.changed(
-            ("model", namespace, name), (meta.get("generation"), meta.get("deletionTimestamp"))
+            ("model", namespace, name),
+            (meta.get("generation"), meta.get("deletionTimestamp"), retirement.get("at")),
         ):
             queue.add((namespace, name))
 
@@ -280,11 +311,21 @@ def register(kube: Kube, config: Config) -> Queue:
         if type == "DELETED":
             relevance.forget(key)
             return
-        # Pods matter for one thing: whether a version's fetch step failed or got through.
+        # Pods matter for two things: whether a version's fetch step failed or got through,
+        # and whether its server crash-loops. A step that failed and waits to run again
+        # shows it in lastState only.
         status = body.get("status", {})
         fingerprint = tuple(
-            (c["name"], (c.get("state", {}).get("terminated") or {}).get("exitCode"))
-            for c in status.get("initContainerStatuses", [])
+            (
+                c["name"],
+                (c.get("state", {}).get("terminated") or {}).get("exitCode"),
+                (c.get("lastState", {}).get("terminated") or {}).get("exitCode"),
+                (c.get("state", {}).get("waiting") or {}).get("reason"),
+            )
+            for c in [
+                *status.get("initContainerStatuses", []),
+                *status.get("containerStatuses", []),
+            ]
         )
         if fingerprint and relevance.changed(key, fingerprint):
             queue.add((namespace, labels[manifests.MODEL_LABEL]))

@@ -48,7 +48,7 @@ from ciclo.api.monitorpolicy import (
     Rule,
     RuleStatus,
 )
-from ciclo.controllers import prometheus_operator, rollback
+from ciclo.controllers import prometheus_operator, retirement, rollback
 from ciclo.controllers.config import Config
 from ciclo.controllers.metrics import REGISTRY
 from ciclo.kube import events
@@ -287,6 +287,22 @@ def evaluate_policy(
                 )
                 recorded.add(ident)
 
+    # Likewise a retirement recorded on the Model (its action id is a typed field).
+    retired = model.status.retirement if model else None
+    mine = retired is not None and retired.reason == f"MonitorPolicy {name}"
+    if retired and mine and retired.action and retired.action not in recorded:
+        records.append(
+            ActionRecord(
+                id=retired.action,
+                rule=retired.action.split("/")[0],
+                action="retire",
+                version=retired.version,
+                at=retired.at,
+                message=f"retired: {retired.message}",
+            )
+        )
+        recorded.add(retired.action)
+
     source: MetricSource | None = None
     source_error = None
     if model is None:
@@ -500,8 +516,8 @@ def act(
         note = f"MonitorPolicy {name}: {detail}; rolled back from {done.bad} to {done.target}"
         events.emit(kube, policy_raw, "RolledBack", note, f"rollback/{ident}", "Warning")
         return f"rolled back from {done.bad} to {done.target}: {detail}"
-    # retire: the one action that writes the Model's spec, as a person retiring it would
-    kube.merge(MODELS, ns, model, {"spec": {"retired": True}})
+    # retire: recorded in the Model's status, as a rollback is; the spec stays the user's
+    retirement.request(kube, model_raw, f"MonitorPolicy {name}", detail, ident, _now())
     note = f"MonitorPolicy {name}: {detail}; model retired"
     events.emit(kube, policy_raw, "Retired", note, f"retire/{ident}", "Warning")
     return f"retired: {detail}"

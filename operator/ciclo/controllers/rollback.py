@@ -61,7 +61,7 @@ def request(
         for v in versions
     ]
     # What the Model controller would do with the mark: if it keeps serving `bad`, refuse.
-    outcome = plan(model, marked, [], config.image, now).status.serving_version
+    outcome = plan(model, marked, [], config.image, now).target
     if outcome in (None, bad):
         raise RollbackRefused(f"model {name}: no good version to roll back to from {bad}")
     target = next(v for v in versions if v.spec.version == bad)

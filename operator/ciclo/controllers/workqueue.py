@@ -22,7 +22,7 @@ K = TypeVar("K", bound=Hashable)
 
 class WorkQueue(Generic[K]):
     def __init__(
-        self, work: Callable[[K], None], workers: int, *, max_backoff: float = 60.0
+        self, work: Callable[[K], float | None], workers: int, *, max_backoff: float = 60.0
     ) -> None:
         self._work = work
         self._max_backoff = max_backoff
@@ -62,7 +62,7 @@ class WorkQueue(Generic[K]):
                 self._active.add(key)
             retry = None
             try:
-                self._work(key)
+                retry = self._work(key)
                 self._failures.pop(key, None)
             except Exception:
                 n = self._failures.get(key, 0) + 1

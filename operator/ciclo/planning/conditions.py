@@ -6,6 +6,9 @@ import datetime as dt
 
 from ciclo.api.meta import Condition, ConditionStatus
 
+# One limit for every condition's message, whoever writes it.
+MESSAGE_LIMIT = 1024
+
 
 def status_of(ok: bool | None) -> ConditionStatus:
     return "Unknown" if ok is None else ("True" if ok else "False")
@@ -21,7 +24,11 @@ def merge(previous: list[Condition], current: list[Condition], now: dt.datetime)
     for c in current:
         before = old.pop(c.type, None)
         since = before.last_transition_time if before and before.status == c.status else None
-        out.append(c.model_copy(update={"last_transition_time": since or now}))
+        out.append(
+            c.model_copy(
+                update={"last_transition_time": since or now, "message": c.message[:MESSAGE_LIMIT]}
+            )
+        )
     return [*out, *old.values()]
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from ciclo.api.meta import Condition
-from ciclo.api.model import HistoryEntry, Model, ModelStatus
+from ciclo.api.model import HistoryEntry, Model, ModelStatus, RolloutStatus
 from ciclo.api.modelversion import ModelVersion, Phase
 from ciclo.planning import conditions, manifests
 from ciclo.planning.manifests import Json
@@ -43,8 +43,8 @@ class VersionUpdate:
 
     name: str
     phase: Phase
-    serving: Condition
-    validated: Condition | None
+    conditions: list[Condition]
+    """Every condition the Model controller owns on the version (VERSION_CONDITIONS)."""
     served_at: dt.datetime | None
     stopped_at: dt.datetime | None
     stop_reason: str | None
@@ -54,6 +54,11 @@ class VersionUpdate:
 
 @dataclass
 class ModelPlan:
+    target: str | None = None
+    """The version that should serve once ready; what serves meanwhile is status.servingVersion."""
+    clear_retirement: bool = False
+    requeue_after: float | None = None
+    """Seconds until a version coming up reaches its progress deadline."""
     deployments: list[Json] = field(default_factory=list)
     delete_deployments: list[str] = field(default_factory=list)
     service: Json | None = None
@@ -62,9 +67,24 @@ class ModelPlan:
     events: list[Transition] = field(default_factory=list)
 
 
+# The conditions of a ModelVersion that the Model controller writes (its field manager's).
+VERSION_CONDITIONS = ("Serving", "Validated", "Available")
+# Those of a Model; Alerting belongs to the monitoring loop.
+MODEL_CONDITIONS = ("Ready", "Progressing", "Degraded")
+
+
+def failure(version: ModelVersion) -> Condition | None:
+    """Why a version must not serve: its artifact failed validation, or its pods never
+    became ready (Available=False). None when nothing is known against it."""
+    for kind in ("Validated", "Available"):
+        c = conditions.find(version.status.conditions, kind)
+        if c is not None and c.status == "False":
+            return c
+    return None
+
+
 def failed(version: ModelVersion) -> bool:
-    c = conditions.find(version.status.conditions, "Validated")
-    return c is not None and c.status == "False"
+    return failure(version) is not None
 
 
 def fetch_outcomes(pods: list[Json]) -> dict[str, tuple[bool, str]]:
@@ -103,17 +123,69 @@ def fetch_outcomes(pods: list[Json]) -> dict[str, tuple[bool, str]]:
     return out
 
 
-def _validated(version: ModelVersion, outcome: tuple[bool, str] | None) -> Condition | None:
+def crash_loops(pods: list[Json]) -> dict[str, str]:
+    """Versions with a serving container in CrashLoopBackOff, and how it last ended."""
+    out: dict[str, str] = {}
+    for pod in pods:
+        version = pod["metadata"].get("labels", {}).get(manifests.VERSION_LABEL)
+        for c in pod.get("status", {}).get("containerStatuses", []):
+            if version is None or c.get("state", {}).get("waiting", {}).get("reason") != (
+                "CrashLoopBackOff"
+            ):
+                continue
+            last = c.get("lastState", {}).get("terminated") or {}
+            detail = (last.get("message") or last.get("reason") or "").strip()
+            code = last.get("exitCode")
+            out[version] = (
+                f"container {c['name']} crash-looping"
+                + (f" (exit code {code})" if code is not None else "")
+                + (f": {detail.splitlines()[-1]}" if detail else "")
+            )
+    return out
+
+
+def _validated(
+    version: ModelVersion, outcome: tuple[bool, str] | None, generation: int
+) -> Condition | None:
     if outcome is None:
-        return None
+        if conditions.find(version.status.conditions, "Validated") is not None:
+            return None
+        # First visit: not known yet, and said so (Argo CD waits on it).
+        return Condition(
+            type="Validated",
+            status="Unknown",
+            reason="NotFetchedYet",
+            message="no serving pod has fetched the artifact yet",
+            observed_generation=generation,
+        )
     ok, message = outcome
     return Condition(
         type="Validated",
         status=conditions.status_of(ok),
         reason="ArtifactVerified" if ok else "FetchFailed",
         message=message,
-        observed_generation=version.metadata.generation,
+        observed_generation=generation,
     )
+
+
+def _with(version: ModelVersion, new: list[Condition], now: dt.datetime) -> ModelVersion:
+    if not new:
+        return version
+    merged = conditions.merge(version.status.conditions, new, now)
+    return version.model_copy(
+        update={"status": version.status.model_copy(update={"conditions": merged})}
+    )
+
+
+def required_ready(replicas: int, current: str | None, usable: bool, ready: dict[str, int]) -> int:
+    """Ready pods a new version needs before the Service moves to it: as many as the
+    serving version has ready now, up to spec.serving.replicas, so the switch never
+    lowers what the Service can answer with; one when nothing good serves."""
+    if replicas == 0:
+        return 0
+    if current is None or not usable:
+        return 1
+    return max(1, min(replicas, ready.get(current, 0)))
 
 
 def plan(
@@ -123,50 +195,107 @@ def plan(
     image: str,
     now: dt.datetime,
     fetch: dict[str, tuple[bool, str]] | None = None,
+    crashing: dict[str, str] | None = None,
 ) -> ModelPlan:
     spec, status = model.spec, model.status
-    validated = {
-        v.metadata.name: _validated(v, (fetch or {}).get(v.spec.version)) for v in versions
-    }
+    name = model.metadata.name
+    generation = model.metadata.generation
+    fetch, crashing = fetch or {}, crashing or {}
+    ready_of = {d.version: d.ready for d in deployments}
     versions = [
-        v.model_copy(
-            update={
-                "status": v.status.model_copy(
-                    update={"conditions": conditions.merge(v.status.conditions, [c], now)}
-                )
-            }
+        _with(
+            v,
+            [c] if (c := _validated(v, fetch.get(v.spec.version), v.metadata.generation)) else [],
+            now,
         )
-        if (c := validated[v.metadata.name])
-        else v
         for v in versions
     ]
-    name = model.metadata.name
     by_version = {v.spec.version: v for v in versions}
     desired = spec.version
     desired_changed = status.desired_version is not None and status.desired_version != desired
-    # A user who names a rolled-back version again asks to try it again.
-    clear = (
-        {desired}
-        if desired_changed and desired in by_version and by_version[desired].status.rolled_back
-        else set()
+    # A user who names a rolled-back (or failed to start) version again asks to try it again.
+    retry = desired_changed and desired in by_version
+    clear_rollback = {desired} if retry and by_version[desired].status.rolled_back else set[str]()
+    available = (
+        conditions.find(by_version[desired].status.conditions, "Available") if retry else None
     )
-    rolled_back = {v for v, mv in by_version.items() if mv.status.rolled_back and v not in clear}
-    unusable = rolled_back | {v for v, mv in by_version.items() if failed(mv)}
-    current = status.serving_version
+    clear_available = (
+        {desired} if available is not None and available.status == "False" else set[str]()
+    )
+    if clear_available:
+        by_version[desired] = _with(
+            by_version[desired],
+            [
+                Condition(
+                    type="Available",
+                    status="Unknown",
+                    reason="Retrying",
+                    message="named again by spec.version: tried again",
+                    observed_generation=by_version[desired].metadata.generation,
+                )
+            ],
+            now,
+        )
+    rolled_back = {
+        v for v, mv in by_version.items() if mv.status.rolled_back and v not in clear_rollback
+    }
+    current = status.serving_version if status.serving_version in by_version else None
+
+    def usable(v: str) -> bool:
+        return v not in rolled_back and not failed(by_version[v])
+
+    # A candidate that has had its chance and is still not ready, or crash-loops, fails:
+    # it never takes traffic, and what serves keeps serving.
+    need = required_ready(
+        spec.serving.replicas, current, current is not None and usable(current), ready_of
+    )
+    rollout = status.rollout
+    if (
+        rollout is not None
+        and rollout.version != current
+        and rollout.version in by_version
+        and rollout.version not in clear_available
+        and usable(rollout.version)
+        and ready_of.get(rollout.version, 0) < need
+    ):
+        candidate = rollout.version
+        waited = (now - rollout.since).total_seconds()
+        stuck = None
+        if candidate in crashing:
+            stuck = ("CrashLoopBackOff", crashing[candidate])
+        elif waited >= spec.serving.progress_deadline_seconds:
+            stuck = (
+                "ProgressDeadlineExceeded",
+                f"{ready_of.get(candidate, 0)}/{need} pods ready after {waited:.0f} s "
+                f"(spec.serving.progressDeadlineSeconds {spec.serving.progress_deadline_seconds})",
+            )
+        if stuck is not None:
+            by_version[candidate] = _with(
+                by_version[candidate],
+                [
+                    Condition(
+                        type="Available",
+                        status="False",
+                        reason=stuck[0],
+                        message=stuck[1],
+                        observed_generation=by_version[candidate].metadata.generation,
+                    )
+                ],
+                now,
+            )
+    versions = [by_version[v.spec.version] for v in versions]
+    unusable = {v for v in by_version if not usable(v)}
 
     history = [h.model_copy() for h in status.history]
     target: str | None = desired
     problem: tuple[str, str] | None = None
     # What serves now may go on serving while spec.version cannot, unless it is itself unusable.
-    keep = current if current in by_version and current not in unusable else None
+    keep = current if current is not None and current not in unusable else None
     if desired not in by_version:
         target, problem = keep, ("VersionNotFound", f"no ModelVersion {desired} of model {name}")
-    elif failed(by_version[desired]):
-        reason = conditions.find(by_version[desired].status.conditions, "Validated")
-        target, problem = (
-            keep,
-            ("VersionInvalid", f"{desired}: {reason.message if reason else 'invalid'}"),
-        )
+    elif (why_failed := failure(by_version[desired])) is not None:
+        reason = "VersionInvalid" if why_failed.type == "Validated" else "VersionFailed"
+        target, problem = keep, (reason, f"{desired}: {why_failed.message}")
     elif desired in rolled_back:
         record = by_version[desired].status.rolled_back
         good = next(
@@ -191,12 +320,40 @@ def plan(
         else:
             target, problem = good, ("RolledBack", f"{desired} rolled back to {good}: {why}")
 
+    retirement = status.retirement
+    clear_retirement = retirement is not None and (spec.retired or retirement.version != desired)
+    retired_by = None if clear_retirement else retirement
+    retired = spec.retired or retired_by is not None
+
+    # Traffic moves only to a ready version: until the target has `need` ready pods,
+    # what serves now keeps serving (even a version marked bad beats nothing at all).
+    if retired:
+        serving = None
+    elif target is None or target == current:
+        serving = (
+            target
+            if target is not None
+            else (current if current and not failed(by_version[current]) else None)
+        )
+    elif ready_of.get(target, 0) >= need:
+        serving = target
+    else:
+        serving = current if current is not None and not failed(by_version[current]) else None
+    pending = target if not retired and target is not None and target != serving else None
+    new_rollout = (
+        None
+        if pending is None
+        else (
+            rollout
+            if rollout is not None and rollout.version == pending
+            else RolloutStatus(version=pending, since=now)
+        )
+    )
+
     events: list[Transition] = []
-    serving = None if spec.retired else target
     # An Event's key names its transition (what serves, what served, at which generation
     # of the spec): a retry of the same transition finds its Event already there, and two
     # transitions never share one, however close in time.
-    generation = model.metadata.generation
     if serving != current:
         if history and history[0].until is None:
             outcome = (
@@ -207,12 +364,23 @@ def plan(
             history[0] = history[0].model_copy(update={"until": now, "outcome": outcome})
         if serving is not None:
             history.insert(0, HistoryEntry(version=serving, since=now))
-        if serving is None:
+        if serving is None and retired:
+            by = f" by {retired_by.reason}: {retired_by.message}" if retired_by else ""
             events.append(
                 Transition(
                     "Retired",
-                    f"retired; {current} no longer serves",
+                    f"retired{by}; {current} no longer serves",
                     f"retired-{current}-g{generation}",
+                    "Warning" if retired_by else "Normal",
+                )
+            )
+        elif serving is None:
+            events.append(
+                Transition(
+                    "NotServing",
+                    f"{current} no longer serves: {problem[1] if problem else 'nothing to serve'}",
+                    f"notserving-{current}-g{generation}",
+                    "Warning",
                 )
             )
         elif problem and problem[0] == "RolledBack":
@@ -242,20 +410,23 @@ def plan(
                 break
             if (
                 h.version != serving
+                and h.version != pending
                 and h.version in by_version
                 and h.version not in unusable | set(warm)
             ):
                 warm.append(h.version)
 
-    # Deployments: the serving version, the warm ones; retired keeps them all at zero; with
-    # nothing usable to serve, none.
+    # Deployments: the serving version, the one coming up, the warm ones; retired keeps
+    # them all at zero; with nothing usable to serve or come up, none.
     replicas: dict[str, tuple[int, str]] = {}
     if serving is not None:
         replicas[serving] = (spec.serving.replicas, "serving")
         replicas.update({v: (spec.serving.warm_replicas, "warm") for v in warm})
-    elif spec.retired:
+    if pending is not None:
+        replicas[pending] = (spec.serving.replicas, "candidate")
+    elif retired:
         replicas.update({d.version: (0, "retired") for d in deployments if d.version in by_version})
-    result = ModelPlan()
+    result = ModelPlan(target=None if retired else target)
     result.deployments = [
         manifests.deployment(model, by_version[v], n, role, image)
         for v, (n, role) in replicas.items()
@@ -266,9 +437,8 @@ def plan(
     if serving is not None:
         result.service = manifests.service(model, serving)
 
-    ready = next((d.ready for d in deployments if d.version == serving), 0)
+    ready = ready_of.get(serving, 0) if serving is not None else 0
     want = spec.serving.replicas
-    is_ready = serving is not None and ready >= want and (want > 0 or ready == 0)
 
     def cond(kind: str, ok: bool, reason: str, message: str) -> Condition:
         return Condition(
@@ -279,9 +449,19 @@ def plan(
             observed_generation=generation,
         )
 
-    if spec.retired:
-        ready_c = cond("Ready", False, "Retired", "the model is retired: nothing serves")
+    coming = (
+        f"; {pending} is coming up: {ready_of.get(pending, 0)}/{need} ready pods needed "
+        "before it takes traffic"
+        if pending
+        else ""
+    )
+    if retired:
+        by = f" by {retired_by.reason}: {retired_by.message}" if retired_by else ""
+        ready_c = cond("Ready", False, "Retired", f"the model is retired{by}: nothing serves")
         progressing = cond("Progressing", False, "Retired", "retired")
+    elif serving is None and pending is not None:
+        ready_c = cond("Ready", False, "Progressing", f"nothing serves yet{coming}")
+        progressing = cond("Progressing", True, "Rollout", f"rolling out {pending}{coming}")
     elif serving is None:
         ready_c = cond(
             "Ready", False, problem[0] if problem else "NoVersion", problem[1] if problem else ""
@@ -289,20 +469,36 @@ def plan(
         progressing = cond(
             "Progressing", False, problem[0] if problem else "NoVersion", "nothing to serve"
         )
-    elif is_ready:
-        ready_c = cond(
-            "Ready", True, "Serving", f"{serving} serves with {ready}/{want} ready replicas"
-        )
-        progressing = cond("Progressing", False, "Complete", f"{serving} is rolled out")
     else:
-        ready_c = cond("Ready", False, "Progressing", f"{serving}: {ready}/{want} replicas ready")
-        progressing = cond(
-            "Progressing", True, "Rollout", f"rolling out {serving}: {ready}/{want} ready"
+        # Ready: the Service has ready endpoints of the serving version.
+        is_ready = ready >= 1 or want == 0
+        done = pending is None and ready >= want
+        ready_c = (
+            cond(
+                "Ready",
+                True,
+                "Serving",
+                f"{serving} serves with {ready}/{want} ready replicas{coming}",
+            )
+            if is_ready
+            else cond(
+                "Ready", False, "Progressing", f"{serving}: {ready}/{want} replicas ready{coming}"
+            )
+        )
+        progressing = (
+            cond("Progressing", False, "Complete", f"{serving} is rolled out")
+            if done
+            else cond("Progressing", True, "Rollout", f"{serving}: {ready}/{want} ready{coming}")
         )
     degraded = (
         cond("Degraded", True, *problem)
         if problem
-        else cond("Degraded", False, "AsExpected", "spec.version serves")
+        else cond(
+            "Degraded",
+            False,
+            "AsExpected",
+            "spec.version serves" if not pending else f"spec.version {pending} is coming up",
+        )
     )
 
     last_action = status.last_action
@@ -312,13 +508,19 @@ def plan(
         observed_generation=generation,
         serving_version=serving,
         desired_version=desired,
-        ready_replicas=ready if serving else 0,
+        ready_replicas=ready,
+        rollout=new_rollout,
+        retirement=retired_by,
         endpoint=manifests.endpoint(model) if serving else None,
         history=history,
         last_action=last_action,
         conditions=conditions.merge(status.conditions, [ready_c, progressing, degraded], now),
     )
     result.events = events
+    result.clear_retirement = clear_retirement
+    if new_rollout is not None:
+        deadline = new_rollout.since + dt.timedelta(seconds=spec.serving.progress_deadline_seconds)
+        result.requeue_after = max(1.0, (deadline - now).total_seconds() + 1)
     last_served = history[0].version if history else None
     result.versions = [
         u
@@ -327,13 +529,13 @@ def plan(
             u := _version_update(
                 mv,
                 serving,
+                pending,
                 warm,
                 rolled_back,
-                clear,
-                spec.retired,
+                clear_rollback,
+                retired,
                 last_served,
                 now,
-                validated[mv.metadata.name],
                 f"g{generation}-{serving}-from-{current}",
             )
         )
@@ -345,15 +547,15 @@ def plan(
 def version_phase(
     version: ModelVersion,
     serving: str | None,
+    pending: str | None,
     warm: list[str],
     rolled_back: set[str],
     retired: bool,
     last_served: str | None,
 ) -> tuple[Phase, str]:
     v = version.spec.version
-    if failed(version):
-        c = conditions.find(version.status.conditions, "Validated")
-        return "Failed", c.message if c else "validation failed"
+    if (why := failure(version)) is not None:
+        return "Failed", why.message
     if v in rolled_back:
         record = version.status.rolled_back
         return "RolledBack", f"{record.reason}: {record.message}" if record else "rolled back"
@@ -361,46 +563,45 @@ def version_phase(
         return "Retired", "the model is retired"
     if v == serving:
         return "Serving", "serves the model's traffic"
+    if v == pending:
+        return "Deploying", "coming up; takes traffic once its pods are ready"
     if v in warm:
         return "Standby", "kept warm for an instant rollback"
     return "Registered", "registered; not serving"
 
 
+def _owned(conds: list[Condition]) -> list[Condition]:
+    return [c for c in conds if c.type in VERSION_CONDITIONS]
+
+
 def _version_update(
     mv: ModelVersion,
     serving: str | None,
+    pending: str | None,
     warm: list[str],
     rolled_back: set[str],
     clear: set[str],
     retired: bool,
     last_served: str | None,
     now: dt.datetime,
-    validated: Condition | None,
     transition: str,
 ) -> VersionUpdate | None:
-    phase, message = version_phase(mv, serving, warm, rolled_back, retired, last_served)
-    previous = conditions.find(mv.status.conditions, "Serving")
+    phase, message = version_phase(mv, serving, pending, warm, rolled_back, retired, last_served)
     serving_c = Condition(
         type="Serving",
         status=conditions.status_of(phase == "Serving"),
         reason=phase,
         message=message,
         observed_generation=mv.metadata.generation,
-        last_transition_time=previous.last_transition_time
-        if previous and previous.status == conditions.status_of(phase == "Serving")
-        else now,
     )
-    # mv's conditions already hold `validated`; whether it is news is judged by its transition time.
-    validated_news = validated is not None and any(
-        c.type == "Validated" and c.last_transition_time == now for c in mv.status.conditions
-    )
+    # `mv` already carries the new Validated and Available; Serving joins them here.
+    owned = _owned(conditions.merge(mv.status.conditions, [serving_c], now))
+    # Compared by type, so that a new order of the list is no change.
+    before = {c.type: c for c in _owned(mv.status.conditions)}
     unchanged = (
         mv.status.phase == phase
-        and previous is not None
-        and previous.reason == phase
-        and previous.message == message
+        and {c.type: c for c in owned} == before
         and mv.spec.version not in clear
-        and not validated_news
     )
     if unchanged:
         return None
@@ -415,12 +616,10 @@ def _version_update(
             "Warning" if phase in ("RolledBack", "Failed") else "Normal"
         )
         event = Transition(phase, message, f"{phase.lower()}-{transition}", kind)
-    current_validated = conditions.find(mv.status.conditions, "Validated") if validated else None
     return VersionUpdate(
         name=mv.metadata.name,
         phase=phase,
-        serving=serving_c,
-        validated=current_validated,
+        conditions=owned,
         served_at=served_at,
         stopped_at=stopped_at,
         stop_reason=stop_reason,
@@ -438,7 +637,7 @@ def with_failure(
             type=kind,
             status=value,
             reason="ApplyFailed",
-            message=message[:1024],
+            message=message,
             observed_generation=generation,
         )
         for kind, value in (("Ready", "False"), ("Degraded", "True"))
