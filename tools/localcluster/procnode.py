@@ -50,6 +50,8 @@ log = logging.getLogger("procnode")
 
 KUBE_VERSION = "v1.36.4"
 LEASE_SECONDS = 40
+# A container that ran this long before it exited restarts after the shortest back-off.
+BACKOFF_RESET = 10.0
 Json = dict[str, Any]
 
 
@@ -193,6 +195,7 @@ class Container:
         self.logfile = Path(os.devnull)
         self.due = 0.0  # monotonic time of the next probe, or of the restart after a back-off
         self.backoff = 0.5
+        self.launched = 0.0  # monotonic time of the last start
 
     def start(self, argv: list[str], env: dict[str, str], cwd: str | None, logfile: Path) -> None:
         self.logfile = logfile
@@ -207,6 +210,7 @@ class Container:
                 start_new_session=True,
             )
         self.started_at = now()
+        self.launched = time.monotonic()
         self.state = {"running": {"startedAt": self.started_at}}
         self.due = time.monotonic() + float(
             self.spec.get("readinessProbe", {}).get("initialDelaySeconds", 0)
@@ -485,6 +489,11 @@ class PodRunner(threading.Thread):
                 code = c.exited()
                 if code is not None and "running" in c.state:
                     c.mark_exited(code)
+                    # As the kubelet does, a container that ran well for a while starts
+                    # its back-off afresh (the kubelet waits 10 min at a 5 min cap; here
+                    # the cap is 30 s): a killed operator comes back in half a second.
+                    if time.monotonic() - c.launched >= BACKOFF_RESET:
+                        c.backoff = 0.5
                     if policy == "Always" or (policy == "OnFailure" and code != 0):
                         c.last_state, c.state = c.state, {"waiting": {"reason": "CrashLoopBackOff"}}
                         c.restarts += 1

@@ -20,6 +20,7 @@ from typing import Any
 
 import kopf
 
+from ciclo.api.meta import Condition
 from ciclo.api.model import Model
 from ciclo.api.modelversion import ModelVersion
 from ciclo.controllers import metrics, prometheus_operator, retirement, rollback
@@ -38,7 +39,7 @@ from ciclo.kube.client import (
     NamespaceTerminating,
     Ref,
 )
-from ciclo.planning import manifests
+from ciclo.planning import conditions, manifests
 from ciclo.planning.model import (
     MODEL_CONDITIONS,
     DeploymentState,
@@ -89,13 +90,46 @@ def reconcile(kube: Kube, config: Config, namespace: str, name: str) -> float | 
     start = time.monotonic()
     try:
         again = _reconcile(kube, config, namespace, name)
-    except Exception:
+    except Exception as e:
         metrics.RECONCILES.labels("Model", "error").inc()
-        raise
+        _report_failure(kube, namespace, name, f"{type(e).__name__}: {e}")
+        raise  # the work queue tries again, backing off
     finally:
         metrics.RECONCILE_SECONDS.labels("Model").observe(time.monotonic() - start)
     metrics.RECONCILES.labels("Model", "ok").inc()
     return again
+
+
+def _report_failure(kube: Kube, namespace: str, name: str, message: str) -> None:
+    """A reconcile that raised shows on the Model: Progressing=Unknown, ReconcileFailed."""
+    try:
+        raw = kube.get(MODELS, namespace, name)
+        if raw is None:
+            return
+        model = Model.model_validate(raw)
+        failure = Condition(
+            type="Progressing",
+            status="Unknown",
+            reason="ReconcileFailed",
+            message=message,
+            observed_generation=model.metadata.generation,
+        )
+        merged = conditions.merge(model.status.conditions, [failure], _now())
+        body = _dump(model.status.model_copy(update={"conditions": merged}))
+        body.pop("retirement", None)
+        body["conditions"] = [c for c in body["conditions"] if c["type"] in MODEL_CONDITIONS]
+        kube.apply(
+            MODELS,
+            {
+                "apiVersion": model.api_version,
+                "kind": "Model",
+                "metadata": {"name": name, "namespace": namespace},
+                "status": body,
+            },
+            status=True,
+        )
+    except Exception:
+        log.exception("model %s/%s: could not report the failed reconcile", namespace, name)
 
 
 def _reconcile(kube: Kube, config: Config, namespace: str, name: str) -> float | None:

@@ -61,6 +61,7 @@ from ciclo.kube.client import (
     ApiError,
     Json,
     Kube,
+    NamespaceTerminating,
 )
 from ciclo.monitoring.evaluation import Reading, Verdict, action_id, evaluate, seconds
 from ciclo.monitoring.sources import (
@@ -70,7 +71,7 @@ from ciclo.monitoring.sources import (
     PrometheusSource,
     Query,
 )
-from ciclo.planning.conditions import status_of
+from ciclo.planning.conditions import MESSAGE_LIMIT, status_of
 from ciclo.planning.prometheusrule import alert_name
 
 log = logging.getLogger(__name__)
@@ -229,7 +230,7 @@ def _baseline(
 
 def _condition(
     kind: str,
-    ok: bool,
+    ok: bool | None,
     reason: str,
     message: str,
     generation: int,
@@ -243,13 +244,65 @@ def _condition(
         "type": kind,
         "status": status,
         "reason": reason,
-        "message": message[:4000],
+        "message": message[:MESSAGE_LIMIT],
         "observedGeneration": generation,
         "lastTransitionTime": _stamp(since, now),
     }
 
 
 def evaluate_policy(
+    kube: Kube, config: Config, namespace: str, name: str, notify: Callable[..., None]
+) -> None:
+    """One evaluation; one that raises leaves the policy Healthy=Unknown with the reason
+    (not its last Healthy=True), then raises for the scheduler to retry sooner."""
+    try:
+        _evaluate_policy(kube, config, namespace, name, notify)
+    except NamespaceTerminating:
+        return
+    except Exception as e:
+        _report_failure(kube, namespace, name, f"{type(e).__name__}: {e}")
+        raise
+
+
+def _report_failure(kube: Kube, namespace: str, name: str, message: str) -> None:
+    try:
+        raw = kube.get(MONITOR_POLICIES, namespace, name)
+        if raw is None:
+            return
+        policy = MonitorPolicy.model_validate(raw)
+        condition = _condition(
+            "Healthy",
+            None,
+            "EvaluationFailed",
+            message,
+            policy.metadata.generation,
+            policy.status.conditions,
+            _now(),
+        )
+        # The whole status again, so this manager keeps every field it owns.
+        status = dict(raw.get("status") or {})
+        status["conditions"] = [
+            *(c for c in status.get("conditions", []) if c.get("type") != "Healthy"),
+            condition,
+        ]
+        kube.apply(
+            MONITOR_POLICIES,
+            {
+                "apiVersion": policy.api_version,
+                "kind": "MonitorPolicy",
+                "metadata": {"name": name, "namespace": namespace},
+                "status": status,
+            },
+            manager=MANAGER,
+            status=True,
+        )
+    except Exception:
+        log.exception(
+            "monitorpolicy %s/%s: could not report the failed evaluation", namespace, name
+        )
+
+
+def _evaluate_policy(
     kube: Kube, config: Config, namespace: str, name: str, notify: Callable[..., None]
 ) -> None:
     raw = kube.get(MONITOR_POLICIES, namespace, name)
@@ -448,13 +501,13 @@ def _mirror_alert(
     message = f"MonitorPolicy {policy}: " + ("; ".join(alerting) or "no alert firing")
     if old is None and not alerting:
         return  # nothing to say until something fires
-    if old is not None and old.status == status and old.message == message[:4000]:
+    if old is not None and old.status == status and old.message == message[:MESSAGE_LIMIT]:
         return
     condition = {
         "type": "Alerting",
         "status": status,
         "reason": "RuleBreached" if alerting else "NoAlert",
-        "message": message[:4000],
+        "message": message[:MESSAGE_LIMIT],
         "observedGeneration": model.metadata.generation,
         "lastTransitionTime": _stamp(
             old.last_transition_time if old and old.status == status else None, now
@@ -613,6 +666,7 @@ class Scheduler:
         self.due: dict[Key, float] = {}
         self.heap: list[tuple[float, Key]] = []
         self.running: set[Key] = set()
+        self.failures: dict[Key, int] = {}
         self.wake: asyncio.Event | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
 
@@ -675,11 +729,24 @@ class Scheduler:
         try:
             self.run(key)
             EVALUATIONS.labels("ok").inc()
+            self.failures.pop(key, None)
         except Exception:
             EVALUATIONS.labels("error").inc()
-            log.exception("monitorpolicy %s/%s", *key)
+            n = self.failures[key] = self.failures.get(key, 0) + 1
+            # Sooner than the interval, backing off: 1, 2, 4 ... s, never later than it.
+            retry = min(2.0 ** (n - 1), self.intervals.get(key, 60.0))
+            log.exception("monitorpolicy %s/%s; again in %.0f s", *key, retry)
+            if self.loop is not None:
+                self.loop.call_soon_threadsafe(self._retry, key, time.monotonic() + retry)
         finally:
             EVALUATION_SECONDS.observe(time.monotonic() - start)
+
+    def _retry(self, key: Key, when: float) -> None:
+        if key in self.due and when < self.due[key]:
+            self.due[key] = when
+            heapq.heappush(self.heap, (when, key))
+            if self.wake:
+                self.wake.set()
 
 
 def register(kube: Kube, config: Config) -> Scheduler:

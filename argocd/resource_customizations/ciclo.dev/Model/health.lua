@@ -1,6 +1,7 @@
 -- Argo CD health for ciclo.dev Model. The operator never writes spec, so after an automatic
 -- rollback the Application stays Synced (spec.version is what Git says) while this check
 -- shows Degraded: status.servingVersion differs from spec.version, condition Degraded=True.
+-- A retirement by a MonitorPolicy (status.retirement) is Suspended, as spec.retired is.
 local hs = {}
 
 local function condition(kind)
@@ -33,7 +34,7 @@ local ready = condition("Ready")
 local degraded = condition("Degraded")
 local progressing = condition("Progressing")
 
-if obj.spec.retired == true then
+if obj.spec.retired == true or obj.status.retirement ~= nil then
   hs.status = "Suspended"
   hs.message = text(ready, "The model is retired: nothing serves")
   return hs
@@ -43,6 +44,13 @@ local serving = obj.status.servingVersion
 if degraded ~= nil and degraded.status == "True" then
   hs.status = "Degraded"
   hs.message = (degraded.reason or "Degraded") .. ": " .. text(degraded, "")
+  return hs
+end
+-- A new version coming up while the old one serves is progress, not a fault.
+local rollout = obj.status.rollout
+if rollout ~= nil and rollout.version == obj.spec.version then
+  hs.status = "Progressing"
+  hs.message = text(progressing, "Rolling out " .. rollout.version)
   return hs
 end
 if serving ~= nil and serving ~= obj.spec.version then

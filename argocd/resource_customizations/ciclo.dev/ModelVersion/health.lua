@@ -1,4 +1,5 @@
--- Argo CD health for ciclo.dev ModelVersion, from status.phase and the Validated condition.
+-- Argo CD health for ciclo.dev ModelVersion, from status.phase and the Validated and
+-- Available conditions (Available=False: its pods never became ready).
 -- A version rolled back by the operator (a MonitorPolicy or `ciclo rollback`) is Degraded;
 -- the last version of a retired model is Suspended; every other phase is Healthy.
 local hs = {}
@@ -31,8 +32,14 @@ end
 
 local phase = obj.status.phase
 local validated = condition("Validated")
+local available = condition("Available")
 local serving = condition("Serving")
 
+if available ~= nil and available.status == "False" then
+  hs.status = "Degraded"
+  hs.message = "Failed to start: " .. text(available, "see the Available condition")
+  return hs
+end
 if phase == "Failed" or (validated ~= nil and validated.status == "False") then
   hs.status = "Degraded"
   hs.message = "Validation failed: " .. text(validated, "see the Validated condition")
@@ -48,7 +55,10 @@ if phase == "Retired" then
   hs.message = text(serving, "The model is retired")
   return hs
 end
-if phase == nil or (validated ~= nil and validated.status == "Unknown") then
+-- Not validated yet matters only for a version on its way to serve; a registered one
+-- is validated when it is first deployed.
+local on_its_way = phase == nil or phase == "Deploying" or phase == "Serving"
+if phase == nil or phase == "Deploying" or (on_its_way and validated ~= nil and validated.status == "Unknown") then
   hs.status = "Progressing"
   hs.message = text(validated, "Waiting for the artifact to be validated")
   return hs
