@@ -290,7 +290,17 @@ def plan(
     target: str | None = desired
     problem: tuple[str, str] | None = None
     # What serves now may go on serving while spec.version cannot, unless it is itself unusable.
-    keep = current if current is not None and current not in unusable else None
+    # When spec.version cannot serve: what serves now, unless it is unusable itself;
+    # else the newest good version that served before.
+    good = next(
+        (
+            h.version
+            for h in history
+            if h.version != desired and h.version in by_version and h.version not in unusable
+        ),
+        None,
+    )
+    keep = current if current is not None and current not in unusable else good
     if desired not in by_version:
         target, problem = keep, ("VersionNotFound", f"no ModelVersion {desired} of model {name}")
     elif (why_failed := failure(by_version[desired])) is not None:
@@ -298,14 +308,6 @@ def plan(
         target, problem = keep, (reason, f"{desired}: {why_failed.message}")
     elif desired in rolled_back:
         record = by_version[desired].status.rolled_back
-        good = next(
-            (
-                h.version
-                for h in history
-                if h.version != desired and h.version in by_version and h.version not in unusable
-            ),
-            None,
-        )
         why = f"{record.reason}: {record.message}" if record else "rolled back"
         if good is None:
             keep = current or desired  # what serves now, bad or not, beats nothing
@@ -389,6 +391,18 @@ def plan(
                     "RolledBack",
                     problem[1],
                     f"rolledback-{desired}-to-{serving}-g{generation}",
+                    "Warning",
+                )
+            )
+        elif current is not None and current in rolled_back:
+            # spec.version cannot serve either (missing, failed): the mark moved traffic.
+            mark = by_version[current].status.rolled_back
+            why = f"{mark.reason}: {mark.message}" if mark else "rolled back"
+            events.append(
+                Transition(
+                    "RolledBack",
+                    f"{current} rolled back to {serving}: {why}",
+                    f"rolledback-{current}-to-{serving}-g{generation}",
                     "Warning",
                 )
             )
