@@ -530,3 +530,33 @@ def test_a_first_version_that_fails_its_fetch_stops_being_the_serving_one():
     assert p.status.serving_version is None
     assert p.deployments == [] and p.delete_deployments == ["iris-v1"] and p.service is None
     assert cond(p, "Degraded").reason == "VersionInvalid"
+
+
+def test_required_ready_never_lowers_what_the_service_answers_with():
+    from ciclo.planning.model import required_ready
+
+    assert required_ready(3, "v1", True, {"v1": 3}) == 3
+    assert required_ready(3, "v1", True, {"v1": 1}) == 1, "no more than serve now"
+    assert required_ready(3, "v1", True, {"v1": 0}) == 1, "at least one"
+    assert required_ready(2, "v1", True, {"v1": 5}) == 2, "no more than spec.serving.replicas"
+    assert required_ready(3, "v1", False, {"v1": 3}) == 1, "away from a bad version: one"
+    assert required_ready(3, None, True, {}) == 1
+    assert required_ready(0, "v1", True, {"v1": 0}) == 0
+
+
+def test_a_rollback_while_spec_names_a_failed_version_goes_to_the_newest_good_one():
+    m, versions, p = lifecycle_to_v2()
+    m = m.model_copy(update={"spec": m.spec.model_copy(update={"version": "v3"})})
+    up = ready(p)
+    p = plan(m, versions, up, IMAGE, T0 + dt.timedelta(minutes=2))
+    m, versions = after(m, p, versions)
+    crash = {"v3": "container serve crash-looping (exit code 1)"}
+    stuck = [*up, DeploymentState("iris-v3", "v3", 0)]
+    p = plan(m, versions, stuck, IMAGE, T0 + dt.timedelta(minutes=2), crashing=crash)
+    m, versions = after(m, p, versions)
+    assert p.status.serving_version == "v2" and cond(p, "Degraded").reason == "VersionFailed"
+    versions = mark_bad(versions, "v2")
+    p = plan(m, versions, up, IMAGE, T0 + dt.timedelta(minutes=3))
+    assert p.target == "v1" and p.status.serving_version == "v1", "v1 is warm and ready"
+    assert [(e.reason, e.type) for e in p.events] == [("RolledBack", "Warning")]
+    assert p.events[0].message.startswith("v2 rolled back to v1: ManualRollback")
