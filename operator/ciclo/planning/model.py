@@ -289,7 +289,6 @@ def plan(
     history = [h.model_copy() for h in status.history]
     target: str | None = desired
     problem: tuple[str, str] | None = None
-    # What serves now may go on serving while spec.version cannot, unless it is itself unusable.
     # When spec.version cannot serve: what serves now, unless it is unusable itself;
     # else the newest good version that served before.
     good = next(
@@ -329,18 +328,13 @@ def plan(
 
     # Traffic moves only to a ready version: until the target has `need` ready pods,
     # what serves now keeps serving (even a version marked bad beats nothing at all).
+    holding = current if current is not None and not failed(by_version[current]) else None
     if retired:
         serving = None
-    elif target is None or target == current:
-        serving = (
-            target
-            if target is not None
-            else (current if current and not failed(by_version[current]) else None)
-        )
-    elif ready_of.get(target, 0) >= need:
+    elif target is not None and (target == current or ready_of.get(target, 0) >= need):
         serving = target
     else:
-        serving = current if current is not None and not failed(by_version[current]) else None
+        serving = holding
     pending = target if not retired and target is not None and target != serving else None
     new_rollout = (
         None
