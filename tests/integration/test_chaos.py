@@ -19,6 +19,12 @@ from waiting import wait_for
 
 pytestmark = pytest.mark.integration
 
+
+@pytest.fixture
+def world(custom: Any, core: Any, apps: Any, namespace: str, operator: Any) -> World:
+    return World(custom, core, apps, namespace)
+
+
 STEPS = 21
 
 

@@ -25,6 +25,11 @@ import kubernetes
 pytestmark = pytest.mark.integration
 
 
+@pytest.fixture
+def world(custom: Any, core: Any, apps: Any, namespace: str, operator: Any) -> World:
+    return World(custom, core, apps, namespace)
+
+
 @dataclass
 class Sample:
     at: float

@@ -15,6 +15,11 @@ from ciclo.kube.client import MODELS, Kube
 pytestmark = pytest.mark.integration
 
 
+@pytest.fixture
+def world(custom: Any, core: Any, apps: Any, namespace: str, operator: Any) -> World:
+    return World(custom, core, apps, namespace)
+
+
 def test_a_policy_retirement_survives_100_gitops_applies_and_ends_with_a_new_version(
     world: World, api: Any
 ) -> None:
