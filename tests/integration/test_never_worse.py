@@ -149,9 +149,9 @@ def test_the_service_keeps_a_ready_endpoint_through_every_transition(
         marks["rolled back"] = time.monotonic()
 
         # Retire (nothing serves, by request), then un-retire: v1 comes back once ready.
+        marks["retiring"] = time.monotonic()
         world.set_spec(retired=True)
         wait_for("no Service", lambda: world.selector_version() is None)
-        marks["retired"] = time.monotonic()
         world.set_spec(retired=False)
         wait_for("v1 serving again", lambda: serving() == "v1", timeout=120)
         wait_for("a ready endpoint again", lambda: sampler.samples[-1].ready >= 1, timeout=30)
@@ -165,7 +165,7 @@ def test_the_service_keeps_a_ready_endpoint_through_every_transition(
     lows = {}
     for (_, start), (name, end) in itertools.pairwise(marks.items()):
         if name == "unretired":
-            continue  # retired on purpose: nothing is meant to serve
+            continue  # from the retirement on: nothing is meant to serve, by request
         window = sampler.between(start, end)
         assert window, f"no samples up to '{name}'"
         lows[name] = min(s.ready for s in window)

@@ -375,7 +375,11 @@ def test_a_wrong_digest_fails_the_fetch_step_and_the_version_never_serves(world,
         conditions = world.version("iris-v1").get("status", {}).get("conditions", [])
         return next((c for c in conditions if c["type"] == "Validated"), {})
 
-    condition = wait_for("the Validated condition", validated, timeout=60)
+    condition = wait_for(
+        "the Validated condition",
+        lambda: (c := validated()).get("status") != "Unknown" and c,
+        timeout=60,
+    )
     assert condition["status"] == "False" and condition["reason"] == "FetchFailed"
     assert "sha256 mismatch" in condition["message"], condition
     wait_for("phase Failed", lambda: world.phase("iris-v1") == "Failed")
@@ -421,10 +425,13 @@ def test_a_model_really_serves_on_the_process_node(world, api, tmp_path, kubecon
         lambda: world.condition("Ready").get("status") == "True",
         timeout=90,
     )
-    validated = [
-        c for c in world.version("iris-v1")["status"]["conditions"] if c["type"] == "Validated"
-    ]
-    assert validated and validated[0]["status"] == "True"
+
+    def validated() -> list[dict[str, Any]]:
+        conditions = world.version("iris-v1")["status"]["conditions"]
+        return [c for c in conditions if c["type"] == "Validated" and c["status"] != "Unknown"]
+
+    judged = wait_for("v1 Validated", validated, timeout=30)
+    assert judged[0]["status"] == "True", judged
 
     discovery = kubernetes.client.DiscoveryV1Api(api)
 

@@ -151,13 +151,21 @@ def _reconcile(kube: Kube, config: Config, namespace: str, name: str) -> float |
         )
         for d in existing.values()
     ]
-    # Pods tell whether a version's artifact could be fetched; only a rollout in progress
-    # has anything to tell, so a converged Model spares the API server this list.
+    # Pods tell whether a version's artifact could be fetched and whether it crash-loops;
+    # only a rollout in progress, or a deployed version not yet judged, has anything to
+    # tell, so a converged Model spares the API server this list.
     rolling = any(
         d.get("status", {}).get("readyReplicas", 0) < d["spec"].get("replicas", 0)
         for d in existing.values()
     )
-    pods = kube.list(PODS, namespace, labels=selector) if rolling or not existing else []
+    deployed = {d.version for d in deployments}
+    unjudged = any(
+        v.spec.version in deployed
+        and not any(c.type == "Validated" and c.status != "Unknown" for c in v.status.conditions)
+        for v in versions
+    )
+    listing = rolling or unjudged or not existing
+    pods = kube.list(PODS, namespace, labels=selector) if listing else []
     now = _now()
     result = plan(
         model, versions, deployments, config.image, now, fetch_outcomes(pods), crash_loops(pods)
