@@ -149,6 +149,8 @@ def test_the_service_keeps_a_ready_endpoint_through_every_transition(
         marks["rolled back"] = time.monotonic()
 
         # Retire (nothing serves, by request), then un-retire: v1 comes back once ready.
+        seen = len(sampler.samples)
+        wait_for("samples after the rollback", lambda: len(sampler.samples) >= seen + 3)
         marks["retiring"] = time.monotonic()
         world.set_spec(retired=True)
         wait_for("no Service", lambda: world.selector_version() is None)
