@@ -1,4 +1,5 @@
-"""The operator killed (SIGKILL) at random moments across promotions and rollbacks.
+"""The operator killed (SIGKILL) at random moments across promotions, rollbacks, retries of
+rolled-back versions, retirements and un-retirements.
 
 Every transition must end where it would have without the kill, with exactly one Event,
 soon after the operator is back. Pods run on KWOK's nodes, ready as soon as scheduled,
@@ -25,7 +26,7 @@ def world(custom: Any, core: Any, apps: Any, namespace: str, operator: Any) -> W
     return World(custom, core, apps, namespace)
 
 
-STEPS = 21
+STEPS = 28
 
 
 @pytest.mark.timeout(900)
@@ -39,21 +40,30 @@ def test_killed_at_random_moments_every_transition_converges_once(
     world.create(model_manifest("v1", replicas=1))
     wait_for("v1 Ready", lambda: world.condition("Ready").get("status") == "True", timeout=60)
 
-    def converged(expected: str) -> bool:
-        status = world.model().get("status", {})
+    def converged(expected: str | None) -> bool:
+        model = world.model()
+        ready = world.condition("Ready")
         return (
-            status.get("servingVersion") == expected
+            model.get("status", {}).get("servingVersion") == expected
             and world.selector_version() == expected
-            and world.condition("Ready").get("status") == "True"
-            and world.condition("Ready").get("observedGeneration")
-            == world.model()["metadata"]["generation"]
+            and (ready.get("status") == "True" if expected else ready.get("reason") == "Retired")
+            and ready.get("observedGeneration") == model["metadata"]["generation"]
         )
 
-    serving, spec = "v1", "v1"
-    expected = {"Serving": 1, "RolledBack": 0}
+    serving: str | None = "v1"
+    spec, before_retiring = "v1", "v1"
+    expected = {"Serving": 1, "RolledBack": 0, "Retired": 0}
     took: list[float] = []
     for step in range(STEPS):
-        if step % 3 == 2:
+        if step % 7 == 5:
+            world.set_spec(retired=True)
+            before_retiring, after = serving, None
+            expected["Retired"] += 1
+        elif step % 7 == 6:
+            world.set_spec(retired=False)
+            after = before_retiring
+            expected["Serving"] += 1
+        elif step % 3 == 2:
             result = ciclo("rollback", "iris", "-n", world.ns, kubeconfig=kubeconfig)
             if result.returncode != 0:
                 assert "no good version" in result.stderr, result.stderr
