@@ -379,7 +379,9 @@ def plan(
                     "Warning",
                 )
             )
-        elif problem and problem[0] == "RolledBack":
+        elif problem and problem[0] == "RolledBack" and current is not None:
+            # Traffic moved away from the bad version (from nothing, e.g. an un-retired
+            # Model whose spec.version was rolled back before, it is plain Serving).
             events.append(
                 Transition(
                     "RolledBack",
