@@ -30,9 +30,12 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def serving(path: Path, *extra: str) -> Iterator[str]:
-    """`ciclo serve` for the iris model at `path`, as a process; its URL once it answers ready."""
-    joblib.dump(MODEL, path)
+def serving(path: Path, *extra: str, model: Any = MODEL, fmt: str = "sklearn") -> Iterator[str]:
+    """`ciclo serve` for the model at `path` (the iris model by default, saved there with
+    joblib; with `model=None`, the file already there), as a process; its URL once it
+    answers ready."""
+    if model is not None:
+        joblib.dump(model, path)
     port = free_port()
     command = [
         sys.executable,
@@ -42,7 +45,7 @@ def serving(path: Path, *extra: str) -> Iterator[str]:
         "--model",
         str(path),
         "--format",
-        "sklearn",
+        fmt,
         "--name",
         "iris",
         "--version",
@@ -52,7 +55,10 @@ def serving(path: Path, *extra: str) -> Iterator[str]:
         "--port",
         str(port),
     ]
-    proc = subprocess.Popen([*command, *extra], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    # its output to a file: a pipe nobody reads would block the server once full
+    log = path.with_name(path.name + ".log")
+    with log.open("wb") as out:
+        proc = subprocess.Popen([*command, *extra], stdout=out, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 30
@@ -62,7 +68,7 @@ def serving(path: Path, *extra: str) -> Iterator[str]:
                     break
             except httpx.HTTPError:
                 pass
-            assert proc.poll() is None, proc.stdout.read().decode() if proc.stdout else "exited"
+            assert proc.poll() is None, log.read_text()
             assert time.monotonic() < deadline, "ciclo serve did not become ready"
             time.sleep(0.1)
         yield url
@@ -186,7 +192,8 @@ def test_unknown_model_version_route_and_oversized_body(server: str):
         ]
     )
     assert httpx.get(f"{server}/v3/whatever").status_code == 404
-    assert httpx.get(f"{server}/v2/models/iris/infer").status_code == 405
+    wrong_method = httpx.get(f"{server}/v2/models/iris/infer")
+    assert wrong_method.status_code == 405 and wrong_method.headers["allow"] == "POST"
     big = np.zeros((10_000, 4))  # about 200 KB of JSON
     response = infer(server, {"inputs": [matrix_input(big)]})
     assert response.status_code == 413 and "exceeds the limit" in response.json()["error"]

@@ -16,10 +16,25 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ciclo.drift.profile import value_key
+from ciclo.serving.protocol import ProtocolError, request_id_of
+
+MALFORMED, UNKNOWN_CLASS, CLASS_LIMIT, ROW_COUNT, NOT_CLASSIFIER = (
+    "malformed",
+    "unknown_class",
+    "class_limit",
+    "row_count",
+    "not_classifier",
+)
+REASONS = (MALFORMED, UNKNOWN_CLASS, CLASS_LIMIT, ROW_COUNT, NOT_CLASSIFIER)
+"""Why feedback is refused: the `reason` label of ciclo_feedback_rejected_total, a fixed set."""
 
 
 class FeedbackError(Exception):
-    """A malformed feedback item; str() names what is wrong, for a 400."""
+    """Feedback refused; str() names what is wrong, for a 400, and `reason` is one of REASONS."""
+
+    def __init__(self, message: str, reason: str = MALFORMED) -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 @dataclass
@@ -142,17 +157,26 @@ def parse_feedback(body: Any) -> list[Label]:
         raise FeedbackError("'feedback' must be a non-empty list of {id, labels} objects")
     out = []
     for item in items:
-        if not isinstance(item, dict) or "id" not in item:
+        if not isinstance(item, dict) or item.get("id") in (None, ""):
             raise FeedbackError("each feedback item needs an 'id' (the inference response's id)")
+        try:
+            request_id = request_id_of(item["id"], "a feedback item's 'id'")
+        except ProtocolError as e:
+            raise FeedbackError(str(e)) from None
+        assert request_id is not None  # neither None nor ""
         if "labels" in item:
             labels = item["labels"]
             if not isinstance(labels, list) or not labels:
-                raise FeedbackError(f"feedback {item['id']}: 'labels' must be a non-empty list")
+                raise FeedbackError(f"feedback {request_id}: 'labels' must be a non-empty list")
         elif "label" in item:
             labels = [item["label"]]
         else:
-            raise FeedbackError(f"feedback {item['id']}: give 'labels' (one per row) or 'label'")
-        if any(isinstance(v, dict | list) or v is None for v in labels):
-            raise FeedbackError(f"feedback {item['id']}: labels must be numbers or strings")
-        out.append(Label(str(item["id"]), [value_key(v) for v in labels]))
+            raise FeedbackError(f"feedback {request_id}: give 'labels' (one per row) or 'label'")
+        if any(not isinstance(v, str | int | float) for v in labels):
+            raise FeedbackError(f"feedback {request_id}: labels must be numbers or strings")
+        try:
+            keys = [value_key(v) for v in labels]
+        except OverflowError:  # an integer beyond a double's range
+            raise FeedbackError(f"feedback {request_id}: a label is out of range") from None
+        out.append(Label(request_id, keys))
     return out

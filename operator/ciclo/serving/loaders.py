@@ -15,6 +15,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from ciclo.drift.profile import value_key
+
 # format -> (module to import, extra that installs it)
 EXTRAS = {
     "sklearn": ("joblib", "sklearn"),
@@ -153,6 +155,20 @@ def _sklearn(path: Path) -> Predictor:
     model = joblib.load(path)  # joblib reads plain pickles too
     width = getattr(model, "n_features_in_", None)
     return SklearnPredictor(model, int(width) if width is not None else None)
+
+
+def model_classes(predictor: Predictor) -> list[str] | None:
+    """The classes a classifier predicts, as value_key spells them, when the model says:
+    scikit-learn's `classes_`, a booster's class indices; None for the rest (ONNX)."""
+    if isinstance(predictor, SklearnPredictor):
+        classes = getattr(predictor.model, "classes_", None)
+        if classes is None or np.ndim(classes) != 1:  # none, or one set per output
+            return None
+        return [value_key(c) for c in np.asarray(classes).tolist()]
+    if isinstance(predictor, BoosterPredictor) and predictor.n_features:
+        proba = predictor.predict_proba(np.zeros((1, predictor.n_features)))
+        return None if proba is None else [str(i) for i in range(proba.shape[1])]
+    return None
 
 
 LOADERS = {"sklearn": _sklearn, "xgboost": _xgboost, "lightgbm": _lightgbm, "onnx": _onnx}

@@ -16,7 +16,7 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
 from ciclo.drift.window import Drift
-from ciclo.serving.feedback import Quality
+from ciclo.serving.feedback import REASONS, Quality
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
 LABELS = ("model", "version")
@@ -116,6 +116,14 @@ class RuntimeMetrics:
             [*LABELS, "outcome"],
             registry=r,
         )
+        rejected = Counter(
+            "ciclo_feedback_rejected",
+            "Feedback requests refused with a 400, by reason (a fixed set)",
+            [*LABELS, "reason"],
+            registry=r,
+        )
+        # present from the start, so rate() sees the first
+        self.feedback_rejected = {k: rejected.labels(*self.labels, k) for k in REASONS}
         self.correct = Counter(
             "ciclo_feedback_correct", "Matched labels the prediction got right", LABELS, registry=r
         ).labels(*self.labels)

@@ -3,12 +3,21 @@
 A request's inputs become one (rows, features) matrix: a single input of shape
 [rows, features], or several inputs of shape [rows] or [rows, 1], one per
 feature, stacked in the order given. Data is row-major, flat or nested.
+
+Nothing a model cannot take gets through: every value must be a number in the
+range of the declared datatype (and a float within FP32's, which is what tree
+ensembles, XGBoost and ONNX models compute in), with at least one row. The body
+is what orjson parsed, whose numbers are finite: it refuses NaN, Infinity and
+literals that overflow a double, so a non-finite value can only come from a
+string (refused: data must be numbers) or a narrowing cast (range-checked first).
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any
+import re
+import warnings
+from typing import Any, NoReturn
 
 import numpy as np
 
@@ -27,45 +36,186 @@ DTYPES: dict[str, Any] = {
     "FP64": np.float64,
     "BYTES": np.object_,
 }
+FP32_MAX = float(np.finfo(np.float32).max)
+FLOAT_MAX = {"FP16": float(np.finfo(np.float16).max), "FP32": FP32_MAX, "FP64": FP32_MAX}
+"""The largest magnitude taken per float datatype: FP64 too is held to FP32's range."""
+INT_RANGE = {
+    name: (int(np.iinfo(DTYPES[name]).min), int(np.iinfo(DTYPES[name]).max))
+    for name in ("INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16", "UINT32", "UINT64")
+} | {"BOOL": (0, 1)}
+MAX_ID = 128
+"""Longest request id, in characters."""
+REQUEST_ID = re.compile(rf"[\x21-\x7e](?:[\x20-\x7e]{{0,{MAX_ID - 2}}}[\x21-\x7e])?")
+"""Printable ASCII without leading or trailing spaces: safe as the X-Request-Id header."""
+_SHOWN = 40  # characters of a client's value quoted in an error message, at most
+_lowest, _highest = np.minimum.reduce, np.maximum.reduce  # NaN-propagating, and cheaper
+# than ndarray.min/max's wrappers on the small arrays of the hot path
+# A sum of squares beyond a double is a value refused right after: no warning for it.
+warnings.filterwarnings("ignore", "overflow encountered in dot", RuntimeWarning, __name__)
 
 
 class ProtocolError(Exception):
     """A bad request: the message names what is wrong, for a 400 {"error": ...}."""
 
 
-def _flatten(data: Any) -> list[Any]:
-    if isinstance(data, list) and data and isinstance(data[0], list):
-        return [x for row in data for x in _flatten(row)]
+def show(value: Any) -> str:
+    """A client's value in an error message: its repr, cut short."""
+    text = repr(value)
+    return text if len(text) <= _SHOWN else text[: _SHOWN - 3] + "..."
+
+
+def request_id_of(value: Any, what: str = "'id'") -> str | None:
+    """The caller's request id, checked (None when absent or empty): 1 to MAX_ID printable
+    ASCII characters, no leading or trailing space; an integer stands for its digits."""
+    if value is None or value == "":
+        return None
+    if type(value) is int:
+        value = str(value)
+    if not isinstance(value, str):
+        raise ProtocolError(f"{what} must be a string")
+    if REQUEST_ID.fullmatch(value) is None:
+        raise ProtocolError(
+            f"{what} must be 1 to {MAX_ID} printable ASCII characters without leading or "
+            f"trailing spaces, not {show(value)}"
+        )
+    return value
+
+
+def _flatten(data: Any, depth: int) -> list[Any]:
+    """Row-major values of `data`, nested at most `depth` levels (the shape's dimensions)."""
     if not isinstance(data, list):
         raise ProtocolError("'data' must be a list")
-    return data
+    values: list[Any] = data
+    for _ in range(depth):
+        if not values or not isinstance(values[0], list):
+            break
+        flat: list[Any] = []
+        for row in values:
+            if not isinstance(row, list):
+                raise ProtocolError("'data' mixes lists and values at one level")
+            flat.extend(row)
+        values = flat
+    return values
+
+
+_NUMBERS = (int, float, bool)
+
+
+def _exact(flat: list[Any], name: str, datatype: str, lo: float, hi: float) -> np.ndarray:
+    """The slow path, value by value in Python: integers beyond 64 bits, floats for an
+    integer datatype, or something that is not a number at all."""
+    for v in flat:
+        if type(v) not in _NUMBERS:
+            raise ProtocolError(f"input {name}: data must be numbers, not {show(v)}")
+    integral = datatype in INT_RANGE
+    for v in flat:
+        if integral and type(v) is float and not v.is_integer():
+            raise ProtocolError(f"input {name}: {datatype} data must be integers, not {v!r}")
+        if not lo <= v <= hi:
+            raise ProtocolError(_out_of_range(name, datatype, v))
+    return np.array([int(v) for v in flat] if integral else flat, dtype=DTYPES[datatype])
+
+
+def _out_of_range(name: str, datatype: str, value: Any) -> str:
+    value = value.item() if isinstance(value, np.generic) else value
+    if datatype in INT_RANGE:
+        lo, hi = INT_RANGE[datatype]
+        return f"input {name}: {show(value)} is out of range for {datatype} ({lo} to {hi})"
+    top = FLOAT_MAX[datatype]
+    if isinstance(value, float) and math.isnan(value):
+        return f"input {name}: NaN is not a value a model can take"
+    return f"input {name}: {show(value)} is out of range for {datatype} (magnitude at most {top:g})"
+
+
+def _numbers(flat: list[Any], name: str, datatype: str) -> np.ndarray:
+    """`flat` as a 1-d array of `datatype`, or a ProtocolError naming the first bad value."""
+    try:
+        raw = np.asarray(flat)
+    except (ValueError, TypeError, OverflowError):  # ragged nesting
+        raise ProtocolError(f"input {name}: 'data' is not numbers nested as its shape") from None
+    if raw.ndim != 1:
+        raise ProtocolError(f"input {name}: 'data' is nested deeper than its shape")
+    kind = raw.dtype.kind
+    if datatype in INT_RANGE:
+        lo, hi = INT_RANGE[datatype]
+        if kind not in "biu":  # floats, or Python integers numpy has no type for
+            return _exact(flat, name, datatype, lo, hi)
+        if kind != "b" and (kind, datatype) not in (("i", "INT64"), ("u", "UINT64")):
+            low, high = _lowest(raw), _highest(raw)
+            if low < lo or high > hi:
+                raise ProtocolError(_out_of_range(name, datatype, low if low < lo else high))
+    else:
+        top = FLOAT_MAX[datatype]
+        if kind not in "biuf":
+            return _exact(flat, name, datatype, -top, top)
+        # the sum of squares bounds every value, in one cheap pass; only when it does not
+        # fit (or is NaN) are the extremes looked at. Integers: their square could wrap.
+        if (kind == "f" and not raw.dot(raw) <= top * top) or (kind in "iu" and datatype == "FP16"):
+            low, high = _lowest(raw), _highest(raw)
+            if not (-top <= low and high <= top):  # NaN fails both
+                raise ProtocolError(_out_of_range(name, datatype, low if not -top <= low else high))
+    dtype = DTYPES[datatype]
+    return raw if raw.dtype.type is dtype else raw.astype(dtype)
 
 
 def decode_tensor(tensor: Any) -> np.ndarray:
+    try:
+        name, shape, datatype = tensor["name"], tensor["shape"], tensor["datatype"]
+        data = tensor["data"]
+    except (KeyError, TypeError):
+        _missing(tensor)
+    if type(name) is not str or len(name) > _SHOWN:
+        if type(name) is not str:
+            raise ProtocolError(f"input {show(name)}: 'name' must be a string") from None
+        name = show(name)
+    if type(datatype) is not str or datatype not in _NUMERIC:
+        if datatype == "BYTES":
+            raise ProtocolError(f"input {name}: BYTES inputs are not features this model can take")
+        raise ProtocolError(
+            f"input {name}: unknown datatype {show(datatype)} (one of {', '.join(DTYPES)})"
+        )
+    # the usual shapes first, without a loop; anything else is looked at closely
+    ndim = len(shape) if type(shape) is list else 0
+    if ndim == 2 and type(shape[0]) is int and type(shape[1]) is int:
+        size = shape[0] * shape[1]
+        if shape[0] <= 0 or shape[1] <= 0:
+            _bad_shape(name, shape)
+    elif ndim == 1 and type(shape[0]) is int and shape[0] > 0:
+        size = shape[0]
+    else:
+        _bad_shape(name, shape)
+    flat = _flatten(data, ndim)
+    if len(flat) != size:
+        raise ProtocolError(
+            f"input {name}: shape {shape} needs {size} values, data has {len(flat)}"
+        )
+    return _numbers(flat, name, datatype).reshape(shape)
+
+
+_NUMERIC = frozenset(DTYPES) - {"BYTES"}
+
+
+def _missing(tensor: Any) -> NoReturn:
+    """Raise the error of a tensor that is not an object with its four fields."""
     if not isinstance(tensor, dict):
         raise ProtocolError("each input must be an object with name, shape, datatype, data")
     name = tensor.get("name", "?")
+    name = name if isinstance(name, str) and len(name) <= _SHOWN else show(name)
     for field in ("name", "shape", "datatype", "data"):
         if field not in tensor:
             raise ProtocolError(f"input {name}: missing '{field}'")
-    datatype = tensor["datatype"]
-    if datatype not in DTYPES:
-        raise ProtocolError(
-            f"input {name}: unknown datatype {datatype!r} (one of {', '.join(DTYPES)})"
-        )
-    shape = tensor["shape"]
-    if not isinstance(shape, list) or not all(isinstance(d, int) and d >= 0 for d in shape):
+    raise ProtocolError(f"input {name}: not a tensor")
+
+
+def _bad_shape(name: str, shape: Any) -> NoReturn:
+    """Raise the error naming what is wrong with a shape the fast path did not take."""
+    if not isinstance(shape, list) or not all(type(d) is int and d >= 0 for d in shape):
         raise ProtocolError(f"input {name}: shape must be a list of non-negative integers")
-    flat = _flatten(tensor["data"])
-    if len(flat) != math.prod(shape):
-        raise ProtocolError(
-            f"input {name}: shape {shape} needs {math.prod(shape)} values, data has {len(flat)}"
-        )
-    try:
-        array = np.asarray(flat, dtype=DTYPES[datatype])
-    except (TypeError, ValueError) as e:
-        raise ProtocolError(f"input {name}: data is not {datatype}: {e}") from None
-    return array.reshape(shape)
+    if not 1 <= len(shape) <= 2:
+        raise ProtocolError(f"input {name}: shape {show(shape)} must be [rows, features] or [rows]")
+    if shape[0] == 0:
+        raise ProtocolError(f"input {name}: shape {shape} has no rows: send at least one")
+    raise ProtocolError(f"input {name}: shape {shape} has no features")
 
 
 def decode_request(
@@ -74,13 +224,14 @@ def decode_request(
     """The feature matrix, the caller's request id if any, and the outputs asked for."""
     if not isinstance(body, dict):
         raise ProtocolError("the request body must be a JSON object")
+    request_id = request_id_of(body.get("id"))
     inputs = body.get("inputs")
     if not isinstance(inputs, list) or not inputs:
         raise ProtocolError("'inputs' must be a non-empty list of tensors")
     arrays = [decode_tensor(t) for t in inputs]
     if len(arrays) == 1 and arrays[0].ndim == 2:
         matrix = arrays[0]
-    elif all(a.ndim == 1 or (a.ndim == 2 and a.shape[1] == 1) for a in arrays):
+    elif all(a.ndim == 1 or a.shape[1] == 1 for a in arrays):
         rows = {a.shape[0] for a in arrays}
         if len(rows) != 1:
             raise ProtocolError(f"inputs have different numbers of rows: {sorted(rows)}")
@@ -93,16 +244,18 @@ def decode_request(
         raise ProtocolError(
             f"the model takes {n_features} features, the request has {matrix.shape[1]}"
         )
-    if matrix.dtype == np.object_:
-        raise ProtocolError("BYTES inputs are not features this model can take")
-    outputs = body.get("outputs")
-    names = (
-        [str(o["name"]) for o in outputs if isinstance(o, dict) and "name" in o]
-        if isinstance(outputs, list)
-        else None
-    )
-    request_id = body.get("id")
-    return matrix, str(request_id) if request_id is not None else None, names
+    return matrix, request_id, _outputs(body.get("outputs"))
+
+
+def _outputs(outputs: Any) -> list[str] | None:
+    """The output names asked for; None (all of them) when the request names none."""
+    if outputs is None:
+        return None
+    if not isinstance(outputs, list) or not all(
+        isinstance(o, dict) and isinstance(o.get("name"), str) for o in outputs
+    ):
+        raise ProtocolError("'outputs' must be a list of objects with a 'name' string")
+    return [o["name"] for o in outputs] or None
 
 
 def datatype_of(array: np.ndarray) -> str:
