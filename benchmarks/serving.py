@@ -7,6 +7,8 @@ and its ONNX conversion, then serves each in turn with:
 
 - ciclo serve, monitoring on (a baseline profile from `ciclo profile`: feedback
   storage, quality and drift tracking of every request),
+- ciclo serve (no CBPE), monitoring on with the profile's CBPE calibration removed, so
+  that CBPE's own cost is the difference (docs/cbpe.md; ONNX models have no calibration),
 - ciclo serve --no-monitoring,
 - MLServer with mlserver-sklearn, as it ships (one inference worker process) and with
   parallel_workers=0 (inference in the server process); per-request logging off,
@@ -178,6 +180,14 @@ def servers(work: Path, port: int) -> list[Server]:
                 fmt,
                 monitored,
                 note="monitoring on: baseline profile, feedback storage, quality and drift",
+            )
+        )
+        out.append(
+            Server(
+                "ciclo serve (no CBPE)",
+                fmt,
+                [*base, "--baseline", str(work / f"profile-{fmt}-nocbpe.json")],
+                note="monitoring on, the profile without its CBPE calibration",
             )
         )
         out.append(Server("ciclo serve --no-monitoring", fmt, [*base, "--no-monitoring"]))
@@ -416,6 +426,10 @@ def main() -> int:
             check=True,
             stdout=subprocess.DEVNULL,
         )
+        # the same profile without CBPE's calibration: CBPE's cost is the difference
+        profile = json.loads((work / f"profile-{fmt}.json").read_text())
+        profile.pop("calibration", None)
+        (work / f"profile-{fmt}-nocbpe.json").write_text(json.dumps(profile))
 
     chosen = servers(work, BASE_PORT)
     if args.only:

@@ -9,6 +9,7 @@ alerts, nothing rolls back; Prometheus stops -> NoData, nothing rolls back."""
 from __future__ import annotations
 
 import hashlib
+import json
 import subprocess
 import sys
 import threading
@@ -31,6 +32,10 @@ import kubernetes
 from localcluster import prometheus as local_prometheus
 
 pytestmark = pytest.mark.e2e
+
+DASHBOARD = Path(__file__).resolve().parents[2] / "charts" / "ciclo" / "dashboards" / "ciclo.json"
+# The session operator's metrics (CICLO_METRICS_PORT in tests/conftest.py).
+OPERATOR_METRICS = "127.0.0.1:18000"
 
 G, V = "ciclo.dev", "v1alpha1"
 X, Y = load_iris(return_X_y=True)
@@ -136,9 +141,43 @@ class Load:
         self.thread.join(10)
 
 
+def dashboard_gaps(url: str, namespace: str) -> list[str]:
+    """The Grafana dashboard's panels whose PromQL (with Grafana's variables filled in)
+    returns nothing from this Prometheus; a query it cannot run fails the test."""
+    variables = {
+        "$namespace": namespace,
+        "$model": "iris",
+        "$__rate_interval": "10s",
+        "$__range": "10m",
+    }
+    gaps = []
+    for panel in json.loads(DASHBOARD.read_text())["panels"]:
+        found = []
+        for target in panel.get("targets", []):
+            query = target["expr"]
+            for name, value in variables.items():
+                query = query.replace(name, value)
+            answer = httpx.get(f"{url}/api/v1/query", params={"query": query}, timeout=5).json()
+            assert answer["status"] == "success", (panel["title"], query, answer)
+            found.append(bool(answer["data"]["result"]))
+        if found and not any(found):
+            gaps.append(panel["title"])
+    return gaps
+
+
 @pytest.fixture
 def prom(kubeconfig: Path, tmp_path: Path) -> Iterator[Prometheus]:
-    p = Prometheus(tmp_path / "prometheus", local_prometheus.config(kubeconfig, "1s"))
+    config = local_prometheus.config(kubeconfig, "1s")
+    # The operator's own metrics too, as the chart's ServiceMonitor has them scraped.
+    scrape_configs: list[Any] = config["scrape_configs"]  # type: ignore[assignment]
+    scrape_configs.append(
+        {
+            "job_name": "ciclo-operator",
+            "honor_labels": True,
+            "static_configs": [{"targets": [OPERATOR_METRICS]}],
+        }
+    )
+    p = Prometheus(tmp_path / "prometheus", config)
     p.start()
     yield p
     p.stop()
@@ -154,24 +193,28 @@ def test_the_monitoring_loop_end_to_end(
     tmp_path: Path,
 ) -> None:
     ns = namespace
+    # v1 decides on the petals only, so a shift of sepal_width moves its inputs, not its answers
+    tree = DecisionTreeClassifier(max_depth=2, random_state=0).fit(X, Y)
+    tree_file = tmp_path / "tree.joblib"
+    joblib.dump(tree, tree_file)
     data = tmp_path / "train.csv"
-    data.write_text(",".join(NAMES) + "\n" + "".join(",".join(map(str, r)) + "\n" for r in X))
+    data.write_text(
+        ",".join([*NAMES, "species"])
+        + "\n"
+        + "".join(",".join(map(str, [*r, y])) + "\n" for r, y in zip(X, Y, strict=True))
+    )
     profile = tmp_path / "profile.json"
+    # With v1's predictions and probabilities: prediction drift and CBPE have a baseline too.
     made = subprocess.run(
-        [sys.executable, "-m", "ciclo.cli.main", "profile", str(data), "--out", str(profile)],
+        [
+            *(sys.executable, "-m", "ciclo.cli.main", "profile", str(data), "--out", str(profile)),
+            *("--target", "species", "--model", str(tree_file), "--format", "sklearn"),
+        ],
         capture_output=True,
         text=True,
     )
     assert made.returncode == 0, made.stderr
-    # v1 decides on the petals only, so a shift of sepal_width moves its inputs, not its answers
-    register(
-        custom,
-        ns,
-        "v1",
-        DecisionTreeClassifier(max_depth=2, random_state=0).fit(X, Y),
-        tmp_path,
-        profile,
-    )
+    register(custom, ns, "v1", tree, tmp_path, profile)
     register(custom, ns, "v2", LogisticRegression(max_iter=500).fit(X, Y), tmp_path, profile)
     model = {
         "apiVersion": f"{G}/{V}",
@@ -316,6 +359,18 @@ def test_the_monitoring_loop_end_to_end(
             "rollback",
             "alert",
         ]
+
+        # Every panel of the Grafana dashboard shows data for this Model.
+        gaps: list[str] = []
+
+        def complete() -> bool:
+            gaps[:] = dashboard_gaps(prom.url, ns)
+            return not gaps
+
+        try:
+            wait_for("every dashboard panel to return data", complete, 30)
+        except AssertionError as e:
+            raise AssertionError(f"{e}; without data: {gaps}") from None
 
         # Prometheus stops: NoData, and however bad the labels, nothing rolls back
         prom.stop()

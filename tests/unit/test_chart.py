@@ -3,6 +3,7 @@ the values schema, what the templates render, and that every generated file is c
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -133,6 +134,43 @@ def test_prometheus_operator_labels_reach_the_operator() -> None:
         ("release", "kps"),
         ("team", "ml"),
     )
+
+
+def test_log_format_reaches_the_operator() -> None:
+    def command(*sets: str) -> list[str]:
+        deploy = of_kind(render(*sets), "Deployment")[0]
+        command: list[str] = deploy["spec"]["template"]["spec"]["containers"][0]["command"]
+        return command
+
+    assert "--log-format=text" in command()
+    assert "--log-format=json" in command("logFormat=json")
+    out = helm("template", "x", str(CHART), "--set", "logFormat=xml", check=False)
+    assert out.returncode != 0 and "at '/logFormat'" in out.stderr
+
+
+def test_grafana_dashboard_is_off_by_default_and_labelled_for_the_sidecar() -> None:
+    assert of_kind(render(), "ConfigMap") == []
+    (cm,) = of_kind(render("grafanaDashboard.enabled=true"), "ConfigMap")
+    assert cm["metadata"]["labels"]["grafana_dashboard"] == "1"
+    assert cm["metadata"]["namespace"] == "ciclo-system"
+    (text,) = cm["data"].values()
+    assert json.loads(text) == json.loads((CHART / "dashboards" / "ciclo.json").read_text())
+    (moved,) = of_kind(
+        render(
+            "grafanaDashboard.enabled=true",
+            "grafanaDashboard.namespace=monitoring",
+            "grafanaDashboard.label=dashboards",
+            "grafanaDashboard.labelValue=ciclo",
+        ),
+        "ConfigMap",
+    )
+    assert moved["metadata"]["namespace"] == "monitoring"
+    assert moved["metadata"]["labels"]["dashboards"] == "ciclo"
+
+
+def test_service_monitor_keeps_the_namespaces_the_operator_s_metrics_name() -> None:
+    (monitor,) = of_kind(render("serviceMonitor.enabled=true"), "ServiceMonitor")
+    assert monitor["spec"]["endpoints"][0]["honorLabels"] is True
 
 
 def test_one_replica_recreates_and_more_use_peering() -> None:

@@ -70,6 +70,15 @@ def _column(
     return col
 
 
+# The descriptions the Kubernetes API gives these three fields of every object.
+API_VERSION_DOC = (
+    "APIVersion defines the versioned schema of this representation of an object: "
+    f"{GROUP}/{VERSION}."
+)
+KIND_DOC = "Kind is a string value representing the REST resource this object represents."
+# metadata gets none: the API server refuses a CRD whose root metadata schema says more than
+# its type, and `kubectl explain` shows ObjectMeta's own description there.
+
 AGE = _column("Age", ".metadata.creationTimestamp", "date")
 
 KINDS = [
@@ -216,8 +225,8 @@ def crd(kind: Kind) -> Json:
                             .splitlines()[0],
                             "required": ["spec"],
                             "properties": {
-                                "apiVersion": {"type": "string"},
-                                "kind": {"type": "string"},
+                                "apiVersion": {"type": "string", "description": API_VERSION_DOC},
+                                "kind": {"type": "string", "description": KIND_DOC},
                                 "metadata": {"type": "object"},
                                 "spec": spec,
                                 "status": status,

@@ -63,11 +63,17 @@ class Condition(Schema):
     """A condition as the Kubernetes API conventions define it."""
 
     type: str = Field(max_length=316)
+    """The condition's type, in CamelCase (Ready, Progressing, Degraded, Healthy, ...)."""
     status: ConditionStatus
+    """True, False or Unknown."""
     reason: str = Field(default="", max_length=1024)
+    """A CamelCase word for why the condition last changed, for programs."""
     message: str = Field(default="", max_length=32768)
+    """The same for people: what happened, with the details."""
     observed_generation: int = Field(default=0, ge=0)
+    """The object's metadata.generation this condition was set from."""
     last_transition_time: dt.datetime | None = None
+    """When status last changed."""
 
 
 # Conditions are a map keyed by type: server-side apply merges them per type.
@@ -78,6 +84,7 @@ class ObjectReference(Schema):
     """A reference to an object in the same namespace."""
 
     name: Name
+    """The object's name."""
 
 
 class ObjectMeta(BaseModel):

@@ -18,24 +18,40 @@ class Resources(Schema):
     """Requests and limits of the serving container (cpu, memory, ...)."""
 
     requests: dict[str, Quantity] = Field(default_factory=dict, max_length=8)
+    """What the scheduler reserves per pod, by resource name (cpu: 500m, memory: 1Gi)."""
     limits: dict[str, Quantity] = Field(default_factory=dict, max_length=8)
+    """The most a pod may use, by resource name (memory: 2Gi)."""
 
 
 class Toleration(Schema):
+    """A core/v1 Toleration: the serving pods may run on nodes with a matching taint."""
+
     key: str | None = Field(default=None, max_length=316)
+    """The taint key it matches; empty with operator Exists matches every taint."""
     operator: Literal["Exists", "Equal"] | None = None
+    """Equal (the default) compares value; Exists matches any value."""
     value: str | None = Field(default=None, max_length=63)
+    """The taint value it matches, with operator Equal."""
     effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = None
+    """The taint effect it matches; unset matches every effect."""
     toleration_seconds: int | None = None
+    """With effect NoExecute: how long the pod stays after the taint appears; unset is forever."""
 
 
 class LocalObjectReference(Schema):
+    """A Secret in the Model's namespace."""
+
     name: str = Field(min_length=1, max_length=253)
+    """The Secret's name."""
 
 
 class EnvVar(Schema):
+    """An environment variable of the serving container."""
+
     name: str = Field(pattern=r"^[-._a-zA-Z][-._a-zA-Z0-9]*$", max_length=256)
+    """The variable's name."""
     value: str = Field(default="", max_length=32768)
+    """Its value."""
 
 
 PRESERVE_UNKNOWN: dict[str, Any] = {"x-kubernetes-preserve-unknown-fields": True}
@@ -53,45 +69,66 @@ class Serving(Schema):
     image: str | None = Field(default=None, max_length=512)
     """The runtime image; the operator's default when unset."""
     port: int = Field(default=8080, ge=1, le=65535)
+    """The container port the runtime listens on and the Service targets."""
     resources: Resources = Field(default_factory=Resources)
+    """Requests and limits of the serving container."""
     node_selector: dict[str, str] = Field(default_factory=dict, max_length=32)
+    """Node labels the serving pods must run on, as a pod's nodeSelector."""
     tolerations: list[Toleration] = Field(default_factory=list, max_length=32)
+    """Taints the serving pods tolerate."""
     affinity: Annotated[dict[str, Any], Field(json_schema_extra=PRESERVE_UNKNOWN)] = Field(
         default_factory=dict
     )
     """A core/v1 Affinity, passed to the pods as it is."""
     image_pull_secrets: list[LocalObjectReference] = Field(default_factory=list, max_length=16)
+    """Secrets for pulling the runtime image from a private registry."""
     env: list[EnvVar] = Field(default_factory=list, max_length=64)
+    """Extra environment variables of the serving container (credentials for s3:// or gs://
+    artifacts, for example)."""
     service_account_name: str | None = Field(default=None, max_length=253)
+    """The serving pods' ServiceAccount; the namespace's default when unset."""
     progress_deadline_seconds: int = Field(default=180, ge=10, le=3600)
     """How long a new version may take to have its pods ready before it is marked Failed;
     what serves keeps serving meanwhile."""
 
 
 class ModelSpec(Schema):
+    """What the Model should be: the version that serves, and how."""
+
     version: str = Field(pattern=r"^[a-zA-Z0-9]([-a-zA-Z0-9_.]*[a-zA-Z0-9])?$", max_length=40)
     """The version that should serve: a ModelVersion of this model."""
     serving: Serving = Field(default_factory=Serving)
+    """How the serving pods run."""
     retired: bool = False
     """True scales everything to zero and removes the Service; the registry keeps every version."""
+    description: str | None = Field(default=None, max_length=4096)
+    """What the model is for and who uses it, for people; `ciclo card` shows it first."""
     owner: str | None = Field(default=None, max_length=256)
+    """Who answers for the model: a team or a person, shown on its model card."""
     task: Literal["classification", "regression"] = "classification"
+    """What the model predicts: classes (classification) or numbers (regression)."""
 
 
 class HistoryEntry(Schema):
     """A version that served, newest first."""
 
     version: str
+    """The version that served."""
     since: dt.datetime
+    """When it began to take traffic."""
     until: dt.datetime | None = None
+    """When it stopped; unset while it serves."""
     outcome: Literal["Serving", "Replaced", "RolledBack", "Retired"] = "Serving"
+    """Serving (still), Replaced (another version took over), RolledBack or Retired."""
 
 
 class RolloutStatus(Schema):
     """The version being brought up while another serves: it takes traffic once ready."""
 
     version: str
+    """The version coming up."""
     since: dt.datetime
+    """When it began to come up; its progress deadline counts from here."""
 
 
 class RetirementRecord(Schema):
@@ -101,28 +138,42 @@ class RetirementRecord(Schema):
     spec.retired (the user's own decision), ends it."""
 
     version: str
+    """spec.version when the Model was retired."""
     reason: str = Field(max_length=1024)
+    """A CamelCase word for why (the policy's reason)."""
     message: str = Field(default="", max_length=4096)
+    """The rule, its value and threshold, for people."""
     action: str | None = Field(default=None, max_length=512)
     """The id of the policy action that retired it."""
     at: dt.datetime
+    """When it was retired."""
 
 
 class ModelStatus(Schema):
+    """What the operator observed and did: what serves, its history, its conditions."""
+
     observed_generation: int = Field(default=0, ge=0)
+    """The metadata.generation this status was written for."""
     serving_version: str | None = None
     """What actually serves: differs from spec.version after an automatic rollback."""
     desired_version: str | None = None
     """spec.version as last seen, so that a change of it is noticed once."""
     ready_replicas: int = 0
+    """Ready pods of the serving version."""
     rollout: RolloutStatus | None = None
+    """The version being brought up while another serves, if any."""
     retirement: RetirementRecord | None = None
+    """Set when a MonitorPolicy retired the Model."""
     endpoint: str | None = None
+    """The Service's in-cluster URL, Open Inference Protocol v2 (REST)."""
     history: list[HistoryEntry] = Field(default_factory=list)
+    """The versions that served, newest first: what served when, and how it ended."""
     last_action: str | None = None
+    """The latest thing the operator did, for people (ciclo status shows it)."""
     conditions: Annotated[list[Condition], Field(json_schema_extra=CONDITIONS_LIST)] = Field(
         default_factory=list
     )
+    """Ready, Progressing, Degraded (the Model controller) and Alerting (the monitoring loop)."""
 
 
 class Model(Schema):

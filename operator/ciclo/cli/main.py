@@ -6,6 +6,7 @@ import argparse
 import contextlib
 import dataclasses
 import hashlib
+import json
 import os
 import sys
 from pathlib import Path
@@ -36,6 +37,7 @@ def _kube(args: argparse.Namespace) -> Kube:
 def cmd_run(args: argparse.Namespace) -> int:
     import kopf
 
+    from ciclo.controllers import logs
     from ciclo.controllers.operator import setup
 
     config = dataclasses.replace(Config.from_env(), namespaces=tuple(args.namespace or ()))
@@ -44,7 +46,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.prometheus_url:
         config = dataclasses.replace(config, prometheus_url=args.prometheus_url)
     setup(config, args.kubeconfig)
-    kopf.configure(verbose=args.verbose)
+    logs.configure(args.log_format, verbose=args.verbose)
     kopf.run(
         clusterwide=not args.namespace,
         namespaces=args.namespace or (),
@@ -76,13 +78,29 @@ def health(policies: list[dict[str, Any]]) -> dict[tuple[str, str], str]:
     return {k: ", ".join(v) for k, v in out.items()}
 
 
+def _by_name(models: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return sorted(models, key=lambda m: (m["metadata"]["namespace"], m["metadata"]["name"]))
+
+
 def status_rows(
-    models: list[dict[str, Any]], policies: list[dict[str, Any]] | None = None
+    models: list[dict[str, Any]], policies: list[dict[str, Any]] | None = None, wide: bool = False
 ) -> list[list[str]]:
+    """The table: one row per Model; wide adds replicas, the version coming up, the endpoint."""
     rules = health(policies or [])
-    rows = [["NAMESPACE", "MODEL", "DESIRED", "SERVING", "READY", "HEALTH", "LAST ACTION"]]
-    for m in sorted(models, key=lambda m: (m["metadata"]["namespace"], m["metadata"]["name"])):
+    head = ["NAMESPACE", "MODEL", "DESIRED", "SERVING", "READY"]
+    more = ["REPLICAS", "ROLLOUT", "ENDPOINT"] if wide else []
+    rows = [[*head, *more, "HEALTH", "LAST ACTION"]]
+    for m in _by_name(models):
         status = m.get("status", {})
+        extra = (
+            [
+                str(status.get("readyReplicas", 0)),
+                (status.get("rollout") or {}).get("version") or "-",
+                status.get("endpoint") or "-",
+            ]
+            if wide
+            else []
+        )
         rows.append(
             [
                 m["metadata"]["namespace"],
@@ -90,6 +108,7 @@ def status_rows(
                 m["spec"]["version"],
                 status.get("servingVersion") or "-",
                 _ready(m),
+                *extra,
                 rules.get((m["metadata"]["namespace"], m["metadata"]["name"]), "-"),
                 status.get("lastAction") or "-",
             ]
@@ -97,15 +116,97 @@ def status_rows(
     return rows
 
 
+def status_documents(
+    models: list[dict[str, Any]], policies: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """`ciclo status -o json|yaml`: what the table shows, as structured data."""
+    rules: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for p in policies:
+        key = (p["metadata"]["namespace"], p["spec"]["modelRef"]["name"])
+        for rule in p.get("status", {}).get("rules", []):
+            rules.setdefault(key, []).append(
+                {
+                    "policy": p["metadata"]["name"],
+                    "rule": rule["name"],
+                    "state": rule.get("state"),
+                    "value": rule.get("value"),
+                    "threshold": rule.get("threshold") or None,
+                    "version": rule.get("version"),
+                }
+            )
+    out = []
+    for m in _by_name(models):
+        status = m.get("status", {})
+        ready = next((c for c in status.get("conditions", []) if c.get("type") == "Ready"), None)
+        key = (m["metadata"]["namespace"], m["metadata"]["name"])
+        out.append(
+            {
+                "namespace": key[0],
+                "model": key[1],
+                "desired": m["spec"]["version"],
+                "serving": status.get("servingVersion"),
+                "ready": ready["status"] if ready else "Unknown",
+                "reason": (ready or {}).get("reason") or None,
+                "readyReplicas": status.get("readyReplicas", 0),
+                "rollout": (status.get("rollout") or {}).get("version"),
+                "endpoint": status.get("endpoint"),
+                "health": rules.get(key, []),
+                "lastAction": status.get("lastAction"),
+            }
+        )
+    return {"models": out}
+
+
+def table(rows: list[list[str]]) -> str:
+    """Columns padded to their widest cell; the last one is left as it is."""
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
+    return "".join(
+        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=False))
+        + "  "
+        + row[-1]
+        + "\n"
+        for row in rows
+    )
+
+
+def render_status(
+    models: list[dict[str, Any]], policies: list[dict[str, Any]], output: str | None
+) -> str:
+    if output == "json":
+        return json.dumps(status_documents(models, policies), indent=2) + "\n"
+    if output == "yaml":
+        return yaml.safe_dump(status_documents(models, policies), sort_keys=False)
+    return table(status_rows(models, policies, wide=output == "wide"))
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     kube = _kube(args)
     namespace = None if args.all_namespaces else args.namespace
-    rows = status_rows(kube.list(MODELS, namespace), kube.list(MONITOR_POLICIES, namespace))
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
-    for row in rows:
-        print(
-            "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=False)) + "  " + row[-1]
-        )
+    models, policies = kube.list(MODELS, namespace), kube.list(MONITOR_POLICIES, namespace)
+    sys.stdout.write(render_status(models, policies, args.output))
+    return 0
+
+
+def cmd_card(args: argparse.Namespace) -> int:
+    import datetime as dt
+
+    from ciclo.cli import card
+
+    kube = _kube(args)
+    model = kube.get(MODELS, args.namespace, args.model)
+    if model is None:
+        print(f"ciclo card: model {args.namespace}/{args.model} not found", file=sys.stderr)
+        return 1
+    versions = kube.list(MODEL_VERSIONS, args.namespace, fields=f"spec.model={args.model}")
+    policies = kube.list(MONITOR_POLICIES, args.namespace)
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+    text = card.render(
+        model, versions, policies, generated=now, fmt="html" if args.html else "markdown"
+    )
+    if args.out:
+        Path(args.out).write_text(text)
+    else:
+        sys.stdout.write(text)
     return 0
 
 
@@ -175,11 +276,16 @@ TERMINATION_LOG = Path("/dev/termination-log")
 
 
 def cmd_fetch(args: argparse.Namespace) -> int:
+    from ciclo.cli.progress import ProgressMeter
     from ciclo.serving.artifacts import FetchError, fetch
 
+    # A meter only for a person watching: the serving pod's init step logs one line.
+    meter = ProgressMeter(sys.stderr) if sys.stderr.isatty() else None
     try:
-        digest = fetch(args.uri, Path(args.dest), args.sha256, timeout=args.timeout)
+        digest = fetch(args.uri, Path(args.dest), args.sha256, timeout=args.timeout, progress=meter)
     except FetchError as e:
+        if meter:
+            meter.finish()
         line = f"ciclo fetch: {e}"
         print(line, file=sys.stderr)
         # Kubernetes reads this file into the container's terminated state: the operator
@@ -188,6 +294,8 @@ def cmd_fetch(args: argparse.Namespace) -> int:
             with contextlib.suppress(OSError):
                 TERMINATION_LOG.write_text(line + "\n")
         return 1
+    if meter:
+        meter.finish()
     print(f"ciclo fetch: {args.uri} -> {args.dest} (sha256 {digest})")
     return 0
 
@@ -207,7 +315,7 @@ def cmd_profile(args: argparse.Namespace) -> int:
         if missing:
             raise ProfileError(f"no such column: {', '.join(sorted(missing))}")
         columns = {k: v for k, v in table.items() if k not in left_out}
-        predictions, categorical = None, True
+        predictions, categorical, calibration = None, True, None
         if args.model:
             if not args.format:
                 raise ProfileError("--model needs --format")
@@ -215,7 +323,11 @@ def cmd_profile(args: argparse.Namespace) -> int:
             matrix = np.column_stack([v.astype(np.float64) for v in columns.values()])
             predictions = np.asarray(predictor.predict(matrix))
             categorical = is_classifier(predictor)
+            if categorical and args.target:
+                calibration = calibrate(predictor, matrix, table[args.target])
         profile = build_profile(columns, set(args.categorical), predictions, categorical)
+        if calibration is not None:
+            profile = profile.model_copy(update={"calibration": calibration})
     except (ProfileError, LoaderError, ValueError) as e:
         print(f"ciclo profile: {e}", file=sys.stderr)
         return 1
@@ -225,9 +337,40 @@ def cmd_profile(args: argparse.Namespace) -> int:
         f"ciclo profile: {profile.rows} rows, {kinds.count('numeric')} numeric and "
         f"{kinds.count('categorical')} categorical features"
         + (", and the predictions" if profile.prediction else "")
+        + (
+            f"; CBPE calibrated on {len(profile.calibration.classes)} classes"
+            if profile.calibration
+            else ""
+        )
         + f" -> {args.out}"
     )
     return 0
+
+
+def calibrate(predictor: Any, matrix: Any, target: Any) -> Any:
+    """CBPE's calibration of a classifier on the reference data and its labels."""
+    import numpy as np
+
+    from ciclo.drift import cbpe
+    from ciclo.drift.profile import ProfileError, value_key
+    from ciclo.serving.loaders import model_classes
+
+    classes = model_classes(predictor)
+    proba = predictor.predict_proba(matrix)
+    if classes is None or proba is None:
+        print(
+            "ciclo profile: no CBPE calibration: the model does not say its classes and "
+            "probabilities",
+            file=sys.stderr,
+        )
+        return None
+    proba = np.asarray(proba, dtype=np.float64)
+    if proba.ndim == 1:
+        proba = np.column_stack([1 - proba, proba])
+    try:
+        return cbpe.fit(proba, [value_key(v) for v in np.asarray(target).tolist()], classes)
+    except ValueError as e:
+        raise ProfileError(f"CBPE calibration: {e}") from None
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -292,8 +435,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="ciclo", description=__doc__)
+def build_parser(prog: str = "ciclo") -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__)
     parser.add_argument("--version", action="version", version=f"ciclo {__version__}")
     parser.add_argument("--kubeconfig", help="default: KUBECONFIG, ~/.kube/config, or in-cluster")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -306,6 +449,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--prometheus-url", help="Prometheus for MonitorPolicies naming none (CICLO_PROMETHEUS_URL)"
     )
     run.add_argument("--verbose", action="store_true")
+    run.add_argument(
+        "--log-format",
+        choices=["text", "json"],
+        default=os.environ.get("CICLO_LOG_FORMAT", "text"),
+        help="text, or one JSON object a line; each line about an object names its namespace "
+        "and name (CICLO_LOG_FORMAT; default text)",
+    )
     run.set_defaults(func=cmd_run)
 
     status = sub.add_parser(
@@ -313,7 +463,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     status.add_argument("-n", "--namespace", default="default")
     status.add_argument("-A", "--all-namespaces", action="store_true")
+    status.add_argument(
+        "-o",
+        "--output",
+        choices=["json", "yaml", "wide"],
+        help="json or yaml: the same as data; wide: more columns",
+    )
     status.set_defaults(func=cmd_status)
+
+    card = sub.add_parser(
+        "card", help="a model card (Markdown, or HTML) from the registry and the Model's status"
+    )
+    card.add_argument("model")
+    card.add_argument("-n", "--namespace", default="default")
+    card.add_argument("--html", action="store_true", help="HTML instead of Markdown")
+    card.add_argument("-o", "--out", help="write the card to this file instead of stdout")
+    card.set_defaults(func=cmd_card)
 
     back = sub.add_parser(
         "rollback", help="mark the serving version bad and serve the last good one"
@@ -369,7 +534,11 @@ def build_parser() -> argparse.ArgumentParser:
     profile = sub.add_parser("profile", help="build a baseline profile from training data")
     profile.add_argument("data", help="training data: CSV with a header row, or Parquet")
     profile.add_argument("--out", required=True, help="where to write profile.json")
-    profile.add_argument("--target", help="the label column: left out of the features")
+    profile.add_argument(
+        "--target",
+        help="the label column: left out of the features; with --model, a classifier's "
+        "probabilities are calibrated against it for CBPE (docs/cbpe.md)",
+    )
     profile.add_argument("--drop", action="append", default=[], help="another column to leave out")
     profile.add_argument(
         "--categorical", action="append", default=[], help="an integer-coded categorical column"
@@ -402,14 +571,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+def main(argv: list[str] | None = None, prog: str = "ciclo") -> int:
+    parser = build_parser(prog)
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
         return 2
     result: int = args.func(args)
     return result
+
+
+def kubectl_plugin() -> int:
+    """`kubectl ciclo ...`: kubectl finds the `kubectl-ciclo` executable on PATH (its plugin
+    discovery) and runs it with the rest of the command line."""
+    return main(sys.argv[1:], prog="kubectl ciclo")
 
 
 if __name__ == "__main__":

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import threading
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from ciclo.api.monitorpolicy import Rule
 from ciclo.kube import client
+from ciclo.monitoring.evaluation import bounds
 
 REGISTRY = CollectorRegistry()
 
@@ -24,3 +29,54 @@ MODELS = Gauge(
     ["condition", "status"],
     registry=REGISTRY,
 )
+
+# What the Grafana dashboard (charts/ciclo/dashboards/ciclo.json) shows per Model besides the
+# runtime's own metrics: each version's phase, each rule's limits, and each action taken.
+VERSION_PHASE = Gauge(
+    "ciclo_modelversion_phase",
+    "1 for the phase each ModelVersion is in",
+    ["namespace", "model", "version", "phase"],
+    registry=REGISTRY,
+)
+RULE_THRESHOLD = Gauge(
+    "ciclo_monitor_rule_threshold",
+    "A rule's limit (a baseline's allowed drop included) at its last evaluation",
+    ["namespace", "policy", "model", "rule", "bound"],
+    registry=REGISTRY,
+)
+POLICY_ACTIONS = Counter(
+    "ciclo_monitor_rule_actions",
+    "Actions taken, by Model, policy, rule, action and the version judged",
+    ["namespace", "policy", "model", "rule", "action", "version"],
+    registry=REGISTRY,
+)
+
+_phases: dict[tuple[str, str, str], str] = {}
+_phases_lock = threading.Lock()
+
+
+def version_phase(namespace: str, model: str, version: str, phase: str | None) -> None:
+    """One series per ModelVersion, for its current phase; None (deleted) removes it."""
+    key = (namespace, model, version)
+    with _phases_lock:
+        old = _phases.pop(key, None)
+        if old is not None and old != phase:
+            VERSION_PHASE.remove(namespace, model, version, old)
+        if phase is not None:
+            _phases[key] = phase
+            VERSION_PHASE.labels(namespace, model, version, phase).set(1)
+
+
+def rule_thresholds(
+    namespace: str, policy: str, model: str, rule: Rule, baseline: float | None
+) -> None:
+    """The limits the rule was judged against; a side without one has no series."""
+    limits = bounds(rule, baseline)
+    for side in ("min", "max"):
+        limit = getattr(limits, side) if limits else None
+        labels = (namespace, policy, model, rule.name, side)
+        if limit is None:
+            with contextlib.suppress(KeyError):
+                RULE_THRESHOLD.remove(*labels)
+        else:
+            RULE_THRESHOLD.labels(*labels).set(limit)

@@ -19,6 +19,7 @@ from typing import Any
 import kopf
 
 from ciclo.api.meta import Condition
+from ciclo.controllers import metrics
 from ciclo.controllers.model import Queue
 from ciclo.controllers.workqueue import Relevance
 from ciclo.kube.client import MODEL_VERSIONS, MODELS, Json, Kube
@@ -154,6 +155,12 @@ def register(kube: Kube, queue: Queue) -> None:
         raw: Json = dict(body)
         meta = raw["metadata"]
         namespace, key = meta["namespace"], ("modelversion", meta["namespace"], meta["name"])
+        metrics.version_phase(
+            namespace,
+            raw["spec"]["model"],
+            raw["spec"]["version"],
+            None if type == "DELETED" else raw.get("status", {}).get("phase"),
+        )
         if type == "DELETED":
             relevance.forget(key)
             queue.add((namespace, raw["spec"]["model"]))

@@ -48,9 +48,9 @@ from ciclo.api.monitorpolicy import (
     Rule,
     RuleStatus,
 )
-from ciclo.controllers import prometheus_operator, retirement, rollback
+from ciclo.controllers import logs, prometheus_operator, retirement, rollback
 from ciclo.controllers.config import Config
-from ciclo.controllers.metrics import REGISTRY
+from ciclo.controllers.metrics import POLICY_ACTIONS, REGISTRY, rule_thresholds
 from ciclo.kube import events
 from ciclo.kube.client import (
     MODEL_VERSIONS,
@@ -385,6 +385,10 @@ def _evaluate_policy(
         outcomes.append(Outcome(rule, verdict))
         if verdict.status.value is not None:
             RULE_VALUE.labels(namespace, name, rule.name).set(verdict.status.value)
+        rule_thresholds(namespace, name, model_name, rule, baseline)
+        if version is not None:
+            # At 0 before any action, so that the first one shows as an increase.
+            POLICY_ACTIONS.labels(namespace, name, model_name, rule.name, rule.action, version)
 
     alerting: list[str] = []
     for o in outcomes:
@@ -416,6 +420,8 @@ def _evaluate_policy(
         )
         recorded.add(ident)
         ACTIONS.labels(o.rule.action).inc()
+        labels = (namespace, name, model_name, o.rule.name, o.rule.action, version)
+        POLICY_ACTIONS.labels(*labels).inc()
         if o.rule.action == "alert" and policy.spec.alerting.webhook:
             notify(policy, o.rule, st, version, detail)
     for o in outcomes:
@@ -724,6 +730,10 @@ class Scheduler:
                 await asyncio.wait_for(self.wake.wait(), timeout=max(timeout, 0))
 
     def _run(self, key: Key, due: float) -> None:
+        with logs.about(*key, kind="MonitorPolicy"):
+            self._evaluate(key, due)
+
+    def _evaluate(self, key: Key, due: float) -> None:
         start = time.monotonic()
         LAG.observe(start - due)  # the loop's delay and the wait for a free worker
         try:

@@ -9,11 +9,14 @@ kopf serialises per object, but our triggers come from several kinds.)
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from collections import deque
 from collections.abc import Callable, Hashable
 from typing import Generic, TypeVar
+
+from ciclo.controllers import logs
 
 log = logging.getLogger(__name__)
 
@@ -61,14 +64,15 @@ class WorkQueue(Generic[K]):
                 self._waiting.discard(key)
                 self._active.add(key)
             retry = None
-            try:
-                retry = self._work(key)
-                self._failures.pop(key, None)
-            except Exception:
-                n = self._failures.get(key, 0) + 1
-                self._failures[key] = n
-                retry = min(2.0 ** (n - 1), self._max_backoff)
-                log.exception("%s failed; again in %.0f s", key, retry)
+            with _about(key):
+                try:
+                    retry = self._work(key)
+                    self._failures.pop(key, None)
+                except Exception:
+                    n = self._failures.get(key, 0) + 1
+                    self._failures[key] = n
+                    retry = min(2.0 ** (n - 1), self._max_backoff)
+                    log.exception("%s failed; again in %.0f s", key, retry)
             with self._cond:
                 self._active.discard(key)
                 again = key in self._again
@@ -79,6 +83,13 @@ class WorkQueue(Generic[K]):
                 timer = threading.Timer(retry, self.add, (key,))
                 timer.daemon = True
                 timer.start()
+
+
+def _about(key: Hashable) -> contextlib.AbstractContextManager[None]:
+    """A (namespace, name) key names the object its work's log lines are about."""
+    if isinstance(key, tuple) and len(key) == 2 and all(isinstance(k, str) for k in key):
+        return logs.about(key[0], key[1])
+    return contextlib.nullcontext()
 
 
 class Relevance:

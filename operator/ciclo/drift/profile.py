@@ -17,6 +17,8 @@ from typing import Annotated, Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from ciclo.drift.cbpe import Calibration
+
 BINS = 10
 """Quantile bins per numeric feature (deciles), the usual choice for PSI."""
 SUPPORT = 5000
@@ -79,6 +81,9 @@ class Profile(_Strict):
     rows: int
     features: list[Feature]
     prediction: Feature | None = None
+    calibration: Calibration | None = None
+    """The classifier's probability calibration on the reference data, for CBPE
+    (ciclo.drift.cbpe); set when the profile was built with the model and the labels."""
 
     def save(self, path: Path) -> None:
         path.write_text(self.model_dump_json(indent=1) + "\n")

@@ -125,6 +125,11 @@ _QUALITY = {
     "recall": "ciclo_window_recall",
     "f1": "ciclo_window_f1",
 }
+# CBPE's estimates (docs/cbpe.md), weighted by the predictions each pod estimated from.
+_ESTIMATED = {
+    "estimated_accuracy": "ciclo_estimated_accuracy",
+    "estimated_f1": "ciclo_estimated_f1",
+}
 _DRIFT = {
     "feature_drift_psi": "ciclo_drift_psi",
     "feature_drift_ks": "ciclo_drift_ks",
@@ -182,14 +187,16 @@ def combine(metric: str, feature: str | None, pods: Sequence[list[Sample]]) -> R
 
     Quality and drift come from the runtime's windowed gauges; error rate and latency
     from its counters since each pod started (pods have no history to take a window of)."""
-    if metric in _QUALITY:
-        name = _QUALITY[metric]
+    if metric in _QUALITY or metric in _ESTIMATED:
+        name, counted = (
+            (_QUALITY[metric], "ciclo_window_labelled_samples")
+            if metric in _QUALITY
+            else (_ESTIMATED[metric], "ciclo_estimation_window_samples")
+        )
         pairs = []
         for samples in pods:
             gauge = next((s.value for s in samples if s.name == name), math.nan)
-            weight = next(
-                (s.value for s in samples if s.name == "ciclo_window_labelled_samples"), 0.0
-            )
+            weight = next((s.value for s in samples if s.name == counted), 0.0)
             pairs.append((gauge, weight))
         mean, count = _weighted(pairs)
         return Reading(mean, count)

@@ -39,6 +39,9 @@ VALUES: dict[str, str] = {
     "feature_drift_psi": f"max(ciclo_drift_psi{{{SELECTOR}{{{{feature}}}}}})",
     "feature_drift_ks": f"max(ciclo_drift_ks{{{SELECTOR}{{{{feature}}}}}})",
     "prediction_drift_psi": f"max(ciclo_prediction_drift_psi{{{SELECTOR}}})",
+    # CBPE (docs/cbpe.md): the runtime's estimate over its last predictions, before labels
+    "estimated_accuracy": f"max(ciclo_estimated_accuracy{{{SELECTOR}}})",
+    "estimated_f1": f"max(ciclo_estimated_f1{{{SELECTOR}}})",
 }
 
 _DRIFT_SAMPLES = f"max(ciclo_drift_window_samples{{{SELECTOR}}})"
@@ -52,6 +55,8 @@ SAMPLES: dict[str, str] = {
     "feature_drift_psi": _DRIFT_SAMPLES,
     "feature_drift_ks": _DRIFT_SAMPLES,
     "prediction_drift_psi": _DRIFT_SAMPLES,
+    "estimated_accuracy": f"max(ciclo_estimation_window_samples{{{SELECTOR}}})",
+    "estimated_f1": f"max(ciclo_estimation_window_samples{{{SELECTOR}}})",
 }
 
 _LABEL_VALUE = re.compile(r'["\\\n]')

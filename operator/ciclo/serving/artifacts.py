@@ -15,6 +15,7 @@ import hashlib
 import os
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,10 @@ import fsspec
 CHUNK = 1 << 20
 # The scheme, the package fsspec needs for it, and the extra that installs it.
 EXTRAS = {"s3": ("s3fs", "s3"), "gs": ("gcsfs", "gcs"), "gcs": ("gcsfs", "gcs")}
+
+
+# Called after each chunk with the bytes copied so far and the size, when the source knows it.
+Progress = Callable[[int, "int | None"], None]
 
 
 class FetchError(Exception):
@@ -47,7 +52,14 @@ def resolve(uri: str) -> tuple[str, dict[str, Any]]:
     return uri, {}
 
 
-def fetch(uri: str, dest: Path, sha256: str | None, *, timeout: float = 300.0) -> str:
+def fetch(
+    uri: str,
+    dest: Path,
+    sha256: str | None,
+    *,
+    timeout: float = 300.0,
+    progress: Progress | None = None,
+) -> str:
     """Copy `uri` to `dest`, checking `sha256` when given; return the digest."""
     url, options = resolve(uri)
     if url.startswith(("http://", "https://")):
@@ -62,11 +74,17 @@ def fetch(uri: str, dest: Path, sha256: str | None, *, timeout: float = 300.0) -
     digest = hashlib.sha256()
     try:
         with os.fdopen(fd, "wb") as out, fsspec.open(url, "rb", **options) as source:
+            size = getattr(source, "size", None)
+            total = size if isinstance(size, int) else None
+            done = 0
             while chunk := source.read(CHUNK):
                 if time.monotonic() > deadline:
                     raise TimeoutError
                 digest.update(chunk)
                 out.write(chunk)
+                done += len(chunk)
+                if progress is not None:
+                    progress(done, total)
         got = digest.hexdigest()
         if sha256 is not None and got != sha256.lower():
             raise FetchError(f"sha256 mismatch for {uri}: expected {sha256}, got {got}")

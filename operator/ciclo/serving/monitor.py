@@ -19,13 +19,29 @@ from typing import Any
 
 import numpy as np
 
-from ciclo.drift.profile import Profile, value_key
+from ciclo.drift.profile import CategoricalFeature, Profile, value_key
 from ciclo.drift.window import DriftWindow
-from ciclo.serving.feedback import FeedbackError, Label, PredictionStore, QualityWindow
+from ciclo.serving.estimation import EstimateCollector, Estimator
+from ciclo.serving.feedback import (
+    CLASS_LIMIT,
+    NOT_CLASSIFIER,
+    ROW_COUNT,
+    UNKNOWN_CLASS,
+    FeedbackError,
+    Label,
+    PredictionStore,
+    QualityWindow,
+)
 from ciclo.serving.metrics import RuntimeMetrics, Snapshot
+from ciclo.serving.protocol import show
 
 KNOWN_CLASSES = 10_000
 """Class keys remembered at most (a regressor mistaken for a classifier would add one a row)."""
+UNLISTED_LABELS = 100
+"""When the model's classes are unknown: distinct label values taken besides the classes it
+has predicted; a new one after that is refused, so labels never add series without bound."""
+MAX_LABEL = 128
+"""Longest label taken when the classes are unknown, in characters."""
 FOLD_ROWS = 256
 """Rows queued before an inference thread folds them: under 1% of one-row requests pay."""
 
@@ -66,7 +82,10 @@ class Monitor:
         profile: Profile | None = None,
         settings: Settings | None = None,
         fold_rows: int = FOLD_ROWS,
+        classes: Iterable[str] | None = None,
     ) -> None:
+        """`classes`: the model's class keys (value_key), when it says; with the classes of
+        the profile's prediction baseline they are the labels feedback takes."""
         settings = settings or Settings()
         self.metrics = metrics
         self.classifier = classifier
@@ -81,13 +100,34 @@ class Monitor:
         self.queue: list[_Observed] = []
         self.queued_rows = 0
         self.known_classes: dict[Any, str] = {}
+        known = set(classes or ())
+        if profile is not None and isinstance(profile.prediction, CategoricalFeature):
+            known.update(profile.prediction.categories)
+        self.classes = frozenset(known) if known else None
+        """Labels feedback takes; None: unknown, then `predicted` and `unlisted` bound them."""
+        self.predicted: set[str] = set()  # classes predicted so far
+        self.unlisted: set[str] = set()  # other labels taken, at most UNLISTED_LABELS
         metrics.watch(self.snapshot, self.fold)
+        # CBPE (docs/cbpe.md): when the profile carries the classifier's calibration
+        calibration = profile.calibration if profile is not None and classifier else None
+        self.estimator = Estimator(calibration, settings.drift_window) if calibration else None
+        if self.estimator is not None:
+            metrics.registry.register(EstimateCollector(metrics.labels, self.estimator.estimate))
 
-    def observe(self, request_id: str, matrix: np.ndarray, predictions: np.ndarray) -> None:
+    def observe(
+        self,
+        request_id: str,
+        matrix: np.ndarray,
+        predictions: np.ndarray,
+        proba: np.ndarray | None = None,
+    ) -> None:
         """One answered request, queued for fold(); an input the drift window cannot take
-        is refused here, so its own request fails rather than a later fold."""
+        is refused here, so its own request fails rather than a later fold. `proba`, the
+        class probabilities, feed CBPE's window."""
         if self.drift is not None:
             self.drift.check(matrix, predictions)
+        if self.estimator is not None and proba is not None:
+            self.estimator.add(proba)
         item = (request_id, matrix, predictions, self.store.clock())
         with self.queue_lock:
             self.queue.append(item)
@@ -119,6 +159,7 @@ class Monitor:
             self.store.put_many(zip(ids, rows, stamps, strict=True))
             for name, count in Counter(keys).items():
                 self.metrics.predictions.labels(*self.metrics.labels, name).inc(count)
+                self.predicted.add(name)
         else:
             for value in predictions.astype(np.float64).tolist():
                 self.metrics.prediction_value.observe(value)
@@ -129,18 +170,27 @@ class Monitor:
     def feedback(self, items: list[Label]) -> tuple[int, int]:
         """Match labels to stored predictions; (matched, late) label counts."""
         if not self.classifier:
-            raise FeedbackError("feedback is for classifiers: this model's predictions are values")
+            raise FeedbackError(
+                "feedback is for classifiers: this model's predictions are values", NOT_CLASSIFIER
+            )
         self.fold()  # every prediction answered so far can be matched
         late = 0
         pairs: list[tuple[str, str]] = []
         with self.lock:
-            for item in items:  # check every item before taking any, so a 400 changes nothing
+            # check every item before taking any, so a 400 changes nothing
+            live = []  # items whose prediction is kept: only their labels reach the metrics
+            for item in items:
                 entry = self.store.entries.get(item.request_id)
-                if entry is not None and len(entry[1]) != len(item.labels):
+                if entry is None:
+                    continue
+                if len(entry[1]) != len(item.labels):
                     raise FeedbackError(
                         f"feedback {item.request_id}: {len(item.labels)} labels for a request "
-                        f"of {len(entry[1])} rows"
+                        f"of {len(entry[1])} rows",
+                        ROW_COUNT,
                     )
+                live.append(item)
+            self.unlisted.update(self._admit(items, live))
             for item in items:
                 predicted = self.store.take(item.request_id)
                 if predicted is None:
@@ -161,6 +211,43 @@ class Monitor:
                 m.correct.inc()
                 m.true_positives.labels(*labels, actual).inc()
         return matched, late
+
+    def _admit(self, items: list[Label], live: list[Label]) -> set[str]:
+        """Raise FeedbackError unless every label is a class this version knows. With the
+        classes unknown, the labels of `live` items that are new, within the bound (late
+        labels add no series, so they spend none of it), for the caller to add."""
+        classes = self.classes
+        if classes is not None:
+            for item in items:
+                for label in item.labels:
+                    if label not in classes:
+                        listed = sorted(classes)
+                        more = ", ..." if len(listed) > 10 else ""
+                        raise FeedbackError(
+                            f"feedback {item.request_id}: label {show(label)} is not a class of "
+                            f"this model (one of {', '.join(listed[:10])}{more})",
+                            UNKNOWN_CLASS,
+                        )
+            return set()
+        new: set[str] = set()
+        for item in live:
+            for label in item.labels:
+                if label in self.predicted or label in self.unlisted or label in new:
+                    continue
+                if len(label) > MAX_LABEL or not label.isprintable():
+                    raise FeedbackError(
+                        f"feedback {item.request_id}: label {show(label)} is not a class: "
+                        f"at most {MAX_LABEL} printable characters",
+                        UNKNOWN_CLASS,
+                    )
+                new.add(label)
+        if len(self.unlisted) + len(new) > UNLISTED_LABELS:
+            raise FeedbackError(
+                f"feedback: this model's classes are unknown and {UNLISTED_LABELS} labels it "
+                "never predicted are counted already; no new ones are taken",
+                CLASS_LIMIT,
+            )
+        return new
 
     def snapshot(self) -> Snapshot:
         self.fold()

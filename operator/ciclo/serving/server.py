@@ -3,13 +3,16 @@
 A plain ASGI application (no framework between uvicorn and the model: the hot
 path is one regex, one orjson parse, one predict in a thread, one orjson dump).
 Every response carries an id (the caller's, or a new one) that feedback can
-quote later; every bad request is a 4xx with {"error": ...}; nothing a client
-sends stops the server. /metrics serves the runtime's Prometheus metrics.
+quote later; every bad request is a 4xx with {"error": ...}, counted as a client
+error, and checked before the model sees it or anything is stored; nothing a
+client sends stops the server. Only a fault of the server or the model is a 5xx.
+/metrics serves the runtime's Prometheus metrics.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import re
 import time
@@ -25,11 +28,17 @@ import orjson
 
 from ciclo.drift.profile import Profile
 from ciclo.serving.batching import Batcher
-from ciclo.serving.feedback import FeedbackError, parse_feedback
-from ciclo.serving.loaders import Predictor, load
+from ciclo.serving.feedback import MALFORMED, FeedbackError, parse_feedback
+from ciclo.serving.loaders import Predictor, load, model_classes
 from ciclo.serving.metrics import RuntimeMetrics
 from ciclo.serving.monitor import Monitor, Settings
-from ciclo.serving.protocol import ProtocolError, datatype_of, decode_request, encode_tensor
+from ciclo.serving.protocol import (
+    ProtocolError,
+    datatype_of,
+    decode_request,
+    encode_tensor,
+    show,
+)
 
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
@@ -41,12 +50,15 @@ METRICS_TYPE = b"text/plain; version=0.0.4; charset=utf-8"
 Prediction = tuple[np.ndarray, np.ndarray | None]
 TRIP_ROWS = 32
 """Without batching, rows of requests that go to the inference thread in one trip at most."""
+log = logging.getLogger("ciclo.serve")
 
 
 class HttpError(Exception):
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, allow: str | None = None) -> None:
         super().__init__(message)
         self.status = status
+        self.allow = allow
+        """For a 405: the methods the endpoint takes (the Allow header)."""
 
 
 @dataclass
@@ -112,30 +124,45 @@ class Runtime:
         probas = np.split(proba, cuts) if proba is not None else [None] * len(matrices)
         return list(zip(np.split(predicted, cuts), probas, strict=True))
 
+    @property
+    def n_features(self) -> int | None:
+        """Input columns: the model's, else the baseline profile's (drift needs as many)."""
+        width = self.predictor.n_features
+        if width is None and self.monitor is not None and self.monitor.drift is not None:
+            width = self.monitor.drift.n_features
+        return width
+
     async def infer(
         self, matrix: np.ndarray, request_id: str, wanted: list[str] | None
     ) -> list[dict[str, Any]]:
         names = wanted or self.outputs
         unknown = [n for n in names if n not in self.outputs]
         if unknown:
-            raise ProtocolError(f"unknown output {unknown[0]!r}: one of {', '.join(self.outputs)}")
+            raise ProtocolError(
+                f"unknown output {show(unknown[0])}: one of {', '.join(self.outputs)}"
+            )
         predicted, proba = await self.batcher.submit(matrix)
-        if self.monitor is not None:  # only a queue append: a later trip folds it
-            self.monitor.observe(request_id, matrix, predicted)
         out = []
         for name in names:
             value = predicted if name == "predict" else proba
             if value is None:
-                if wanted:
+                if wanted:  # refused before anything is stored
                     raise ProtocolError(f"model {self.name} has no {name}")
                 continue
             out.append(encode_tensor(name, value))
+        if self.monitor is not None:  # only a queue append: a later trip folds it
+            self.monitor.observe(request_id, matrix, predicted, proba)
         return out
 
 
-async def _body(receive: Receive, limit: int, declared: int | None) -> bytes:
-    if declared is not None and declared > limit:
-        raise HttpError(413, f"request body of {declared} bytes exceeds the limit of {limit}")
+async def _body(receive: Receive, limit: int, declared: bytes | None) -> bytes:
+    if declared is not None:
+        try:
+            size = int(declared)
+        except ValueError:
+            raise HttpError(400, "Content-Length is not a number") from None
+        if size > limit:
+            raise HttpError(413, f"request body of {size} bytes exceeds the limit of {limit}")
     chunks, size = [], 0
     while True:
         message = await receive()
@@ -148,17 +175,33 @@ async def _body(receive: Receive, limit: int, declared: int | None) -> bytes:
             return b"".join(chunks)
 
 
+async def _json(receive: Receive, scope: Scope, limit: int) -> Any:
+    declared = None
+    for key, value in scope.get("headers", ()):
+        if key == b"content-length":
+            declared = value
+            break
+    raw = await _body(receive, limit, declared)
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as e:
+        raise ProtocolError(f"malformed JSON: {e}") from None
+
+
 async def _respond(
     send: Send,
     status: int,
     payload: Any,
     request_id: str | None = None,
     content_type: bytes = b"application/json",
+    allow: str | None = None,
 ) -> None:
     body = payload if isinstance(payload, bytes) else orjson.dumps(payload)
     headers = [(b"content-type", content_type), (b"content-length", str(len(body)).encode())]
-    if request_id:
+    if request_id:  # checked: printable ASCII (protocol.request_id_of)
         headers.append((b"x-request-id", request_id.encode()))
+    if allow:
+        headers.append((b"allow", allow.encode()))
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
@@ -175,23 +218,26 @@ def create_app(runtime: Runtime) -> Callable[[Scope, Receive, Send], Awaitable[N
             return
         if scope["type"] != "http":
             return
-        if scope["path"] == "/metrics":
+        if scope["path"] == "/metrics" and scope["method"] == "GET":
             exposition = await asyncio.get_running_loop().run_in_executor(None, metrics.exposition)
             await _respond(send, 200, exposition, content_type=METRICS_TYPE)
             return
         start = time.perf_counter()
         request_id: str | None = None
+        allow: str | None = None
         try:
             status, payload, request_id = await _route(runtime, scope, receive)
         except HttpError as e:
-            status, payload = e.status, {"error": str(e)}
+            status, payload, allow = e.status, {"error": str(e)}, e.allow
         except (ProtocolError, FeedbackError) as e:
             status, payload = 400, {"error": str(e)}
-        except Exception as e:  # the model failed on this input: the server goes on
-            status, payload = 500, {"error": f"inference failed: {type(e).__name__}: {e}"}
+        except Exception as e:  # the model (or the server) failed: a server error, logged
+            log.exception("%s %s failed", scope["method"], scope["path"])
+            first = str(e).splitlines()[0] if str(e) else ""
+            status, payload = 500, {"error": f"inference failed: {type(e).__name__}: {first}"}
         if request_id and isinstance(payload, dict):
             payload.setdefault("id", request_id)
-        await _respond(send, status, payload, request_id)
+        await _respond(send, status, payload, request_id, allow=allow)
         if scope["path"].endswith("/infer"):
             metrics.duration.observe(time.perf_counter() - start)
             outcome = (
@@ -202,43 +248,51 @@ def create_app(runtime: Runtime) -> Callable[[Scope, Receive, Send], Awaitable[N
     return app
 
 
+def _takes(method: str, allowed: str, path: str) -> None:
+    if method != allowed:
+        raise HttpError(405, f"{show(path)} takes {allowed}, not {show(method)}", allowed)
+
+
 async def _route(runtime: Runtime, scope: Scope, receive: Receive) -> tuple[int, Any, str | None]:
     method, path = scope["method"], scope["path"].rstrip("/") or "/"
-    if path in ("/v2/health/live", "/v2/health/ready"):
+    if path == "/metrics":  # a GET of /metrics itself is answered before it gets here
+        _takes(method, "GET", path)
+        raise HttpError(404, f"no such endpoint: {show(method)} {show(scope['path'])}")
+    if path in ("/v2/health/live", "/v2/health/ready", "/v2"):
+        _takes(method, "GET", path)
+        if path == "/v2":
+            return 200, {"name": "ciclo", "version": SERVER_VERSION, "extensions": []}, None
         return 200, {"live" if path.endswith("live") else "ready": True}, None
-    if path == "/v2":
-        return 200, {"name": "ciclo", "version": SERVER_VERSION, "extensions": []}, None
     match = MODEL_PATH.match(path)
     if not match:
-        raise HttpError(404, f"no such endpoint: {method} {path}")
+        raise HttpError(404, f"no such endpoint: {show(method)} {show(path)}")
     name, version, action = match.groups()
     if name != runtime.name:
-        raise HttpError(404, f"unknown model {name!r}: this server serves {runtime.name!r}")
+        raise HttpError(404, f"unknown model {show(name)}: this server serves {runtime.name!r}")
     if version is not None and version != runtime.version:
         raise HttpError(
-            404, f"unknown version {version!r} of {name}: this server serves {runtime.version!r}"
+            404,
+            f"unknown version {show(version)} of {name}: this server serves {runtime.version!r}",
         )
     if action in (None, "/ready"):
-        if method != "GET":
-            raise HttpError(405, f"{path} takes GET")
+        _takes(method, "GET", path)
         if action == "/ready":
             return 200, {"name": name, "ready": True}, None
         return 200, runtime.metadata(), None
-    if method != "POST":
-        raise HttpError(405, f"{path} takes POST")
-    headers = dict(scope.get("headers", []))
-    declared = headers.get(b"content-length")
-    raw = await _body(receive, runtime.max_body, int(declared) if declared else None)
-    try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError as e:
-        raise ProtocolError(f"malformed JSON: {e}") from None
+    _takes(method, "POST", path)
     if action == "/feedback":
         if runtime.monitor is None:
             raise HttpError(404, "feedback is off: this server runs with --no-monitoring")
-        matched, late = runtime.monitor.feedback(parse_feedback(body))
+        try:
+            body = await _json(receive, scope, runtime.max_body)
+            matched, late = runtime.monitor.feedback(parse_feedback(body))
+        except (HttpError, ProtocolError, FeedbackError) as e:
+            assert runtime.metrics is not None
+            runtime.metrics.feedback_rejected[getattr(e, "reason", MALFORMED)].inc()
+            raise
         return 200, {"matched": matched, "late": late}, None
-    matrix, request_id, wanted = decode_request(body, runtime.predictor.n_features)
+    body = await _json(receive, scope, runtime.max_body)
+    matrix, request_id, wanted = decode_request(body, runtime.n_features)
     request_id = request_id or uuid.uuid4().hex
     outputs = await runtime.infer(matrix, request_id, wanted)
     return (
@@ -278,8 +332,13 @@ def build_runtime(model: Path, fmt: str, name: str, version: str, options: Serve
     if options.monitoring:
         assert runtime.metrics is not None
         profile = Profile.load(options.baseline) if options.baseline else None
+        classifier = is_classifier(predictor)
         runtime.monitor = Monitor(
-            runtime.metrics, is_classifier(predictor), profile, options.settings
+            runtime.metrics,
+            classifier,
+            profile,
+            options.settings,
+            classes=model_classes(predictor) if classifier else None,
         )
     return runtime
 
