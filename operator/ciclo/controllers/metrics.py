@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import socketserver
 import threading
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, make_wsgi_app
 
 from ciclo.api.monitorpolicy import Rule
 from ciclo.kube import client
@@ -80,3 +82,29 @@ def rule_thresholds(
                 RULE_THRESHOLD.remove(*labels)
         else:
             RULE_THRESHOLD.labels(*labels).set(limit)
+
+
+class _Server(socketserver.ThreadingMixIn, WSGIServer):
+    daemon_threads = True
+
+    def server_bind(self) -> None:
+        # HTTPServer.server_bind looks its own name up (socket.getfqdn): a reverse DNS
+        # lookup that, where the resolver does not answer, held the operator's start for
+        # 10 s. The name is never used; the address will do.
+        socketserver.TCPServer.server_bind(self)
+        host, port = self.server_address[:2]
+        self.server_name, self.server_port = str(host), int(port)
+        self.setup_environ()
+
+
+class _Quiet(WSGIRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:
+        pass  # a scrape every few seconds is not worth a log line
+
+
+def serve(port: int, addr: str = "0.0.0.0") -> None:
+    """The operator's /metrics on a daemon thread (prometheus_client's start_http_server,
+    without its DNS lookup)."""
+    server = _Server((addr, port), _Quiet)
+    server.set_app(make_wsgi_app(REGISTRY))
+    threading.Thread(target=server.serve_forever, name="metrics", daemon=True).start()

@@ -9,7 +9,6 @@ import random
 from typing import Any
 
 import kopf
-from prometheus_client import start_http_server
 
 from ciclo.controllers import metrics, model, modelversion, monitorpolicy
 from ciclo.controllers.config import Config
@@ -54,7 +53,7 @@ def setup(config: Config, kubeconfig: str | None = None) -> Kube:
     @kopf.on.startup()
     async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
         configure(settings, config)
-        start_http_server(config.metrics_port, registry=metrics.REGISTRY)
+        metrics.serve(config.metrics_port)
         asyncio.get_running_loop().create_task(resync(kube, config, queue))
 
     return kube
