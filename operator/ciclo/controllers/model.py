@@ -21,7 +21,7 @@ from typing import Any
 import kopf
 
 from ciclo.api.meta import Condition
-from ciclo.api.model import Model
+from ciclo.api.model import Model, ModelStatus
 from ciclo.api.modelversion import ModelVersion
 from ciclo.controllers import metrics, prometheus_operator, retirement, rollback
 from ciclo.controllers.config import Config
@@ -115,19 +115,7 @@ def _report_failure(kube: Kube, namespace: str, name: str, message: str) -> None
             observed_generation=model.metadata.generation,
         )
         merged = conditions.merge(model.status.conditions, [failure], _now())
-        body = _dump(model.status.model_copy(update={"conditions": merged}))
-        body.pop("retirement", None)
-        body["conditions"] = [c for c in body["conditions"] if c["type"] in MODEL_CONDITIONS]
-        kube.apply(
-            MODELS,
-            {
-                "apiVersion": model.api_version,
-                "kind": "Model",
-                "metadata": {"name": name, "namespace": namespace},
-                "status": body,
-            },
-            status=True,
-        )
+        _write_status(kube, model, model.status.model_copy(update={"conditions": merged}))
     except Exception:
         log.exception("model %s/%s: could not report the failed reconcile", namespace, name)
 
@@ -241,21 +229,26 @@ def _reconcile(kube: Kube, config: Config, namespace: str, name: str) -> float |
             status=True,
         )
     if _dump(model_status) != _dump(model.status):
-        body = _dump(model_status)
-        # Only what this manager owns: the retirement record and Alerting have theirs.
-        body.pop("retirement", None)
-        body["conditions"] = [c for c in body["conditions"] if c["type"] in MODEL_CONDITIONS]
-        kube.apply(
-            MODELS,
-            {
-                "apiVersion": model.api_version,
-                "kind": "Model",
-                "metadata": {"name": name, "namespace": namespace},
-                "status": body,
-            },
-            status=True,
-        )
+        _write_status(kube, model, model_status)
     return result.requeue_after
+
+
+def _write_status(kube: Kube, model: Model, status: ModelStatus) -> None:
+    """The Model's status, as far as this manager owns it: the retirement record and
+    Alerting have managers of their own."""
+    body = _dump(status)
+    body.pop("retirement", None)
+    body["conditions"] = [c for c in body["conditions"] if c["type"] in MODEL_CONDITIONS]
+    kube.apply(
+        MODELS,
+        {
+            "apiVersion": model.api_version,
+            "kind": "Model",
+            "metadata": {"name": model.metadata.name, "namespace": model.metadata.namespace},
+            "status": body,
+        },
+        status=True,
+    )
 
 
 def _clear(kube: Kube, ref: Ref, kind: str, namespace: str, name: str, manager: str) -> None:
