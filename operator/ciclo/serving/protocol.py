@@ -39,6 +39,7 @@ DTYPES: dict[str, Any] = {
 FP32_MAX = float(np.finfo(np.float32).max)
 FLOAT_MAX = {"FP16": float(np.finfo(np.float16).max), "FP32": FP32_MAX, "FP64": FP32_MAX}
 """The largest magnitude taken per float datatype: FP64 too is held to FP32's range."""
+_SQUARED_MAX = {name: top * top for name, top in FLOAT_MAX.items()}
 INT_RANGE = {
     name: (int(np.iinfo(DTYPES[name]).min), int(np.iinfo(DTYPES[name]).max))
     for name in ("INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16", "UINT32", "UINT64")
@@ -150,7 +151,9 @@ def _numbers(flat: list[Any], name: str, datatype: str) -> np.ndarray:
             return _exact(flat, name, datatype, -top, top)
         # the sum of squares bounds every value, in one cheap pass; only when it does not
         # fit (or is NaN) are the extremes looked at. Integers: their square could wrap.
-        if (kind == "f" and not raw.dot(raw) <= top * top) or (kind in "iu" and datatype == "FP16"):
+        if (kind == "f" and not raw.dot(raw) <= _SQUARED_MAX[datatype]) or (
+            kind in "iu" and datatype == "FP16"
+        ):
             low, high = _lowest(raw), _highest(raw)
             if not (-top <= low and high <= top):  # NaN fails both
                 raise ProtocolError(_out_of_range(name, datatype, low if not -top <= low else high))
@@ -224,7 +227,9 @@ def decode_request(
     """The feature matrix, the caller's request id if any, and the outputs asked for."""
     if not isinstance(body, dict):
         raise ProtocolError("the request body must be a JSON object")
-    request_id = request_id_of(body.get("id"))
+    request_id = body.get("id")
+    if request_id is not None:
+        request_id = request_id_of(request_id)
     inputs = body.get("inputs")
     if not isinstance(inputs, list) or not inputs:
         raise ProtocolError("'inputs' must be a non-empty list of tensors")
@@ -244,7 +249,8 @@ def decode_request(
         raise ProtocolError(
             f"the model takes {n_features} features, the request has {matrix.shape[1]}"
         )
-    return matrix, request_id, _outputs(body.get("outputs"))
+    outputs = body.get("outputs")
+    return matrix, request_id, None if outputs is None else _outputs(outputs)
 
 
 def _outputs(outputs: Any) -> list[str] | None:

@@ -21,7 +21,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 import orjson
@@ -175,13 +175,15 @@ async def _body(receive: Receive, limit: int, declared: bytes | None) -> bytes:
             return b"".join(chunks)
 
 
-async def _json(receive: Receive, scope: Scope, limit: int) -> Any:
-    declared = None
+def _content_length(scope: Scope) -> bytes | None:
     for key, value in scope.get("headers", ()):
         if key == b"content-length":
-            declared = value
-            break
-    raw = await _body(receive, limit, declared)
+            declared: bytes = value
+            return declared
+    return None
+
+
+def _parse(raw: bytes) -> Any:
     try:
         return orjson.loads(raw)
     except orjson.JSONDecodeError as e:
@@ -250,7 +252,11 @@ def create_app(runtime: Runtime) -> Callable[[Scope, Receive, Send], Awaitable[N
 
 def _takes(method: str, allowed: str, path: str) -> None:
     if method != allowed:
-        raise HttpError(405, f"{show(path)} takes {allowed}, not {show(method)}", allowed)
+        _wrong_method(method, allowed, path)
+
+
+def _wrong_method(method: str, allowed: str, path: str) -> NoReturn:
+    raise HttpError(405, f"{show(path)} takes {allowed}, not {show(method)}", allowed)
 
 
 async def _route(runtime: Runtime, scope: Scope, receive: Receive) -> tuple[int, Any, str | None]:
@@ -279,19 +285,20 @@ async def _route(runtime: Runtime, scope: Scope, receive: Receive) -> tuple[int,
         if action == "/ready":
             return 200, {"name": name, "ready": True}, None
         return 200, runtime.metadata(), None
-    _takes(method, "POST", path)
+    if method != "POST":
+        _wrong_method(method, "POST", path)
     if action == "/feedback":
         if runtime.monitor is None:
             raise HttpError(404, "feedback is off: this server runs with --no-monitoring")
         try:
-            body = await _json(receive, scope, runtime.max_body)
+            body = _parse(await _body(receive, runtime.max_body, _content_length(scope)))
             matched, late = runtime.monitor.feedback(parse_feedback(body))
         except (HttpError, ProtocolError, FeedbackError) as e:
             assert runtime.metrics is not None
             runtime.metrics.feedback_rejected[getattr(e, "reason", MALFORMED)].inc()
             raise
         return 200, {"matched": matched, "late": late}, None
-    body = await _json(receive, scope, runtime.max_body)
+    body = _parse(await _body(receive, runtime.max_body, _content_length(scope)))
     matrix, request_id, wanted = decode_request(body, runtime.n_features)
     request_id = request_id or uuid.uuid4().hex
     outputs = await runtime.infer(matrix, request_id, wanted)
