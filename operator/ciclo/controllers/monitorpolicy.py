@@ -285,21 +285,26 @@ def _report_failure(kube: Kube, namespace: str, name: str, message: str) -> None
             *(c for c in status.get("conditions", []) if c.get("type") != "Healthy"),
             condition,
         ]
-        kube.apply(
-            MONITOR_POLICIES,
-            {
-                "apiVersion": policy.api_version,
-                "kind": "MonitorPolicy",
-                "metadata": {"name": name, "namespace": namespace},
-                "status": status,
-            },
-            manager=MANAGER,
-            status=True,
-        )
+        _write_status(kube, policy, status)
     except Exception:
         log.exception(
             "monitorpolicy %s/%s: could not report the failed evaluation", namespace, name
         )
+
+
+def _write_status(kube: Kube, policy: MonitorPolicy, status: Json) -> None:
+    """The policy's whole status, under the monitoring loop's field manager."""
+    kube.apply(
+        MONITOR_POLICIES,
+        {
+            "apiVersion": policy.api_version,
+            "kind": "MonitorPolicy",
+            "metadata": {"name": policy.metadata.name, "namespace": policy.metadata.namespace},
+            "status": status,
+        },
+        manager=MANAGER,
+        status=True,
+    )
 
 
 def _evaluate_policy(
@@ -482,17 +487,7 @@ def _evaluate_policy(
     )
     body = _dump(new)
     body["conditions"] = conditions
-    kube.apply(
-        MONITOR_POLICIES,
-        {
-            "apiVersion": policy.api_version,
-            "kind": "MonitorPolicy",
-            "metadata": {"name": name, "namespace": namespace},
-            "status": body,
-        },
-        manager=MANAGER,
-        status=True,
-    )
+    _write_status(kube, policy, body)
     if model is not None:
         _mirror_alert(kube, model, name, alerting, now)
     prometheus_operator.sync_prometheus_rule(kube, config, raw, policy, model, versions)
