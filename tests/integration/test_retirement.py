@@ -9,9 +9,10 @@ import pytest
 from test_operator import World, model_manifest, version_manifest
 from waiting import wait_for
 
-from ciclo.controllers import retirement
+from ciclo.api.model import Model
 from ciclo.kube.client import MODELS, Kube
 from ciclo.kube.events import CONTROLLER
+from ciclo.records import retirement
 
 pytestmark = pytest.mark.integration
 
@@ -30,11 +31,12 @@ def test_a_policy_retirement_survives_100_gitops_applies_and_ends_with_a_new_ver
     world.create(model_manifest("v1"))
     wait_for("v1 Ready", lambda: world.condition("Ready").get("status") == "True", timeout=60)
 
-    # What a MonitorPolicy's retire action does (controllers/monitorpolicy.py `act`).
+    # What a MonitorPolicy's retire action does (controllers/policy_actions.py `act`).
     now = dt.datetime.now(dt.UTC).replace(microsecond=0)
-    raw = world.model()
-    assert retirement.request(kube, raw, "MonitorPolicy iris", "traffic 0 < 0.1", "t/v1/x", now)
-    assert not retirement.request(kube, world.model(), "MonitorPolicy iris", "again", "t/v1/y", now)
+    model = Model.model_validate(world.model())
+    assert retirement.request(kube, model, "MonitorPolicy iris", "traffic 0 < 0.1", "t/v1/x", now)
+    again = Model.model_validate(world.model())
+    assert not retirement.request(kube, again, "MonitorPolicy iris", "again", "t/v1/y", now)
     wait_for("no Service", lambda: world.selector_version() is None)
     wait_for("Ready=False Retired", lambda: world.condition("Ready").get("reason") == "Retired")
     wait_for("v1 at zero", lambda: world.deployments() == {"iris-v1": 0})

@@ -18,7 +18,7 @@ from waiting import wait_for
 
 from ciclo.api.model import Model
 from ciclo.api.monitorpolicy import MonitorPolicy
-from ciclo.controllers.config import Config
+from ciclo.config import Config
 from ciclo.controllers.prometheus_operator import sync_pod_monitor, sync_prometheus_rule
 from ciclo.kube.client import Json, Kube
 from conftest import Operator

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
-from ciclo.controllers.config import DEFAULT_IMAGE, labels_from_json
+from ciclo.config import DEFAULT_IMAGE, labels_from_json
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "ciclo"

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
+from ciclo.config import Config
 from ciclo.controllers import model as model_controller
 from ciclo.controllers import monitorpolicy
-from ciclo.controllers.config import Config
 from ciclo.kube.client import MODELS, MONITOR_POLICIES, Json, Ref
 
 

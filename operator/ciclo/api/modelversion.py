@@ -95,6 +95,8 @@ class RollbackRecord(Schema):
     """The rule, its value and threshold, or the person's reason."""
     at: dt.datetime
     """When it was rolled back."""
+    action: str | None = Field(default=None, max_length=512)
+    """The MonitorPolicy action that asked for it (rule/version/episode), if one did."""
 
 
 class ModelVersionStatus(Schema):

@@ -8,7 +8,6 @@ import dataclasses
 import hashlib
 import json
 import os
-import socket
 import sys
 from pathlib import Path
 from typing import Any
@@ -18,8 +17,7 @@ import yaml
 from ciclo import __version__
 from ciclo.api.meta import API_VERSION
 from ciclo.api.modelversion import ModelVersionSpec
-from ciclo.controllers import rollback
-from ciclo.controllers.config import Config
+from ciclo.config import Config
 from ciclo.kube.client import (
     MODEL_VERSIONS,
     MODELS,
@@ -29,6 +27,7 @@ from ciclo.kube.client import (
     load_client,
 )
 from ciclo.planning.manifests import dns_label
+from ciclo.records import rollback
 
 
 def _kube(args: argparse.Namespace) -> Kube:
@@ -36,27 +35,14 @@ def _kube(args: argparse.Namespace) -> Kube:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    import kopf
-
-    from ciclo.controllers import logs
-    from ciclo.controllers.operator import setup
+    from ciclo.controllers import operator  # kopf and the controllers only when running
 
     config = dataclasses.replace(Config.from_env(), namespaces=tuple(args.namespace or ()))
     if args.image:
         config = dataclasses.replace(config, image=args.image)
     if args.prometheus_url:
         config = dataclasses.replace(config, prometheus_url=args.prometheus_url)
-    setup(config, args.kubeconfig)
-    logs.configure(args.log_format, verbose=args.verbose)
-    # kopf's peering identity, named here (kopf reads POD_ID), so that kopf need not look
-    # its host up in DNS: a reverse lookup that, where the resolver does not answer, held a
-    # restarted operator back for 10 s before it handled anything.
-    os.environ.setdefault("POD_ID", f"{socket.gethostname()}/{os.getpid()}")
-    kopf.run(
-        clusterwide=not args.namespace,
-        namespaces=args.namespace or (),
-        liveness_endpoint=f"http://0.0.0.0:{args.health_port}/healthz",
-    )
+    operator.run(config, args.kubeconfig, args.log_format, args.verbose, args.health_port)
     return 0
 
 
@@ -219,7 +205,7 @@ def cmd_rollback(args: argparse.Namespace) -> int:
     try:
         done = rollback.request(
             _kube(args),
-            Config.from_env(),
+            Config.from_env().image,
             args.namespace,
             args.model,
             "ManualRollback",

@@ -23,8 +23,8 @@ import kopf
 from ciclo.api.meta import Condition
 from ciclo.api.model import Model, ModelStatus
 from ciclo.api.modelversion import ModelVersion
-from ciclo.controllers import metrics, prometheus_operator, retirement, rollback
-from ciclo.controllers.config import Config
+from ciclo.config import Config
+from ciclo.controllers import metrics, prometheus_operator
 from ciclo.controllers.workqueue import Relevance, WorkQueue
 from ciclo.kube import events
 from ciclo.kube.client import (
@@ -48,6 +48,7 @@ from ciclo.planning.model import (
     plan,
     with_failure,
 )
+from ciclo.records import retirement, rollback
 
 log = logging.getLogger(__name__)
 

@@ -23,7 +23,7 @@ from ciclo.controllers import metrics
 from ciclo.controllers.model import Queue
 from ciclo.controllers.workqueue import Relevance
 from ciclo.kube.client import MODEL_VERSIONS, MODELS, Json, Kube
-from ciclo.planning import manifests
+from ciclo.planning import conditions, manifests
 
 log = logging.getLogger(__name__)
 
@@ -74,47 +74,36 @@ def reconcile(kube: Kube, body: Json) -> str | None:
         log.info("modelversion %s/%s released for deletion", namespace, name)
         return model_name if model is not None else None
 
-    found = Condition(
-        type="ModelFound",
-        status="True" if model else "False",
-        reason="Found" if model else "ModelNotFound",
-        message=f"model {model_name}" + ("" if model else " does not exist in this namespace"),
-        observed_generation=meta.get("generation", 0),
+    generation = meta.get("generation", 0)
+    previous = [Condition.model_validate(c) for c in body.get("status", {}).get("conditions", [])]
+    found = conditions.condition(
+        "ModelFound",
+        model is not None,
+        "Found" if model else "ModelNotFound",
+        f"model {model_name}" + ("" if model else " does not exist in this namespace"),
+        generation,
+        previous,
+        now,
     )
     wanted = [found]
     if blocker:
-        wanted.append(
-            Condition(
-                type="DeletionBlocked",
-                status="True",
-                reason="InUse",
-                message=f"{blocker}; change the Model first",
-                observed_generation=meta.get("generation", 0),
-            )
+        why = f"{blocker}; change the Model first"
+        blocked = conditions.condition(
+            "DeletionBlocked", True, "InUse", why, generation, previous, now
         )
-    existing = {c["type"]: c for c in body.get("status", {}).get("conditions", [])}
-    conditions = []
-    for c in wanted:
-        before = existing.get(c.type)
-        same = before and before["status"] == c.status
-        stamp = (
-            before["lastTransitionTime"]
-            if same and before
-            else now.isoformat().replace("+00:00", "Z")
-        )
-        conditions.append(
-            {
-                **c.model_dump(by_alias=True, mode="json", exclude_none=True),
-                "lastTransitionTime": stamp,
-            }
-        )
-    status: Json = {"observedGeneration": meta.get("generation", 0), "conditions": conditions}
+        wanted.append(blocked)
+    existing = {c.type: c for c in previous}
+    stale_conditions = any(not conditions.unchanged(existing.get(c.type), c) for c in wanted)
+    status: Json = {
+        "observedGeneration": generation,
+        "conditions": [conditions.dump(c) for c in wanted],
+    }
     if model is None:
         status["phase"] = "Registered"  # the Model controller owns phase once the Model exists
     current = body.get("status", {})
     stale = (
         current.get("observedGeneration") != status["observedGeneration"]
-        or any(existing.get(c["type"]) != c for c in conditions)
+        or stale_conditions
         or (not blocker and "DeletionBlocked" in existing)
         or ("phase" in status and current.get("phase") != status["phase"])
     )

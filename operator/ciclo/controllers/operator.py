@@ -6,12 +6,13 @@ import asyncio
 import logging
 import os
 import random
+import socket
 from typing import Any
 
 import kopf
 
-from ciclo.controllers import metrics, model, modelversion, monitorpolicy
-from ciclo.controllers.config import Config
+from ciclo.config import Config
+from ciclo.controllers import logs, metrics, model, modelversion, monitorpolicy
 from ciclo.kube.client import Kube, load_client
 
 log = logging.getLogger(__name__)
@@ -42,6 +43,27 @@ def configure(settings: kopf.OperatorSettings, config: Config) -> None:
         settings.peering.priority = random.randint(1, 2**31 - 1)
     else:
         settings.peering.standalone = True
+
+
+def run(
+    config: Config,
+    kubeconfig: str | None,
+    log_format: logs.LogFormat,
+    verbose: bool,
+    health_port: int,
+) -> None:
+    """`ciclo run`: the operator in this process until it is stopped."""
+    setup(config, kubeconfig)
+    logs.configure(log_format, verbose=verbose)
+    # kopf's peering identity, named here (kopf reads POD_ID), so that kopf need not look
+    # its host up in DNS: a reverse lookup that, where the resolver does not answer, held a
+    # restarted operator back for 10 s before it handled anything.
+    os.environ.setdefault("POD_ID", f"{socket.gethostname()}/{os.getpid()}")
+    kopf.run(
+        clusterwide=not config.namespaces,
+        namespaces=config.namespaces,
+        liveness_endpoint=f"http://0.0.0.0:{health_port}/healthz",
+    )
 
 
 def setup(config: Config, kubeconfig: str | None = None) -> Kube:

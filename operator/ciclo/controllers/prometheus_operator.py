@@ -17,10 +17,11 @@ import hashlib
 import json
 import logging
 
+from ciclo.api.meta import Condition
 from ciclo.api.model import Model
 from ciclo.api.modelversion import ModelVersion
 from ciclo.api.monitorpolicy import MonitorPolicy
-from ciclo.controllers.config import Config
+from ciclo.config import Config
 from ciclo.kube import events
 from ciclo.kube.client import (
     MONITOR_POLICIES,
@@ -33,8 +34,7 @@ from ciclo.kube.client import (
     NotFound,
     Ref,
 )
-from ciclo.planning import manifests
-from ciclo.planning.conditions import find, status_of
+from ciclo.planning import conditions, manifests
 from ciclo.planning.podmonitor import pod_monitor
 from ciclo.planning.prometheusrule import prometheus_rule
 
@@ -123,7 +123,7 @@ def sync_prometheus_rule(
     version the Model serves; removed (with its condition) when that turns false."""
     ns, name = policy.metadata.namespace, policy.metadata.name
     if not policy.spec.alerting.prometheus_rule:
-        if find(policy.status.conditions, CONDITION) is not None:
+        if conditions.find(policy.status.conditions, CONDITION) is not None:
             # It was asked for before: remove what that made.
             if _serves(kube, config, PROMETHEUS_RULES):
                 kube.delete(PROMETHEUS_RULES, ns, name)
@@ -169,40 +169,27 @@ def sync_prometheus_rule(
         )
 
 
-def _condition(policy: MonitorPolicy, ok: bool, reason: str, message: str) -> Json:
-    return {
-        "type": CONDITION,
-        "status": status_of(ok),
-        "reason": reason,
-        "message": message[:4000],
-        "observedGeneration": policy.metadata.generation,
-    }
+def _condition(policy: MonitorPolicy, ok: bool, reason: str, message: str) -> Condition:
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    generation = policy.metadata.generation
+    return conditions.condition(
+        CONDITION, ok, reason, message, generation, policy.status.conditions, now
+    )
 
 
-def _status(kube: Kube, policy: MonitorPolicy, condition: Json | None) -> None:
+def _status(kube: Kube, policy: MonitorPolicy, condition: Condition | None) -> None:
     """Write the condition under this module's manager, only when it changed; None removes it
     (an apply that leaves out what the manager owned)."""
-    old = find(policy.status.conditions, CONDITION)
+    old = conditions.find(policy.status.conditions, CONDITION)
     if condition is None and old is None:
         return
-    if condition is not None and old is not None:
-        same = {
-            "type": old.type,
-            "status": old.status,
-            "reason": old.reason,
-            "message": old.message,
-            "observedGeneration": old.observed_generation,
-        }
-        if same == condition:
-            return
+    if condition is not None and conditions.unchanged(old, condition):
+        return
     body: Json = {
         "apiVersion": policy.api_version,
         "kind": "MonitorPolicy",
         "metadata": {"name": policy.metadata.name, "namespace": policy.metadata.namespace},
     }
     if condition is not None:
-        since = old.last_transition_time if old and old.status == condition["status"] else None
-        stamp = since or dt.datetime.now(dt.UTC).replace(microsecond=0)
-        condition["lastTransitionTime"] = stamp.isoformat().replace("+00:00", "Z")
-        body["status"] = {"conditions": [condition]}
+        body["status"] = {"conditions": [conditions.dump(condition)]}
     kube.apply(MONITOR_POLICIES, body, manager=MANAGER, status=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 from ciclo.api.meta import Condition, ConditionStatus
 
@@ -12,6 +13,43 @@ MESSAGE_LIMIT = 1024
 
 def status_of(ok: bool | None) -> ConditionStatus:
     return "Unknown" if ok is None else ("True" if ok else "False")
+
+
+def condition(
+    kind: str,
+    ok: bool | None,
+    reason: str,
+    message: str,
+    generation: int,
+    previous: list[Condition],
+    now: dt.datetime,
+) -> Condition:
+    """One condition, its message cut to the limit, lastTransitionTime kept from `previous`
+    while the status stays the same. Every writer builds its conditions here."""
+    status = status_of(ok)
+    before = find(previous, kind)
+    since = before.last_transition_time if before and before.status == status else None
+    return Condition(
+        type=kind,
+        status=status,
+        reason=reason,
+        message=message[:MESSAGE_LIMIT],
+        observed_generation=generation,
+        last_transition_time=since or now,
+    )
+
+
+def unchanged(before: Condition | None, after: Condition) -> bool:
+    """Whether writing `after` would change nothing but its timestamp."""
+    return before is not None and before.model_dump(
+        exclude={"last_transition_time"}
+    ) == after.model_dump(exclude={"last_transition_time"})
+
+
+def dump(c: Condition) -> dict[str, Any]:
+    """The condition as the API server stores it."""
+    out: dict[str, Any] = c.model_dump(by_alias=True, mode="json", exclude_none=True)
+    return out
 
 
 def merge(previous: list[Condition], current: list[Condition], now: dt.datetime) -> list[Condition]:

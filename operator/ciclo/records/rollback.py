@@ -12,7 +12,6 @@ from dataclasses import dataclass
 
 from ciclo.api.model import Model
 from ciclo.api.modelversion import ModelVersion, RollbackRecord
-from ciclo.controllers.config import Config
 from ciclo.kube.client import MODEL_VERSIONS, MODELS, Kube
 from ciclo.planning.model import plan
 
@@ -31,29 +30,35 @@ class Rollback:
 
 
 def request(
-    kube: Kube,
-    config: Config,
-    namespace: str,
-    name: str,
-    reason: str,
-    message: str,
-    version: str | None = None,
+    kube: Kube, image: str, namespace: str, name: str, reason: str, message: str
 ) -> Rollback:
-    """Mark the serving version bad; with `version`, only if that version still serves
-    (a MonitorPolicy judged that one, not whatever serves by the time it acts)."""
+    """Roll back what the Model serves now (`ciclo rollback`): read it, then mark it."""
     raw = kube.get(MODELS, namespace, name)
     if raw is None:
         raise RollbackRefused(f"model {namespace}/{name} not found")
-    model = Model.model_validate(raw)
-    bad = model.status.serving_version
-    if bad is None:
-        raise RollbackRefused(f"model {name} serves nothing, so there is nothing to roll back")
-    if version is not None and bad != version:
-        raise RollbackRefused(f"model {name} serves {bad} now, not {version}")
     raws = kube.list(MODEL_VERSIONS, namespace, fields=f"spec.model={name}")
     versions = [ModelVersion.model_validate(v) for v in raws]
     now = dt.datetime.now(dt.UTC).replace(microsecond=0)
     record = RollbackRecord(reason=reason, message=message, at=now)
+    return mark(kube, image, Model.model_validate(raw), versions, record)
+
+
+def mark(
+    kube: Kube,
+    image: str,
+    model: Model,
+    versions: list[ModelVersion],
+    record: RollbackRecord,
+    only: str | None = None,
+) -> Rollback:
+    """Mark the version `model` serves with `record`; with `only`, just if that version still
+    serves (a MonitorPolicy judged that one, not whatever serves by the time it acts)."""
+    name = model.metadata.name
+    bad = model.status.serving_version
+    if bad is None:
+        raise RollbackRefused(f"model {name} serves nothing, so there is nothing to roll back")
+    if only is not None and bad != only:
+        raise RollbackRefused(f"model {name} serves {bad} now, not {only}")
     marked = [
         v.model_copy(update={"status": v.status.model_copy(update={"rolled_back": record})})
         if v.spec.version == bad
@@ -61,7 +66,7 @@ def request(
         for v in versions
     ]
     # What the Model controller would do with the mark: if it keeps serving `bad`, refuse.
-    outcome = plan(model, marked, [], config.image, now).target
+    outcome = plan(model, marked, [], image, record.at).target
     if outcome in (None, bad):
         raise RollbackRefused(f"model {name}: no good version to roll back to from {bad}")
     target = next(v for v in versions if v.spec.version == bad)
@@ -70,7 +75,7 @@ def request(
         {
             "apiVersion": target.api_version,
             "kind": "ModelVersion",
-            "metadata": {"name": target.metadata.name, "namespace": namespace},
+            "metadata": {"name": target.metadata.name, "namespace": model.metadata.namespace},
             "status": {"rolledBack": record.model_dump(by_alias=True, mode="json")},
         },
         manager=MANAGER,

@@ -11,17 +11,16 @@ from __future__ import annotations
 import datetime as dt
 
 from ciclo.api.model import Model, RetirementRecord
-from ciclo.kube.client import MODELS, Json, Kube
+from ciclo.kube.client import MODELS, Kube
 
 MANAGER = "ciclo-retire"
 
 
 def request(
-    kube: Kube, model_raw: Json, reason: str, message: str, action: str, now: dt.datetime
+    kube: Kube, model: Model, reason: str, message: str, action: str, now: dt.datetime
 ) -> bool:
     """Record the retirement of the Model as it is now; False when one is recorded already
     (a retry after a restart writes nothing new)."""
-    model = Model.model_validate(model_raw)
     if model.status.retirement is not None:
         return False
     record = RetirementRecord(
