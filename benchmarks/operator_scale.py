@@ -12,7 +12,6 @@ namespace has been quiet for a while.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
 import subprocess
@@ -21,42 +20,12 @@ import time
 import urllib.request
 from pathlib import Path
 
+from common import apply, models, peak_rss_mb, ready_models
 from localcluster import launcher
 from localcluster.paths import Paths
 
 ROOT = Path(__file__).resolve().parent.parent
 METRICS_PORT = 18100
-
-
-def manifests(n: int, namespace: str) -> dict[str, object]:
-    items: list[dict[str, object]] = []
-    for i in range(n):
-        name = f"m{i:04d}"
-        items.append(
-            {
-                "apiVersion": "ciclo.dev/v1alpha1",
-                "kind": "ModelVersion",
-                "metadata": {"name": f"{name}-v1", "namespace": namespace},
-                "spec": {
-                    "model": name,
-                    "version": "v1",
-                    "artifact": {
-                        "uri": f"file:///models/{name}.joblib",
-                        "format": "sklearn",
-                        "sha256": "0" * 64,
-                    },
-                },
-            }
-        )
-        items.append(
-            {
-                "apiVersion": "ciclo.dev/v1alpha1",
-                "kind": "Model",
-                "metadata": {"name": name, "namespace": namespace},
-                "spec": {"version": "v1"},
-            }
-        )
-    return {"apiVersion": "v1", "kind": "List", "items": items}
 
 
 def requests_by_verb() -> dict[str, float]:
@@ -73,44 +42,14 @@ def requests_by_verb() -> dict[str, float]:
     return out
 
 
-def peak_rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
-def ready_count(paths: Paths, kubeconfig: Path, namespace: str) -> int:
-    out = launcher.kubectl(
-        paths, kubeconfig, "get", "models", "-n", namespace, "-o", "json", timeout=120
-    ).stdout
-    return sum(
-        1
-        for m in json.loads(out)["items"]
-        if any(
-            c["type"] == "Ready" and c["status"] == "True"
-            for c in m.get("status", {}).get("conditions", [])
-        )
-    )
-
-
 def run(n: int, paths: Paths, kubeconfig: Path, pid: int) -> dict[str, float]:
     namespace = f"bench-{n}"
     launcher.kubectl(paths, kubeconfig, "create", "namespace", namespace)
     before = requests_by_verb()
     start = time.monotonic()
-    launcher.kubectl(
-        paths,
-        kubeconfig,
-        "apply",
-        "--server-side",
-        "-f",
-        "-",
-        stdin=json.dumps(manifests(n, namespace)),
-        timeout=600,
-    )
+    apply(paths, kubeconfig, models(n, namespace))
     applied = time.monotonic() - start
-    while ready_count(paths, kubeconfig, namespace) < n:
+    while ready_models(paths, kubeconfig, namespace) < n:
         if time.monotonic() - start > 900:
             raise TimeoutError(f"{n} models not Ready after 900 s")
         time.sleep(1)

@@ -41,6 +41,7 @@ from typing import Any
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
+from common import apply, items, models, peak_rss_mb, ready_models
 from localcluster import launcher
 from localcluster.paths import Paths
 
@@ -60,38 +61,6 @@ def free_port() -> int:
 
 
 # ---------------------------------------------------------------- manifests
-
-
-def models(n: int, namespace: str) -> dict[str, object]:
-    items: list[dict[str, object]] = []
-    for i in range(n):
-        name = f"m{i:04d}"
-        items.append(
-            {
-                "apiVersion": "ciclo.dev/v1alpha1",
-                "kind": "ModelVersion",
-                "metadata": {"name": f"{name}-v1", "namespace": namespace},
-                "spec": {
-                    "model": name,
-                    "version": "v1",
-                    "artifact": {
-                        "uri": f"file:///models/{name}.joblib",
-                        "format": "sklearn",
-                        "sha256": "0" * 64,
-                    },
-                    "metrics": {"accuracy": 0.93},
-                },
-            }
-        )
-        items.append(
-            {
-                "apiVersion": "ciclo.dev/v1alpha1",
-                "kind": "Model",
-                "metadata": {"name": name, "namespace": namespace},
-                "spec": {"version": "v1"},
-            }
-        )
-    return {"apiVersion": "v1", "kind": "List", "items": items}
 
 
 def policies(n: int, namespace: str, prometheus_url: str) -> dict[str, object]:
@@ -194,32 +163,6 @@ def pids_named(*names: str) -> list[int]:
     return out
 
 
-def peak_rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return math.nan
-
-
-def items(paths: Paths, kubeconfig: Path, kind: str, namespace: str) -> list[dict[str, Any]]:
-    out = launcher.kubectl(
-        paths, kubeconfig, "get", kind, "-n", namespace, "-o", "json", timeout=120
-    ).stdout
-    found: list[dict[str, Any]] = json.loads(out)["items"]
-    return found
-
-
-def ready_models(paths: Paths, kubeconfig: Path, namespace: str) -> int:
-    return sum(
-        1
-        for m in items(paths, kubeconfig, "models", namespace)
-        if any(
-            c["type"] == "Ready" and c["status"] == "True"
-            for c in m.get("status", {}).get("conditions", [])
-        )
-    )
-
-
 def evaluated_policies(paths: Paths, kubeconfig: Path, namespace: str) -> list[dict[str, Any]]:
     return [
         p
@@ -283,31 +226,13 @@ def run(
     prom_pid, prom_url = prometheus
 
     start = time.monotonic()
-    launcher.kubectl(
-        paths,
-        kubeconfig,
-        "apply",
-        "--server-side",
-        "-f",
-        "-",
-        stdin=json.dumps(models(n, namespace)),
-        timeout=600,
-    )
+    apply(paths, kubeconfig, models(n, namespace, {"accuracy": 0.93}))
     wait("every Model Ready", lambda: ready_models(paths, kubeconfig, namespace) >= n, 900)
     models_ready = time.monotonic() - start
     print(f"  {n} Models Ready in {models_ready:.1f} s", flush=True)
 
     start = time.monotonic()
-    launcher.kubectl(
-        paths,
-        kubeconfig,
-        "apply",
-        "--server-side",
-        "-f",
-        "-",
-        stdin=json.dumps(policies(n, namespace, prom_url)),
-        timeout=600,
-    )
+    apply(paths, kubeconfig, policies(n, namespace, prom_url))
     wait(
         "every policy evaluated once",
         lambda: len(evaluated_policies(paths, kubeconfig, namespace)) >= n,

@@ -131,6 +131,15 @@ class Operator:
     def running(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
+    def reconciles(self) -> float:
+        """Models reconciled so far, from the operator's own metrics."""
+        with urllib.request.urlopen("http://127.0.0.1:18000/metrics", timeout=5) as response:
+            text = response.read().decode()
+        for line in text.splitlines():
+            if line.startswith('ciclo_reconciles_total{kind="Model",result="ok"}'):
+                return float(line.rsplit(" ", 1)[1])
+        return 0.0
+
     def kill(self) -> None:
         if self.proc and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGKILL)

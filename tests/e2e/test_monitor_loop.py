@@ -26,7 +26,7 @@ from sklearn.datasets import load_iris
 from sklearn.linear_model import LogisticRegression
 from sklearn.tree import DecisionTreeClassifier
 from tests.integration.prometheus_process import Prometheus
-from tests.integration.waiting import wait_for
+from tests.integration.waiting import wait_for, wait_turns
 
 import kubernetes
 from localcluster import prometheus as local_prometheus
@@ -380,7 +380,8 @@ def test_the_monitoring_loop_end_to_end(
             lambda: condition(get("monitorpolicies"), "NoData").get("status") == "True",
             30,
         )
-        time.sleep(10)  # more than interval x failureThreshold
+        last = lambda: get("monitorpolicies")["status"].get("lastEvaluationTime")  # noqa: E731
+        wait_turns("evaluations", last, 4, 60)  # more than failureThreshold
         assert rule("accuracy")["state"] == "Error"
         assert get("models")["status"]["servingVersion"] == "v1"
         assert len(get("monitorpolicies")["status"]["actions"]) == 2

@@ -17,7 +17,7 @@ import pytest
 from prometheus_client import start_http_server
 from prometheus_process import Prometheus, free_port, prometheus, static_config
 from test_operator import G, V, World, model_manifest, serve_v1_then_v2, version_manifest
-from waiting import wait_for
+from waiting import wait_for, wait_turns
 
 from ciclo.drift.window import Drift
 from ciclo.serving.feedback import Quality
@@ -154,6 +154,13 @@ def policy_status(world: World) -> dict[str, Any]:
     return obj.get("status", {})
 
 
+def evaluations(world: World, turns: int) -> None:
+    """Wait for `turns` more evaluations of the policy (its lastEvaluationTime advancing)."""
+    wait_turns(
+        "evaluations", lambda: policy_status(world).get("lastEvaluationTime"), turns, 15 * turns
+    )
+
+
 def rule(world: World, name: str) -> dict[str, Any]:
     return next((r for r in policy_status(world).get("rules", []) if r["name"] == name), {})
 
@@ -226,7 +233,7 @@ def test_bad_accuracy_rolls_back_once_and_a_restart_repeats_nothing(
     # a restart re-evaluates from status: nothing is done twice
     operator.kill()
     operator.start()
-    time.sleep(6)
+    evaluations(world, 3)
     assert len(policy_status(world)["actions"]) == 1
     assert world.model()["status"]["servingVersion"] == "v1"
     rolled = [
@@ -268,7 +275,7 @@ def test_drift_alerts_with_an_alertmanager_body_and_rolls_nothing_back(
     assert [
         e for e in world.core.list_namespaced_event(world.ns).items if e.reason == "RuleBreached"
     ]
-    time.sleep(4)
+    evaluations(world, 2)
     assert len(hook.bodies) == 1, "one alert per run of breaches"
     assert [a["action"] for a in policy_status(world)["actions"]] == ["alert"]
     assert world.model()["status"]["servingVersion"] == "v1"
@@ -288,7 +295,7 @@ def test_prometheus_down_is_no_data_and_never_a_rollback(
     assert condition(world, "NoData")["reason"] == "QueryError"
     assert rule(world, "accuracy")["state"] == "Error"
     assert "unreachable" in rule(world, "accuracy")["message"]
-    time.sleep(8)  # more than interval x failureThreshold
+    evaluations(world, 4)  # more than failureThreshold
     assert world.model()["status"]["servingVersion"] == "v2"
     assert policy_status(world).get("actions", []) == []
     assert condition(world, "Healthy")["status"] == "False"

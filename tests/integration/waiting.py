@@ -16,3 +16,18 @@ def wait_for(what: str, check: Callable[[], Any], timeout: float = 30) -> Any:
             return value
         time.sleep(0.1)
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def wait_turns(what: str, read: Callable[[], Any], turns: int, timeout: float = 60) -> None:
+    """Wait until read() has taken `turns` new values: observable progress (an evaluation
+    time advancing, a counter rising) where a test must show that nothing happened, instead
+    of a sleep that proves nothing when the operator is slow."""
+    seen = [read()]
+
+    def advanced() -> bool:
+        value = read()
+        if value != seen[-1]:
+            seen.append(value)
+        return len(seen) > turns
+
+    wait_for(f"{turns} {what}", advanced, timeout)

@@ -2,10 +2,11 @@
 
 It keeps objects by (plural, namespace, name) and does what the controllers rely on:
 server-side apply merges the applied fields into the object (conditions by type, like
-the CRDs' map lists), list filters by `spec.model=` and by label equality, create fails
-with Conflict on a name taken. `fail` makes the next calls matching a verb and plural
-raise, to stop a controller between two writes. Real API server behaviour (field
-ownership, validation, watch) is what the integration tests are for.
+the CRDs' map lists) and refuses nulls, list filters by `spec.model=` and by label
+equality, create fails with Conflict on a name taken. `fail` makes the next calls
+matching a verb and plural raise, to stop a controller between two writes. The real
+API server's behaviour (field ownership, validation, watches) is what the integration
+tests are for.
 """
 
 from __future__ import annotations
@@ -30,6 +31,16 @@ def _merge(into: Json, patch: Json) -> None:
             _merge(into[key], value)
         else:
             into[key] = copy.deepcopy(value)
+
+
+def _nulls(value: Any, path: str = "") -> list[str]:
+    if value is None:
+        return [path]
+    if isinstance(value, dict):
+        return [n for k, v in value.items() for n in _nulls(v, f"{path}.{k}")]
+    if isinstance(value, list):
+        return [n for i, v in enumerate(value) for n in _nulls(v, f"{path}[{i}]")]
+    return []
 
 
 class FakeKube:
@@ -94,6 +105,9 @@ class FakeKube:
     def apply(self, ref: Ref, body: Json, *, manager: str = "ciclo", status: bool = False) -> Json:
         meta = body["metadata"]
         self._call("apply-status" if status else "apply", ref, meta["name"])
+        if nulls := _nulls(body):
+            # A structural schema refuses null for a typed field, as the API server does.
+            raise ApiError(422, "Invalid", f"null at {', '.join(nulls)}")
         key = (ref.plural, meta.get("namespace", ""), meta["name"])
         if key not in self.objects:
             if status:

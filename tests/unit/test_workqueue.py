@@ -61,19 +61,27 @@ def test_a_key_added_while_active_runs_again_after_never_concurrently():
     queue.add("m")
     release.set()
     wait_until(lambda: queue.pending() == 0 and runs == 2)
-    time.sleep(0.05)
     assert runs == 2 and most == 1
 
 
-def test_failed_work_comes_back():
-    attempts: list[float] = []
+def test_failed_work_comes_back_after_a_growing_back_off_and_a_requeue_after_its_delay():
+    """The delays are seen through the queue's `later`, so nothing waits for them."""
+    attempts: list[str] = []
+    delays: list[float] = []
+    outcomes = [RuntimeError("API server unavailable")] * 3 + [7.5, None]
 
-    def work(key: str) -> None:
-        attempts.append(time.monotonic())
-        if len(attempts) < 2:
-            raise RuntimeError("API server unavailable")
+    def work(key: str) -> float | None:
+        attempts.append(key)
+        outcome = outcomes[len(attempts) - 1]
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
 
-    queue = WorkQueue(work, workers=1)
+    def later(delay: float, then) -> None:
+        delays.append(delay)
+        then()  # at once: the next attempt
+
+    queue = WorkQueue(work, workers=1, later=later)
     queue.add("m")
-    wait_until(lambda: len(attempts) == 2, timeout=5)
-    assert attempts[1] - attempts[0] >= 0.9  # the first back-off is a second
+    wait_until(lambda: len(attempts) == 5 and queue.pending() == 0)
+    assert delays == [1.0, 2.0, 4.0, 7.5], "1, 2, 4 s after failures; the work's own delay"

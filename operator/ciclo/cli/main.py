@@ -568,7 +568,12 @@ def main(argv: list[str] | None = None, prog: str = "ciclo") -> int:
     if args.command is None:
         parser.print_help()
         return 2
-    result: int = args.func(args)
+    try:
+        result: int = args.func(args)
+    except ApiError as e:
+        # The API server's own words (a 403 from RBAC, a 422 from admission), not a traceback.
+        print(f"{prog} {args.command}: {e}", file=sys.stderr)
+        return 1
     return result
 
 

@@ -10,6 +10,7 @@ kopf serialises per object, but our triggers come from several kinds.)
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import threading
 from collections import deque
@@ -23,12 +24,27 @@ log = logging.getLogger(__name__)
 K = TypeVar("K", bound=Hashable)
 
 
+def _timer(delay: float, then: Callable[[], None]) -> None:
+    timer = threading.Timer(delay, then)
+    timer.daemon = True
+    timer.start()
+
+
 class WorkQueue(Generic[K]):
+    """`later(delay, then)` runs `then` after `delay` seconds (a thread timer; a test passes
+    its own, to see the delays without waiting for them)."""
+
     def __init__(
-        self, work: Callable[[K], float | None], workers: int, *, max_backoff: float = 60.0
+        self,
+        work: Callable[[K], float | None],
+        workers: int,
+        *,
+        max_backoff: float = 60.0,
+        later: Callable[[float, Callable[[], None]], None] = _timer,
     ) -> None:
         self._work = work
         self._max_backoff = max_backoff
+        self._later = later
         self._cond = threading.Condition()
         self._queue: deque[K] = deque()
         self._waiting: set[K] = set()
@@ -80,9 +96,7 @@ class WorkQueue(Generic[K]):
             if again:
                 self.add(key)
             elif retry is not None:
-                timer = threading.Timer(retry, self.add, (key,))
-                timer.daemon = True
-                timer.start()
+                self._later(retry, functools.partial(self.add, key))
 
 
 def _about(key: Hashable) -> contextlib.AbstractContextManager[None]:

@@ -76,7 +76,9 @@ def mark(
             "apiVersion": target.api_version,
             "kind": "ModelVersion",
             "metadata": {"name": target.metadata.name, "namespace": model.metadata.namespace},
-            "status": {"rolledBack": record.model_dump(by_alias=True, mode="json")},
+            "status": {
+                "rolledBack": record.model_dump(by_alias=True, mode="json", exclude_none=True)
+            },
         },
         manager=MANAGER,
         status=True,

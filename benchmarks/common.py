@@ -1,0 +1,81 @@
+"""What the operator benchmarks share (operator_scale.py, policy_scale.py): the Models
+they apply, how they count Ready ones, and the operator process's peak memory."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from localcluster import launcher
+from localcluster.paths import Paths
+
+
+def models(n: int, namespace: str, metrics: dict[str, float] | None = None) -> dict[str, object]:
+    """N Models of one ModelVersion each (m0000 ...), as one List to apply; the artifacts are
+    never fetched (the pods run on KWOK nodes)."""
+    items: list[dict[str, object]] = []
+    for i in range(n):
+        name = f"m{i:04d}"
+        spec: dict[str, object] = {
+            "model": name,
+            "version": "v1",
+            "artifact": {
+                "uri": f"file:///models/{name}.joblib",
+                "format": "sklearn",
+                "sha256": "0" * 64,
+            },
+        }
+        if metrics:
+            spec["metrics"] = metrics
+        items.append(
+            {
+                "apiVersion": "ciclo.dev/v1alpha1",
+                "kind": "ModelVersion",
+                "metadata": {"name": f"{name}-v1", "namespace": namespace},
+                "spec": spec,
+            }
+        )
+        items.append(
+            {
+                "apiVersion": "ciclo.dev/v1alpha1",
+                "kind": "Model",
+                "metadata": {"name": name, "namespace": namespace},
+                "spec": {"version": "v1"},
+            }
+        )
+    return {"apiVersion": "v1", "kind": "List", "items": items}
+
+
+def items(paths: Paths, kubeconfig: Path, kind: str, namespace: str) -> list[dict[str, Any]]:
+    out = launcher.kubectl(
+        paths, kubeconfig, "get", kind, "-n", namespace, "-o", "json", timeout=120
+    ).stdout
+    found: list[dict[str, Any]] = json.loads(out)["items"]
+    return found
+
+
+def ready_models(paths: Paths, kubeconfig: Path, namespace: str) -> int:
+    return sum(
+        1
+        for m in items(paths, kubeconfig, "models", namespace)
+        if any(
+            c["type"] == "Ready" and c["status"] == "True"
+            for c in m.get("status", {}).get("conditions", [])
+        )
+    )
+
+
+def peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return math.nan
+
+
+def apply(paths: Paths, kubeconfig: Path, body: dict[str, object]) -> None:
+    """kubectl apply --server-side of one List."""
+    launcher.kubectl(
+        paths, kubeconfig, "apply", "--server-side", "-f", "-", stdin=json.dumps(body), timeout=600
+    )
