@@ -12,8 +12,8 @@ from pathlib import Path
 
 import yaml
 
-from ciclo.cli.main import render_status
 from ciclo.cli.progress import MIB, ProgressMeter
+from ciclo.cli.status import render_status
 from ciclo.serving.artifacts import fetch
 
 MODEL = {

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ciclo.cli.main import status_rows
+from ciclo.cli.status import status_rows
 
 
 def model(ns: str, name: str, desired: str, serving: str) -> dict[str, Any]:

@@ -476,7 +476,7 @@ def pod(version: str, init: list[dict[str, Any]], running: bool) -> dict[str, An
 
 
 def test_fetch_outcomes_read_the_init_step_of_each_versions_pods():
-    from ciclo.planning.model import fetch_outcomes
+    from ciclo.planning.pods import fetch_outcomes
 
     failed_fetch = {
         "name": "fetch",

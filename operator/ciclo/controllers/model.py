@@ -40,14 +40,8 @@ from ciclo.kube.client import (
     Ref,
 )
 from ciclo.planning import conditions, manifests
-from ciclo.planning.model import (
-    MODEL_CONDITIONS,
-    DeploymentState,
-    crash_loops,
-    fetch_outcomes,
-    plan,
-    with_failure,
-)
+from ciclo.planning.model import MODEL_CONDITIONS, DeploymentState, plan, with_failure
+from ciclo.planning.pods import crash_loops, fetch_outcomes
 from ciclo.records import retirement, rollback
 
 log = logging.getLogger(__name__)

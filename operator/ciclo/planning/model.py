@@ -9,13 +9,21 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
-from typing import Literal
 
 from ciclo.api.meta import Condition
 from ciclo.api.model import HistoryEntry, Model, ModelStatus, RolloutStatus
-from ciclo.api.modelversion import ModelVersion, Phase
+from ciclo.api.modelversion import ModelVersion
 from ciclo.planning import conditions, manifests
 from ciclo.planning.manifests import Json
+from ciclo.planning.versions import (
+    Transition,
+    VersionUpdate,
+    failed,
+    failure,
+    validated,
+    version_update,
+    with_conditions,
+)
 
 HISTORY_LIMIT = 10
 
@@ -25,31 +33,6 @@ class DeploymentState:
     name: str
     version: str
     ready: int
-
-
-@dataclass(frozen=True)
-class Transition:
-    """An Event. `key` names the transition, so re-emitting it is recognised as the same."""
-
-    reason: str
-    message: str
-    key: str
-    type: Literal["Normal", "Warning"] = "Normal"
-
-
-@dataclass(frozen=True)
-class VersionUpdate:
-    """What the Model controller writes into one ModelVersion's status."""
-
-    name: str
-    phase: Phase
-    conditions: list[Condition]
-    """Every condition the Model controller owns on the version (VERSION_CONDITIONS)."""
-    served_at: dt.datetime | None
-    stopped_at: dt.datetime | None
-    stop_reason: str | None
-    clear_rollback: bool
-    event: Transition | None
 
 
 @dataclass
@@ -67,114 +50,8 @@ class ModelPlan:
     events: list[Transition] = field(default_factory=list)
 
 
-# The conditions of a ModelVersion that the Model controller writes (its field manager's).
-VERSION_CONDITIONS = ("Serving", "Validated", "Available")
 # Those of a Model; Alerting belongs to the monitoring loop.
 MODEL_CONDITIONS = ("Ready", "Progressing", "Degraded")
-
-
-def failure(version: ModelVersion) -> Condition | None:
-    """Why a version must not serve: its artifact failed validation, or its pods never
-    became ready (Available=False). None when nothing is known against it."""
-    for kind in ("Validated", "Available"):
-        c = conditions.find(version.status.conditions, kind)
-        if c is not None and c.status == "False":
-            return c
-    return None
-
-
-def failed(version: ModelVersion) -> bool:
-    return failure(version) is not None
-
-
-def fetch_outcomes(pods: list[Json]) -> dict[str, tuple[bool, str]]:
-    """Per version, what its pods say of the artifact: every fetch step of a pod exited 0
-    (True: `ciclo fetch` exits 0 only on a digest match, and that wins over an earlier
-    failure, which may have been transient), or one failed (False, its last line).
-    Versions whose pods say nothing yet are absent."""
-    out: dict[str, tuple[bool, str]] = {}
-    for pod in pods:
-        version = pod["metadata"].get("labels", {}).get(manifests.VERSION_LABEL)
-        fetches = [
-            i
-            for i in pod.get("status", {}).get("initContainerStatuses", [])
-            if i["name"].startswith("fetch")
-        ]
-        if version is None or not fetches:
-            continue
-        done = [i.get("state", {}).get("terminated") for i in fetches]
-        if all(t and t.get("exitCode") == 0 for t in done):
-            out[version] = (True, "the artifact was fetched and its sha256 matched")
-            continue
-        for init in fetches:
-            terminated = init.get("state", {}).get("terminated") or init.get("lastState", {}).get(
-                "terminated"
-            )
-            if (
-                terminated
-                and terminated.get("exitCode", 0) != 0
-                and out.get(version, (False,))[0] is False
-            ):
-                why = (
-                    terminated.get("message") or terminated.get("reason") or "the fetch failed"
-                ).strip()
-                out[version] = (False, why.splitlines()[-1])
-                break
-    return out
-
-
-def crash_loops(pods: list[Json]) -> dict[str, str]:
-    """Versions with a serving container in CrashLoopBackOff, and how it last ended."""
-    out: dict[str, str] = {}
-    for pod in pods:
-        version = pod["metadata"].get("labels", {}).get(manifests.VERSION_LABEL)
-        for c in pod.get("status", {}).get("containerStatuses", []):
-            if version is None or c.get("state", {}).get("waiting", {}).get("reason") != (
-                "CrashLoopBackOff"
-            ):
-                continue
-            last = c.get("lastState", {}).get("terminated") or {}
-            detail = (last.get("message") or last.get("reason") or "").strip()
-            code = last.get("exitCode")
-            out[version] = (
-                f"container {c['name']} crash-looping"
-                + (f" (exit code {code})" if code is not None else "")
-                + (f": {detail.splitlines()[-1]}" if detail else "")
-            )
-    return out
-
-
-def _validated(
-    version: ModelVersion, outcome: tuple[bool, str] | None, generation: int
-) -> Condition | None:
-    if outcome is None:
-        if conditions.find(version.status.conditions, "Validated") is not None:
-            return None
-        # First visit: not known yet, and said so (Argo CD waits on it).
-        return Condition(
-            type="Validated",
-            status="Unknown",
-            reason="NotFetchedYet",
-            message="no serving pod has fetched the artifact yet",
-            observed_generation=generation,
-        )
-    ok, message = outcome
-    return Condition(
-        type="Validated",
-        status=conditions.status_of(ok),
-        reason="ArtifactVerified" if ok else "FetchFailed",
-        message=message,
-        observed_generation=generation,
-    )
-
-
-def _with(version: ModelVersion, new: list[Condition], now: dt.datetime) -> ModelVersion:
-    if not new:
-        return version
-    merged = conditions.merge(version.status.conditions, new, now)
-    return version.model_copy(
-        update={"status": version.status.model_copy(update={"conditions": merged})}
-    )
 
 
 def required_ready(replicas: int, current: str | None, usable: bool, ready: dict[str, int]) -> int:
@@ -203,9 +80,9 @@ def plan(
     fetch, crashing = fetch or {}, crashing or {}
     ready_of = {d.version: d.ready for d in deployments}
     versions = [
-        _with(
+        with_conditions(
             v,
-            [c] if (c := _validated(v, fetch.get(v.spec.version), v.metadata.generation)) else [],
+            [c] if (c := validated(v, fetch.get(v.spec.version), v.metadata.generation)) else [],
             now,
         )
         for v in versions
@@ -223,7 +100,7 @@ def plan(
         {desired} if available is not None and available.status == "False" else set[str]()
     )
     if clear_available:
-        by_version[desired] = _with(
+        by_version[desired] = with_conditions(
             by_version[desired],
             [
                 Condition(
@@ -270,7 +147,7 @@ def plan(
                 f"(spec.serving.progressDeadlineSeconds {spec.serving.progress_deadline_seconds})",
             )
         if stuck is not None:
-            by_version[candidate] = _with(
+            by_version[candidate] = with_conditions(
                 by_version[candidate],
                 [
                     Condition(
@@ -536,7 +413,7 @@ def plan(
         u
         for mv in versions
         if (
-            u := _version_update(
+            u := version_update(
                 mv,
                 serving,
                 pending,
@@ -552,90 +429,6 @@ def plan(
         is not None
     ]
     return result
-
-
-def version_phase(
-    version: ModelVersion,
-    serving: str | None,
-    pending: str | None,
-    warm: list[str],
-    rolled_back: set[str],
-    retired: bool,
-    last_served: str | None,
-) -> tuple[Phase, str]:
-    v = version.spec.version
-    if (why := failure(version)) is not None:
-        return "Failed", why.message
-    if v in rolled_back:
-        record = version.status.rolled_back
-        return "RolledBack", f"{record.reason}: {record.message}" if record else "rolled back"
-    if retired and v == last_served:
-        return "Retired", "the model is retired"
-    if v == serving:
-        return "Serving", "serves the model's traffic"
-    if v == pending:
-        return "Deploying", "coming up; takes traffic once its pods are ready"
-    if v in warm:
-        return "Standby", "kept warm for an instant rollback"
-    return "Registered", "registered; not serving"
-
-
-def _owned(conds: list[Condition]) -> list[Condition]:
-    return [c for c in conds if c.type in VERSION_CONDITIONS]
-
-
-def _version_update(
-    mv: ModelVersion,
-    serving: str | None,
-    pending: str | None,
-    warm: list[str],
-    rolled_back: set[str],
-    clear: set[str],
-    retired: bool,
-    last_served: str | None,
-    now: dt.datetime,
-    transition: str,
-) -> VersionUpdate | None:
-    phase, message = version_phase(mv, serving, pending, warm, rolled_back, retired, last_served)
-    serving_c = Condition(
-        type="Serving",
-        status=conditions.status_of(phase == "Serving"),
-        reason=phase,
-        message=message,
-        observed_generation=mv.metadata.generation,
-    )
-    # `mv` already carries the new Validated and Available; Serving joins them here.
-    owned = _owned(conditions.merge(mv.status.conditions, [serving_c], now))
-    # Compared by type, so that a new order of the list is no change.
-    before = {c.type: c for c in _owned(mv.status.conditions)}
-    unchanged = (
-        mv.status.phase == phase
-        and {c.type: c for c in owned} == before
-        and mv.spec.version not in clear
-    )
-    if unchanged:
-        return None
-    was_serving = mv.status.phase == "Serving"
-    served_at = mv.status.served_at or (now if phase == "Serving" else None)
-    stopped_at, stop_reason = mv.status.stopped_at, mv.status.stop_reason
-    if was_serving and phase != "Serving":
-        stopped_at, stop_reason = now, f"{phase}: {message}"
-    event = None
-    if mv.status.phase != phase:
-        kind: Literal["Normal", "Warning"] = (
-            "Warning" if phase in ("RolledBack", "Failed") else "Normal"
-        )
-        event = Transition(phase, message, f"{phase.lower()}-{transition}", kind)
-    return VersionUpdate(
-        name=mv.metadata.name,
-        phase=phase,
-        conditions=owned,
-        served_at=served_at,
-        stopped_at=stopped_at,
-        stop_reason=stop_reason,
-        clear_rollback=mv.spec.version in clear,
-        event=event,
-    )
 
 
 def with_failure(
