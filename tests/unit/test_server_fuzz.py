@@ -239,7 +239,7 @@ def binary_bodies(draw: st.DrawFn) -> tuple[bytes, str]:
     declared = draw(
         st.just(str(len(head)))
         | st.integers(-3, len(head) + 100).map(str)
-        | st.sampled_from(["", "x", "1e3", " 12", "99999999999999999999"])
+        | st.sampled_from(["", "x", "1e3", "+12", "1_0", "99999999999999999999"])
     )
     return head + b"".join(blobs), declared
 
