@@ -13,6 +13,8 @@ and its ONNX conversion, then serves each in turn with:
 - MLServer with mlserver-sklearn, as it ships (one inference worker process) and with
   parallel_workers=0 (inference in the server process); per-request logging off,
 - KServe's ModelServer with sklearnserver's SKLearnModel (benchmarks/serving_kserve.py),
+- the binary tensor extension (ciclo serve (binary)) and gRPC (ciclo serve (grpc), with
+  MLServer's gRPC in both its configurations beside it), the same request each way,
 - and, with adaptive batching (off by default in both) of up to 32 rows: ciclo serve
   with monitoring on and off, and MLServer (max_batch_time 1 ms: it batches only with a wait),
 
@@ -71,6 +73,7 @@ class Server:
     env: dict[str, str] = field(default_factory=dict)
     note: str = ""
     settings: dict[str, Any] = field(default_factory=dict)  # MLServer's settings.json
+    protocol: str = "json"  # "json", "binary" (REST's binary tensors) or "grpc" (at port + 1)
 
 
 # Pure helpers (tests/unit/test_bench_serving.py).
@@ -87,6 +90,45 @@ def infer_body(row: Sequence[float], datatype: str) -> dict[str, Any]:
             {"name": "input-0", "shape": [1, len(row)], "datatype": datatype, "data": list(row)}
         ]
     }
+
+
+def binary_body(row: Sequence[float], datatype: str) -> tuple[bytes, int]:
+    """The same request with its tensor as binary data (as tritonclient sends by default),
+    and the JSON's length for Inference-Header-Content-Length."""
+    raw = np.asarray([row], dtype=np.float64 if datatype == "FP64" else np.float32).tobytes()
+    tensor = infer_body(row, datatype)["inputs"][0]
+    del tensor["data"]
+    tensor["parameters"] = {"binary_data_size": len(raw)}
+    head = json.dumps({"inputs": [tensor]}).encode()
+    return head + raw, len(head)
+
+
+def grpc_body(row: Sequence[float], datatype: str) -> bytes:
+    """The same request as a serialized ModelInferRequest with raw_input_contents (what
+    tritonclient's and the kserve SDK's gRPC clients send)."""
+    from tritonclient.grpc import service_pb2 as pb
+
+    request = pb.ModelInferRequest(model_name=NAME)
+    request.inputs.add(name="input-0", datatype=datatype, shape=[1, len(row)])
+    dtype = np.float64 if datatype == "FP64" else np.float32
+    request.raw_input_contents.append(np.asarray([row], dtype=dtype).tobytes())
+    return bytes(request.SerializeToString())
+
+
+def grpc_predicted_class(address: str, body: bytes) -> int:
+    """The predicted class a gRPC server answers `body` with (raw or typed contents)."""
+    import grpc
+    from tritonclient.grpc import service_pb2 as pb
+    from tritonclient.grpc import service_pb2_grpc as pb_grpc
+
+    with grpc.insecure_channel(address) as channel:
+        response = pb_grpc.GRPCInferenceServiceStub(channel).ModelInfer(
+            pb.ModelInferRequest.FromString(body), timeout=10
+        )
+    i = next((i for i, o in enumerate(response.outputs) if o.name == "predict"), 0)
+    if response.raw_output_contents:
+        return int(np.frombuffer(response.raw_output_contents[i], dtype="<i8")[0])
+    return int(response.outputs[i].contents.int64_contents[0])
 
 
 def predicted_class(response: dict[str, Any]) -> int:
@@ -191,6 +233,8 @@ def servers(work: Path, port: int) -> list[Server]:
             )
         )
         out.append(Server("ciclo serve --no-monitoring", fmt, [*base, "--no-monitoring"]))
+        for protocol in ("binary", "grpc"):
+            out.append(Server(f"ciclo serve ({protocol})", fmt, monitored, protocol=protocol))
         out.append(Server(f"ciclo serve --max-batch-size {BATCH}", fmt, [*monitored, *batched]))
         out.append(
             Server(
@@ -207,13 +251,16 @@ def servers(work: Path, port: int) -> list[Server]:
         # Its default runs inference in one worker process (parallel_workers=1);
         # 0 runs it in the server's own process, without the queue between them.
         # Its adaptive batching needs a max_batch_time > 0 to batch at all.
-        for label, workers, batching in (
-            ("MLServer", 1, {}),
-            ("MLServer parallel_workers=0", 0, {}),
+        for label, workers, batching, protocol in (
+            ("MLServer", 1, {}, "json"),
+            ("MLServer parallel_workers=0", 0, {}, "json"),
+            ("MLServer (grpc)", 1, {}, "grpc"),
+            ("MLServer parallel_workers=0 (grpc)", 0, {}, "grpc"),
             (
                 f"MLServer max_batch_size={BATCH}",
                 1,
                 {"max_batch_size": BATCH, "max_batch_time": MLSERVER_BATCH_TIME},
+                "json",
             ),
         ):
             repo = work / f"mlserver-{fmt}-{len(out)}"
@@ -238,6 +285,7 @@ def servers(work: Path, port: int) -> list[Server]:
                     if fmt == "sklearn"
                     else "no ONNX runtime shipped: our class serving_mlserver_onnx.py",
                     settings={"parallel_workers": workers},
+                    protocol=protocol,
                 )
             )
         out.append(
@@ -257,7 +305,7 @@ def servers(work: Path, port: int) -> list[Server]:
     for i, server in enumerate(out):
         p = port + 10 * i
         if server.label.startswith("ciclo"):
-            server.command += ["--port", str(p)]
+            server.command = [*server.command, "--port", str(p), "--grpc-port", str(p + 1)]
         elif server.label.startswith("MLServer"):
             repo = Path(server.command[-1])
             # MLServer's defaults but its ports, localhost, and no per-request log line.
@@ -317,8 +365,10 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
             proc.wait()
 
 
-def load(url: str, body: Path, concurrency: int, args: argparse.Namespace) -> dict[str, float]:
-    command = [str(LOADGEN), "-url", url, "-body", str(body), "-c", str(concurrency)]
+def load(
+    url: str, body: Path, concurrency: int, args: argparse.Namespace, extra: Sequence[str] = ()
+) -> dict[str, float]:
+    command = [str(LOADGEN), "-url", url, "-body", str(body), "-c", str(concurrency), *extra]
     command += ["-n", str(args.requests), "-d", f"{args.duration}s", "-warmup", f"{args.warmup}s"]
     env = dict(os.environ)
     if args.pin:
@@ -358,7 +408,19 @@ def serve_and_load(
         status, answer = post(url, body.read_bytes())
         if status != 200 or predicted_class(answer) != expected:
             raise RuntimeError(f"{server.label} ({server.model}) answered {status}: {answer}")
-        results = {c: load(url, body, c, args) for c in args.concurrency}
+        extra: list[str] = []
+        if server.protocol == "binary":
+            body = work / f"body-{server.model}.bin"
+            length = (work / f"body-{server.model}.bin.length").read_text()
+            extra = ["-header", f"Inference-Header-Content-Length:{length}"]
+        elif server.protocol == "grpc":
+            body = work / f"body-{server.model}.pb"
+            address = f"127.0.0.1:{port + 1}"
+            if grpc_predicted_class(address, body.read_bytes()) != expected:
+                raise RuntimeError(f"{server.label} ({server.model}) predicted otherwise")
+            url = f"http://{address}"
+            extra = ["-grpc", "/inference.GRPCInferenceService/ModelInfer"]
+        results = {c: load(url, body, c, args, extra) for c in args.concurrency}
         for c, r in results.items():
             if r["errors"]:
                 raise RuntimeError(f"{server.label} ({server.model}) c={c}: {r['status']}")
@@ -416,6 +478,11 @@ def main() -> int:
     expected = int(joblib.load(work / "model.joblib").predict(row.reshape(1, -1))[0])
     (work / "body-sklearn.json").write_bytes(json.dumps(infer_body(row.tolist(), "FP64")).encode())
     (work / "body-onnx.json").write_bytes(json.dumps(infer_body(row.tolist(), "FP32")).encode())
+    for fmt, datatype in (("sklearn", "FP64"), ("onnx", "FP32")):
+        content, length = binary_body(row.tolist(), datatype)
+        (work / f"body-{fmt}.bin").write_bytes(content)
+        (work / f"body-{fmt}.bin.length").write_text(str(length))
+        (work / f"body-{fmt}.pb").write_bytes(grpc_body(row.tolist(), datatype))
     ciclo = str(ROOT / ".venv" / "bin" / "ciclo")
     for fmt, file in (("sklearn", "model.joblib"), ("onnx", "model.onnx")):
         subprocess.run(

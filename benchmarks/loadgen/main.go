@@ -1,16 +1,21 @@
-// loadgen: a closed-loop HTTP load generator for the serving benchmark.
+// loadgen: a closed-loop HTTP and gRPC load generator for the serving benchmark.
 //
 // C workers each keep one keep-alive connection and send the same POST body
-// back to back, so exactly C requests are in flight. A warm-up phase runs first
+// back to back, so exactly C requests are in flight. With -grpc, the body is a
+// serialized request message, sent as is to that method (a codec that passes
+// bytes through: no generated code, so any server's messages will do), one
+// HTTP/2 connection per worker; status is the gRPC code's name. A warm-up phase runs first
 // and is discarded; the measured phase stops at N requests or after D, whichever
 // comes first. Every latency is kept, so percentiles are exact (nearest rank).
 // Prints one JSON object.
 //
 //	loadgen -url http://127.0.0.1:8080/v2/models/m/infer -body body.json -c 32 -n 200000 -d 20s -warmup 3s
+//	loadgen -url http://127.0.0.1:8081 -grpc /inference.GRPCInferenceService/ModelInfer -body request.pb -c 32
 package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -20,10 +25,25 @@ import (
 	"net/url"
 	"os"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
 )
+
+// rawCodec sends and receives messages as the bytes they already are.
+type rawCodec struct{}
+
+func (rawCodec) Marshal(v any) ([]byte, error) { return *(v.(*[]byte)), nil }
+func (rawCodec) Unmarshal(data []byte, v any) error {
+	*(v.(*[]byte)) = append((*(v.(*[]byte)))[:0], data...)
+	return nil
+}
+func (rawCodec) Name() string { return "raw" }
 
 type result struct {
 	Requests    int64          `json:"requests"`
@@ -65,6 +85,9 @@ func main() {
 	maxDuration := flag.Duration("d", 20*time.Second, "stop the measured phase after this long")
 	warmup := flag.Duration("warmup", 3*time.Second, "warm-up phase, discarded")
 	timeout := flag.Duration("timeout", 10*time.Second, "per-request timeout")
+	grpcMethod := flag.String("grpc", "", "gRPC method to call at -url's host:port instead of POSTing")
+	var headers headerFlags
+	flag.Var(&headers, "header", "an extra HTTP request header, Name:value (repeatable)")
 	flag.Parse()
 
 	u, err := url.Parse(*target)
@@ -77,6 +100,18 @@ func main() {
 		fmt.Fprintln(os.Stderr, "loadgen:", err)
 		os.Exit(2)
 	}
+	conns := make([]*grpc.ClientConn, *concurrency)
+	if *grpcMethod != "" {
+		for w := range conns {
+			conns[w], err = grpc.NewClient(u.Host,
+				grpc.WithTransportCredentials(insecure.NewCredentials()),
+				grpc.WithDefaultCallOptions(grpc.ForceCodec(rawCodec{})))
+			if err != nil {
+				fmt.Fprintln(os.Stderr, "loadgen:", err)
+				os.Exit(2)
+			}
+		}
+	}
 	client := &http.Client{
 		Timeout: *timeout,
 		Transport: &http.Transport{
@@ -86,9 +121,15 @@ func main() {
 			DisableCompression:  true,
 		},
 	}
-	send := func() sample {
+	send := func(w int) sample {
+		if *grpcMethod != "" {
+			return sendGRPC(conns[w], *grpcMethod, body, *timeout)
+		}
 		req, _ := http.NewRequest(http.MethodPost, *target, bytes.NewReader(body))
 		req.Header.Set("Content-Type", "application/json")
+		for _, h := range headers {
+			req.Header.Set(h[0], h[1])
+		}
 		start := time.Now()
 		resp, err := client.Do(req)
 		if err != nil {
@@ -108,7 +149,7 @@ func main() {
 			go func(w int) {
 				defer wg.Done()
 				for time.Now().Before(deadline) && atomic.AddInt64(tickets, 1) <= limit {
-					s := send()
+					s := send(w)
 					if record {
 						out[w] = append(out[w], s)
 					}
@@ -133,7 +174,7 @@ func main() {
 		for _, s := range samples {
 			res.Requests++
 			res.Status[fmt.Sprint(s.status)]++
-			if s.status != http.StatusOK {
+			if s.status != http.StatusOK && s.status != grpcOK {
 				res.Errors++
 			}
 			latencies = append(latencies, s.latency)
@@ -151,4 +192,29 @@ func main() {
 		res.MaxMs = ms(latencies[len(latencies)-1])
 	}
 	_ = json.NewEncoder(os.Stdout).Encode(res)
+}
+
+// grpcOK is the status recorded for a gRPC call that returned OK; others record
+// grpcOK + their code.
+const grpcOK = 1000
+
+func sendGRPC(conn *grpc.ClientConn, method string, body []byte, timeout time.Duration) sample {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	var reply []byte
+	start := time.Now()
+	err := conn.Invoke(ctx, method, &body, &reply)
+	return sample{time.Since(start), grpcOK + int(status.Code(err))}
+}
+
+type headerFlags [][2]string
+
+func (h *headerFlags) String() string { return fmt.Sprint(*h) }
+func (h *headerFlags) Set(v string) error {
+	name, value, ok := strings.Cut(v, ":")
+	if !ok {
+		return fmt.Errorf("-header %q: want Name:value", v)
+	}
+	*h = append(*h, [2]string{name, value})
+	return nil
 }

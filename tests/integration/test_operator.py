@@ -400,11 +400,13 @@ def test_a_wrong_digest_fails_the_fetch_step_and_the_version_never_serves(world,
 
 def test_a_model_really_serves_on_the_process_node(world, api, tmp_path, kubeconfig):
     """All real: ciclo fetch checks the digests of the model and its baseline profile;
-    ciclo serve answers at the Service's endpoint and measures drift against the baseline."""
+    ciclo serve answers at the Service's endpoints, REST (JSON and binary) and gRPC, and
+    measures drift against the baseline."""
     import hashlib
 
     import joblib
     import numpy as np
+    import tritonclient.grpc as triton_grpc
     import tritonclient.http as triton
     from sklearn.datasets import load_iris
     from sklearn.linear_model import LogisticRegression
@@ -445,17 +447,17 @@ def test_a_model_really_serves_on_the_process_node(world, api, tmp_path, kubecon
 
     discovery = kubernetes.client.DiscoveryV1Api(api)
 
-    def endpoint() -> str | None:
+    def endpoint(name: str) -> str | None:
         slices = discovery.list_namespaced_endpoint_slice(
             world.ns, label_selector="kubernetes.io/service-name=iris"
         ).items
         ready = [
             a for s in slices for e in s.endpoints or [] if e.conditions.ready for a in e.addresses
         ]
-        port = next((p.port for s in slices for p in s.ports or []), None)
+        port = next((p.port for s in slices for p in s.ports or [] if p.name == name), None)
         return f"{ready[0]}:{port}" if ready and port else None
 
-    address = wait_for("a ready endpoint for the Service", endpoint, timeout=30)
+    address = wait_for("a ready endpoint for the Service", lambda: endpoint("http"), timeout=30)
     client = triton.InferenceServerClient(url=address)
     tensor = triton.InferInput("input-0", list(x.shape), "FP64")
     tensor.set_data_from_numpy(x, binary_data=False)
@@ -469,6 +471,17 @@ def test_a_model_really_serves_on_the_process_node(world, api, tmp_path, kubecon
     with urllib.request.urlopen(f"http://{address}/metrics", timeout=5) as response:
         metrics = response.read().decode()
     assert 'ciclo_drift_window_samples{model="iris",version="v1"} 150.0' in metrics
+    # tritonclient's defaults: binary inputs and outputs over REST; then gRPC on its port
+    tensor.set_data_from_numpy(x)
+    result = client.infer("iris", [tensor])
+    np.testing.assert_allclose(result.as_numpy("predict_proba"), model.predict_proba(x))
+    grpc_client = triton_grpc.InferenceServerClient(endpoint("grpc"))
+    assert grpc_client.is_model_ready("iris", "v1")
+    grpc_tensor = triton_grpc.InferInput("input-0", list(x.shape), "FP64")
+    grpc_tensor.set_data_from_numpy(x)
+    result = grpc_client.infer("iris", [grpc_tensor])
+    np.testing.assert_array_equal(result.as_numpy("predict"), model.predict(x))
+    np.testing.assert_allclose(result.as_numpy("predict_proba"), model.predict_proba(x))
     assert 'ciclo_drift_psi{feature="c",model="iris",version="v1"} 0.0' in metrics
 
 

@@ -415,6 +415,25 @@ def test_deployment_is_restricted_and_carries_the_scheduling_fields():
     assert d["metadata"]["ownerReferences"][0]["uid"] == "u1"
 
 
+def test_the_service_exposes_rest_and_the_grpc_port_the_runtime_listens_on():
+    for port, grpc in ((8080, 8081), (9000, 9001), (65535, 65534)):
+        m = model("v1", serving={"port": port})
+        (container,) = manifests.deployment(m, mv("v1"), 1, "serving", IMAGE)["spec"]["template"][
+            "spec"
+        ]["containers"]
+        command = container["command"]
+        assert command[command.index("--grpc-port") + 1] == str(grpc)
+        assert {p["name"]: p["containerPort"] for p in container["ports"]} == {
+            "http": port,
+            "grpc": grpc,
+        }
+        ports = manifests.service(m, "v1")["spec"]["ports"]
+        assert {p["name"]: (p["port"], p["targetPort"]) for p in ports} == {
+            "http": (80, "http"),
+            "grpc": (8081, "grpc"),
+        }
+
+
 def test_a_model_may_name_its_own_runtime_image():
     d = manifests.deployment(
         model("v1", serving={"image": "registry.example/ciclo:dev"}), mv("v1"), 1, "serving", IMAGE

@@ -36,8 +36,8 @@ def test_selects_every_serving_pod_on_the_annotated_port_and_path() -> None:
         selector = monitor["spec"]["selector"]["matchLabels"]
         assert selector.items() <= pod["metadata"]["labels"].items()
         (endpoint,) = monitor["spec"]["podMetricsEndpoints"]
-        (port,) = pod["spec"]["containers"][0]["ports"]
-        assert endpoint["port"] == port["name"]
+        port, grpc = pod["spec"]["containers"][0]["ports"]
+        assert endpoint["port"] == port["name"] and grpc["name"] == "grpc"
         annotations = pod["metadata"]["annotations"]
         assert annotations["prometheus.io/port"] == str(port["containerPort"]) == "9090"
         assert endpoint["path"] == annotations["prometheus.io/path"] == "/metrics"

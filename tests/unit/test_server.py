@@ -30,10 +30,12 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def serving(path: Path, *extra: str, model: Any = MODEL, fmt: str = "sklearn") -> Iterator[str]:
+def serving(
+    path: Path, *extra: str, model: Any = MODEL, fmt: str = "sklearn", grpc_port: int = 0
+) -> Iterator[str]:
     """`ciclo serve` for the model at `path` (the iris model by default, saved there with
     joblib; with `model=None`, the file already there), as a process; its URL once it
-    answers ready."""
+    answers ready. gRPC is off unless given a port (its default, 8081, may be taken)."""
     if model is not None:
         joblib.dump(model, path)
     port = free_port()
@@ -54,6 +56,8 @@ def serving(path: Path, *extra: str, model: Any = MODEL, fmt: str = "sklearn") -
         "127.0.0.1",
         "--port",
         str(port),
+        "--grpc-port",
+        str(grpc_port),
     ]
     # its output to a file: a pipe nobody reads would block the server once full
     log = path.with_name(path.name + ".log")

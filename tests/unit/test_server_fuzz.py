@@ -210,3 +210,55 @@ def test_no_feedback_makes_a_5xx_or_adds_series(fuzzed: tuple[str, Series]) -> N
         assert client.get("/v2/health/ready").json() == {"ready": True}
     after = set(series(url))
     assert after == warmed, f"series added: {sorted(after - warmed)[:10]}"
+
+
+@st.composite
+def binary_bodies(draw: st.DrawFn) -> tuple[bytes, str]:
+    """A binary-extension body near a valid one, and its Inference-Header-Content-Length:
+    inputs whose data moved to the binary part with a right, wrong or junk
+    binary_data_size, bytes that may be short or long, and a header that may lie."""
+    body = draw(infer_bodies())
+    blobs = []
+    for tensor in body.get("inputs", []) if isinstance(body, dict) else []:
+        if not isinstance(tensor, dict) or not draw(st.booleans()):
+            continue
+        data = tensor.pop("data", [])
+        width = draw(st.sampled_from([8, 4, 2, 1]))
+        blob = draw(
+            st.just(b"\x00" * width * (len(data) if isinstance(data, list) else 1))
+            | st.binary(max_size=64)
+        )
+        size = draw(st.just(len(blob)) | st.integers(-2, 80) | json_values)
+        tensor["parameters"] = draw(st.just({"binary_data_size": size}) | json_values)
+        if draw(st.integers(0, 9)) == 0:
+            tensor["data"] = data  # both
+        blobs.append(blob)
+    if isinstance(body, dict) and draw(st.booleans()):
+        body["parameters"] = {"binary_data_output": draw(st.booleans() | json_values)}
+    head = json.dumps(body).encode()
+    declared = draw(
+        st.just(str(len(head)))
+        | st.integers(-3, len(head) + 100).map(str)
+        | st.sampled_from(["", "x", "1e3", "+12", "1_0", "99999999999999999999"])
+    )
+    return head + b"".join(blobs), declared
+
+
+def test_no_binary_request_makes_a_5xx_or_adds_series(fuzzed: tuple[str, Series]) -> None:
+    url, warmed = fuzzed
+    with httpx.Client(base_url=url, timeout=10) as client:
+
+        @settings(FUZZ, max_examples=400)
+        @given(st.sampled_from(PATHS[:2]), binary_bodies())
+        def binary(path: str, body: tuple[bytes, str]) -> None:
+            content, declared = body
+            response = client.post(
+                path, content=content, headers={"Inference-Header-Content-Length": declared}
+            )
+            assert response.status_code < 500, (content[:300], declared, response.text)
+            if response.status_code >= 400:
+                assert list(response.json()) == ["error"], response.text
+
+        binary()
+    after = set(series(url))
+    assert after == warmed, f"series added: {sorted(after - warmed)[:10]}"

@@ -293,10 +293,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
             CICLO_SERVE_MAX_BODY=str(args.max_body),
             CICLO_SERVE_MAX_BATCH_SIZE=str(args.max_batch_size),
             CICLO_SERVE_MAX_BATCH_DELAY=str(args.max_batch_delay_ms / 1000),
+            CICLO_SERVE_HOST=args.host,
+            CICLO_SERVE_GRPC_PORT=str(args.grpc_port),
         )
         uvicorn.run(
             "ciclo.serving.server:app_from_env", factory=True, workers=args.workers, **options
         )
+    elif args.grpc_port:
+        from ciclo.serving import grpc_server
+
+        hooks = grpc_server.hooks(runtime, args.host, args.grpc_port)
+        uvicorn.run(create_app(runtime, *hooks), **options)
     else:
         uvicorn.run(create_app(runtime), **options)
     return 0
@@ -362,7 +369,9 @@ def build_parser(prog: str = "ciclo") -> argparse.ArgumentParser:
     fetch.add_argument("--timeout", type=float, default=300.0, help="seconds (default 300)")
     fetch.set_defaults(func=cmd_fetch)
 
-    serve = sub.add_parser("serve", help="serve a model over the Open Inference Protocol v2 (REST)")
+    serve = sub.add_parser(
+        "serve", help="serve a model over the Open Inference Protocol v2 (REST and gRPC)"
+    )
     serve.add_argument("--model", required=True, help="the model file")
     serve.add_argument(
         "--format", required=True, choices=["sklearn", "xgboost", "lightgbm", "onnx"]
@@ -371,6 +380,9 @@ def build_parser(prog: str = "ciclo") -> argparse.ArgumentParser:
     serve.add_argument("--version", required=True, dest="version")
     serve.add_argument("--host", default="0.0.0.0")
     serve.add_argument("--port", type=int, default=8080)
+    serve.add_argument(
+        "--grpc-port", type=int, default=8081, help="the protocol's gRPC service (0: off)"
+    )
     serve.add_argument("--workers", type=int, default=1, help="processes, for more cores")
     serve.add_argument("--max-body", type=int, default=64 << 20, help="largest request, bytes")
     serve.add_argument(

@@ -18,6 +18,9 @@ ROLE_LABEL = "ciclo.dev/role"
 MODEL_DIR = "/models"
 # Where the runtime serves /metrics: the pods' prometheus.io/* annotations and the PodMonitor.
 PORT_NAME = "http"
+GRPC_PORT_NAME = "grpc"
+GRPC_SERVICE_PORT = 8081
+"""The Service's port for the protocol's gRPC service (KServe's and MLServer's too)."""
 METRICS_PATH = "/metrics"
 # The runtime's own user (the image's); the Pod Security "restricted" profile wants non-root.
 RUNTIME_UID = 65532
@@ -109,6 +112,8 @@ def deployment(model: Model, version: ModelVersion, replicas: int, role: str, im
         version.spec.version,
         "--port",
         str(serving.port),
+        "--grpc-port",
+        str(grpc_port(serving.port)),
     ]
     baseline = version.spec.baseline
     if baseline is not None:
@@ -121,7 +126,10 @@ def deployment(model: Model, version: ModelVersion, replicas: int, role: str, im
         "name": "serve",
         "image": image,
         "command": serve,
-        "ports": [{"name": PORT_NAME, "containerPort": serving.port}],
+        "ports": [
+            {"name": PORT_NAME, "containerPort": serving.port},
+            {"name": GRPC_PORT_NAME, "containerPort": grpc_port(serving.port)},
+        ],
         "env": [{"name": e.name, "value": e.value} for e in serving.env],
         "readinessProbe": {
             "httpGet": {"path": "/v2/health/ready", "port": "http"},
@@ -186,6 +194,11 @@ def deployment(model: Model, version: ModelVersion, replicas: int, role: str, im
     }
 
 
+def grpc_port(http_port: int) -> int:
+    """The container's gRPC port: the one after its REST port (before it, at the top)."""
+    return http_port + 1 if http_port < 65535 else http_port - 1
+
+
 def service(model: Model, serving_version: str) -> Json:
     """One Service per Model; its selector names the version that serves."""
     name = model.metadata.name
@@ -200,7 +213,15 @@ def service(model: Model, serving_version: str) -> Json:
         },
         "spec": {
             "selector": {MODEL_LABEL: name, VERSION_LABEL: serving_version},
-            "ports": [{"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"}],
+            "ports": [
+                {"name": "http", "port": 80, "targetPort": PORT_NAME, "protocol": "TCP"},
+                {
+                    "name": "grpc",
+                    "port": GRPC_SERVICE_PORT,
+                    "targetPort": GRPC_PORT_NAME,
+                    "protocol": "TCP",
+                },
+            ],
         },
     }
 

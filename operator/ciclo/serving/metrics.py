@@ -153,6 +153,12 @@ class RuntimeMetrics:
         for outcome in ("matched", "late"):  # present from the start, so rate() sees the first
             self.feedback.labels(*self.labels, outcome)
 
+    def record(self, seconds: float, outcome: str) -> None:
+        """One inference request, over REST or gRPC: its latency and outcome (success,
+        client_error or server_error)."""
+        self.duration.observe(seconds)
+        self.outcomes[outcome].inc()
+
     def watch(
         self, snapshot: Callable[[], Snapshot], fold: Callable[[], None] | None = None
     ) -> None:

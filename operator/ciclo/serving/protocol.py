@@ -128,7 +128,7 @@ def _out_of_range(name: str, datatype: str, value: Any) -> str:
     return f"input {name}: {show(value)} is out of range for {datatype} (magnitude at most {top:g})"
 
 
-def _numbers(flat: list[Any], name: str, datatype: str) -> np.ndarray:
+def numbers(flat: list[Any], name: str, datatype: str) -> np.ndarray:
     """`flat` as a 1-d array of `datatype`, or a ProtocolError naming the first bad value."""
     try:
         raw = np.asarray(flat)
@@ -149,13 +149,11 @@ def _numbers(flat: list[Any], name: str, datatype: str) -> np.ndarray:
         top = FLOAT_MAX[datatype]
         if kind not in "biuf":
             return _exact(flat, name, datatype, -top, top)
-        # the sum of squares bounds every value, in one cheap pass; only when it does not
-        # fit (or is NaN) are the extremes looked at. Integers: their square could wrap.
-        if (kind == "f" and not raw.dot(raw) <= _SQUARED_MAX[datatype]) or (
-            kind in "iu" and datatype == "FP16"
-        ):
+        if kind == "f":
+            _check_floats(raw, name, datatype)
+        elif datatype == "FP16":  # integers: their square could wrap, so the extremes
             low, high = _lowest(raw), _highest(raw)
-            if not (-top <= low and high <= top):  # NaN fails both
+            if not (-top <= low and high <= top):
                 raise ProtocolError(_out_of_range(name, datatype, low if not -top <= low else high))
     dtype = DTYPES[datatype]
     return raw if raw.dtype.type is dtype else raw.astype(dtype)
@@ -167,6 +165,19 @@ def decode_tensor(tensor: Any) -> np.ndarray:
         data = tensor["data"]
     except (KeyError, TypeError):
         _missing(tensor)
+    name, size = check_header(name, shape, datatype)
+    flat = _flatten(data, len(shape))
+    if len(flat) != size:
+        raise ProtocolError(
+            f"input {name}: shape {shape} needs {size} values, data has {len(flat)}"
+        )
+    return numbers(flat, name, datatype).reshape(shape)
+
+
+def check_header(name: Any, shape: Any, datatype: Any) -> tuple[str, int]:
+    """A tensor's name as error messages quote it, and how many values its shape holds:
+    a numeric datatype, and a shape of [rows, features] or [rows] with at least one row.
+    Every encoding (JSON, binary, gRPC) checks its tensors here."""
     if type(name) is not str or len(name) > _SHOWN:
         if type(name) is not str:
             raise ProtocolError(f"input {show(name)}: 'name' must be a string") from None
@@ -180,19 +191,34 @@ def decode_tensor(tensor: Any) -> np.ndarray:
     # the usual shapes first, without a loop; anything else is looked at closely
     ndim = len(shape) if type(shape) is list else 0
     if ndim == 2 and type(shape[0]) is int and type(shape[1]) is int:
-        size = shape[0] * shape[1]
         if shape[0] <= 0 or shape[1] <= 0:
             _bad_shape(name, shape)
-    elif ndim == 1 and type(shape[0]) is int and shape[0] > 0:
-        size = shape[0]
-    else:
-        _bad_shape(name, shape)
-    flat = _flatten(data, ndim)
-    if len(flat) != size:
-        raise ProtocolError(
-            f"input {name}: shape {shape} needs {size} values, data has {len(flat)}"
-        )
-    return _numbers(flat, name, datatype).reshape(shape)
+        return name, shape[0] * shape[1]
+    if ndim == 1 and type(shape[0]) is int and shape[0] > 0:
+        return name, shape[0]
+    _bad_shape(name, shape)
+
+
+def check_values(array: np.ndarray, name: str, datatype: str) -> np.ndarray:
+    """`array`, already of `datatype` (binary or gRPC data), held to the rules JSON numbers
+    are: floats finite and within FLOAT_MAX, booleans 0 or 1."""
+    if datatype in FLOAT_MAX:
+        _check_floats(array.reshape(-1), name, datatype)
+    elif datatype == "BOOL" and array.size and _highest(array.view(np.uint8).reshape(-1)) > 1:
+        raise ProtocolError(f"input {name}: BOOL data must be bytes 0 or 1")
+    return array
+
+
+def _check_floats(raw: np.ndarray, name: str, datatype: str) -> None:
+    """The sum of squares bounds every value, in one cheap pass; only when it does not fit
+    (or is NaN) are the extremes looked at."""
+    if (
+        not float(raw.dot(raw)) <= _SQUARED_MAX[datatype]
+    ):  # float: FP16/FP32 sums would overflow a cast
+        top = FLOAT_MAX[datatype]
+        low, high = _lowest(raw), _highest(raw)
+        if not (-top <= low and high <= top):  # NaN fails both
+            raise ProtocolError(_out_of_range(name, datatype, low if not -top <= low else high))
 
 
 _NUMERIC = frozenset(DTYPES) - {"BYTES"}
@@ -225,6 +251,13 @@ def decode_request(
     body: Any, n_features: int | None
 ) -> tuple[np.ndarray, str | None, list[str] | None]:
     """The feature matrix, the caller's request id if any, and the outputs asked for."""
+    request_id, inputs, outputs = request_fields(body)
+    return matrix_of([decode_tensor(t) for t in inputs], n_features), request_id, outputs
+
+
+def request_fields(body: Any) -> tuple[str | None, list[Any], list[str] | None]:
+    """A request's id (checked), its inputs (a non-empty list, not yet looked into) and
+    the outputs it asks for."""
     if not isinstance(body, dict):
         raise ProtocolError("the request body must be a JSON object")
     request_id = body.get("id")
@@ -233,7 +266,12 @@ def decode_request(
     inputs = body.get("inputs")
     if not isinstance(inputs, list) or not inputs:
         raise ProtocolError("'inputs' must be a non-empty list of tensors")
-    arrays = [decode_tensor(t) for t in inputs]
+    outputs = body.get("outputs")
+    return request_id, inputs, None if outputs is None else _outputs(outputs)
+
+
+def matrix_of(arrays: list[np.ndarray], n_features: int | None) -> np.ndarray:
+    """The (rows, features) matrix of a request's decoded inputs."""
     if len(arrays) == 1 and arrays[0].ndim == 2:
         matrix = arrays[0]
     elif all(a.ndim == 1 or a.shape[1] == 1 for a in arrays):
@@ -249,8 +287,7 @@ def decode_request(
         raise ProtocolError(
             f"the model takes {n_features} features, the request has {matrix.shape[1]}"
         )
-    outputs = body.get("outputs")
-    return matrix, request_id, None if outputs is None else _outputs(outputs)
+    return matrix
 
 
 def _outputs(outputs: Any) -> list[str] | None:

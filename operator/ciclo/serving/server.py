@@ -27,6 +27,7 @@ import numpy as np
 import orjson
 
 from ciclo.drift.profile import Profile
+from ciclo.serving import binary
 from ciclo.serving.batching import Batcher
 from ciclo.serving.feedback import MALFORMED, FeedbackError, parse_feedback
 from ciclo.serving.loaders import Predictor, load, model_classes
@@ -45,6 +46,8 @@ Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
 SERVER_VERSION = "0.1.0"
+EXTENSIONS = ("binary_tensor_data",)
+"""The protocol extensions served: the server metadata lists them."""
 MODEL_PATH = re.compile(r"^/v2/models/([^/]+)(?:/versions/([^/]+))?(/ready|/infer|/feedback)?$")
 METRICS_TYPE = b"text/plain; version=0.0.4; charset=utf-8"
 Prediction = tuple[np.ndarray, np.ndarray | None]
@@ -134,7 +137,9 @@ class Runtime:
 
     async def infer(
         self, matrix: np.ndarray, request_id: str, wanted: list[str] | None
-    ) -> list[dict[str, Any]]:
+    ) -> list[tuple[str, np.ndarray]]:
+        """The outputs asked for (all the model has when None), by name; every protocol's
+        requests come here, so monitoring sees them all."""
         names = wanted or self.outputs
         unknown = [n for n in names if n not in self.outputs]
         if unknown:
@@ -142,14 +147,14 @@ class Runtime:
                 f"unknown output {show(unknown[0])}: one of {', '.join(self.outputs)}"
             )
         predicted, proba = await self.batcher.submit(matrix)
-        out = []
+        out: list[tuple[str, np.ndarray]] = []
         for name in names:
             value = predicted if name == "predict" else proba
             if value is None:
                 if wanted:  # refused before anything is stored
                     raise ProtocolError(f"model {self.name} has no {name}")
                 continue
-            out.append(encode_tensor(name, value))
+            out.append((name, value))
         if self.monitor is not None:  # only a queue append: a later trip folds it
             self.monitor.observe(request_id, matrix, predicted, proba)
         return out
@@ -175,11 +180,11 @@ async def _body(receive: Receive, limit: int, declared: bytes | None) -> bytes:
             return b"".join(chunks)
 
 
-def _content_length(scope: Scope) -> bytes | None:
+def _header(scope: Scope, name: bytes) -> bytes | None:
     for key, value in scope.get("headers", ()):
-        if key == b"content-length":
-            declared: bytes = value
-            return declared
+        if key == name:
+            found: bytes = value
+            return found
     return None
 
 
@@ -190,6 +195,14 @@ def _parse(raw: bytes) -> Any:
         raise ProtocolError(f"malformed JSON: {e}") from None
 
 
+@dataclass(frozen=True)
+class BinaryBody:
+    """A response of JSON then binary tensor data: the JSON's length goes in a header."""
+
+    body: bytes
+    json_length: int
+
+
 async def _respond(
     send: Send,
     status: int,
@@ -198,8 +211,14 @@ async def _respond(
     content_type: bytes = b"application/json",
     allow: str | None = None,
 ) -> None:
+    json_length = None
+    if isinstance(payload, BinaryBody):
+        payload, json_length = payload.body, payload.json_length
+        content_type = b"application/octet-stream"
     body = payload if isinstance(payload, bytes) else orjson.dumps(payload)
     headers = [(b"content-type", content_type), (b"content-length", str(len(body)).encode())]
+    if json_length is not None:
+        headers.append((binary.HEADER, str(json_length).encode()))
     if request_id:  # checked: printable ASCII (protocol.request_id_of)
         headers.append((b"x-request-id", request_id.encode()))
     if allow:
@@ -208,15 +227,19 @@ async def _respond(
     await send({"type": "http.response.body", "body": body})
 
 
-def create_app(runtime: Runtime) -> Callable[[Scope, Receive, Send], Awaitable[None]]:
+Hook = Callable[[], Awaitable[None]]
+
+
+def create_app(
+    runtime: Runtime, startup: Hook | None = None, shutdown: Hook | None = None
+) -> Callable[[Scope, Receive, Send], Awaitable[None]]:
+    """The ASGI app; `startup` and `shutdown` run in its event loop (the gRPC server's)."""
     metrics = runtime.metrics
     assert metrics is not None  # set in Runtime.__post_init__
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
-            while (await receive())["type"] != "lifespan.shutdown":
-                await send({"type": "lifespan.startup.complete"})
-            await send({"type": "lifespan.shutdown.complete"})
+            await _lifespan(receive, send, startup, shutdown)
             return
         if scope["type"] != "http":
             return
@@ -241,13 +264,32 @@ def create_app(runtime: Runtime) -> Callable[[Scope, Receive, Send], Awaitable[N
             payload.setdefault("id", request_id)
         await _respond(send, status, payload, request_id, allow=allow)
         if scope["path"].endswith("/infer"):
-            metrics.duration.observe(time.perf_counter() - start)
             outcome = (
                 "success" if status < 400 else "client_error" if status < 500 else "server_error"
             )
-            metrics.outcomes[outcome].inc()
+            metrics.record(time.perf_counter() - start, outcome)
 
     return app
+
+
+async def _lifespan(
+    receive: Receive, send: Send, startup: Hook | None, shutdown: Hook | None
+) -> None:
+    while True:
+        kind = (await receive())["type"]
+        if kind == "lifespan.startup":
+            try:
+                if startup is not None:
+                    await startup()
+            except Exception as e:  # a port taken: uvicorn stops, saying why
+                await send({"type": "lifespan.startup.failed", "message": str(e)})
+                return
+            await send({"type": "lifespan.startup.complete"})
+        elif kind == "lifespan.shutdown":
+            if shutdown is not None:
+                await shutdown()
+            await send({"type": "lifespan.shutdown.complete"})
+            return
 
 
 def _takes(method: str, allowed: str, path: str) -> None:
@@ -267,7 +309,7 @@ async def _route(runtime: Runtime, scope: Scope, receive: Receive) -> tuple[int,
     if path in ("/v2/health/live", "/v2/health/ready", "/v2"):
         _takes(method, "GET", path)
         if path == "/v2":
-            return 200, {"name": "ciclo", "version": SERVER_VERSION, "extensions": []}, None
+            return 200, server_metadata(), None
         return 200, {"live" if path.endswith("live") else "ready": True}, None
     match = MODEL_PATH.match(path)
     if not match:
@@ -291,27 +333,38 @@ async def _route(runtime: Runtime, scope: Scope, receive: Receive) -> tuple[int,
         if runtime.monitor is None:
             raise HttpError(404, "feedback is off: this server runs with --no-monitoring")
         try:
-            body = _parse(await _body(receive, runtime.max_body, _content_length(scope)))
+            body = _parse(await _body(receive, runtime.max_body, _header(scope, b"content-length")))
             matched, late = runtime.monitor.feedback(parse_feedback(body))
         except (HttpError, ProtocolError, FeedbackError) as e:
             assert runtime.metrics is not None
             runtime.metrics.feedback_rejected[getattr(e, "reason", MALFORMED)].inc()
             raise
         return 200, {"matched": matched, "late": late}, None
-    body = _parse(await _body(receive, runtime.max_body, _content_length(scope)))
-    matrix, request_id, wanted = decode_request(body, runtime.n_features)
+    raw = await _body(receive, runtime.max_body, _header(scope, b"content-length"))
+    json_length = _header(scope, binary.HEADER)
+    if json_length is None:
+        body = _parse(raw)
+        matrix, request_id, wanted = decode_request(body, runtime.n_features)
+    else:
+        head, blob = binary.split(raw, json_length)
+        body = _parse(head)
+        matrix, request_id, wanted = binary.decode_request(body, blob, runtime.n_features)
     request_id = request_id or uuid.uuid4().hex
     outputs = await runtime.infer(matrix, request_id, wanted)
-    return (
-        200,
-        {
-            "model_name": runtime.name,
-            "model_version": runtime.version,
-            "id": request_id,
-            "outputs": outputs,
-        },
-        request_id,
-    )
+    payload: dict[str, Any] = {
+        "model_name": runtime.name,
+        "model_version": runtime.version,
+        "id": request_id,
+    }
+    as_binary = binary.binary_outputs(body, [name for name, _ in outputs])
+    if as_binary:
+        return 200, BinaryBody(*binary.encode_response(payload, outputs, as_binary)), request_id
+    payload["outputs"] = [encode_tensor(name, value) for name, value in outputs]
+    return 200, payload, request_id
+
+
+def server_metadata() -> dict[str, Any]:
+    return {"name": "ciclo", "version": SERVER_VERSION, "extensions": list(EXTENSIONS)}
 
 
 @dataclass(frozen=True)
@@ -368,12 +421,18 @@ def app_from_env() -> Callable[[Scope, Receive, Send], Awaitable[None]]:
         max_batch_size=int(os.environ.get("CICLO_SERVE_MAX_BATCH_SIZE", 1)),
         max_batch_delay=float(os.environ.get("CICLO_SERVE_MAX_BATCH_DELAY", 0)),
     )
-    return create_app(
-        build_runtime(
-            Path(os.environ["CICLO_SERVE_MODEL"]),
-            os.environ["CICLO_SERVE_FORMAT"],
-            os.environ["CICLO_SERVE_NAME"],
-            os.environ["CICLO_SERVE_VERSION"],
-            options,
-        )
+    runtime = build_runtime(
+        Path(os.environ["CICLO_SERVE_MODEL"]),
+        os.environ["CICLO_SERVE_FORMAT"],
+        os.environ["CICLO_SERVE_NAME"],
+        os.environ["CICLO_SERVE_VERSION"],
+        options,
     )
+    grpc_port = int(os.environ.get("CICLO_SERVE_GRPC_PORT", 0))
+    if not grpc_port:
+        return create_app(runtime)
+    # each worker serves gRPC on the same port too: gRPC listens with SO_REUSEPORT
+    from ciclo.serving import grpc_server
+
+    host = os.environ.get("CICLO_SERVE_HOST", "0.0.0.0")
+    return create_app(runtime, *grpc_server.hooks(runtime, host, grpc_port))
