@@ -45,6 +45,8 @@ def _nulls(value: Any, path: str = "") -> list[str]:
 
 class FakeKube:
     def __init__(self, *objects: tuple[Ref, Json]) -> None:
+        self.client = None  # what CachedKube passes on to Kube
+        self.revision = 0
         self.objects: dict[tuple[str, str, str], Json] = {}
         self.calls: list[tuple[str, str, str]] = []  # (verb, plural, name)
         self.failures: list[tuple[str, str, BaseException]] = []
@@ -55,7 +57,14 @@ class FakeKube:
         meta = obj["metadata"]
         meta.setdefault("uid", f"uid-{meta['name']}")
         meta.setdefault("generation", 1)
-        self.objects[(ref.plural, meta.get("namespace", ""), meta["name"])] = copy.deepcopy(obj)
+        key = (ref.plural, meta.get("namespace", ""), meta["name"])
+        self.objects[key] = copy.deepcopy(obj)
+        self._stamp(key)
+
+    def _stamp(self, key: tuple[str, str, str]) -> None:
+        """A newer resourceVersion for every write, as etcd's revision."""
+        self.revision += 1
+        self.objects[key]["metadata"]["resourceVersion"] = str(self.revision)
 
     def fail(self, verb: str, plural: str, error: BaseException | None = None) -> None:
         """The next `verb` on `plural` raises (Crash unless told)."""
@@ -125,7 +134,7 @@ class FakeKube:
         if key in self.objects:
             raise Conflict(409, "AlreadyExists", "exists")
         self.put(ref, body)
-        return body
+        return copy.deepcopy(self.objects[key])
 
     def delete(self, ref: Ref, namespace: str, name: str) -> bool:
         self._call("delete", ref, name)

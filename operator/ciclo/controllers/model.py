@@ -25,6 +25,7 @@ from ciclo.api.model import Model, ModelStatus
 from ciclo.api.modelversion import ModelVersion
 from ciclo.config import Config
 from ciclo.controllers import metrics, prometheus_operator
+from ciclo.controllers.cache import CachedKube
 from ciclo.controllers.workqueue import Relevance, WorkQueue
 from ciclo.kube import events
 from ciclo.kube.client import (
@@ -278,7 +279,7 @@ def resync_all(kube: Kube, queue: Queue, namespaces: tuple[str, ...] = ()) -> No
         metrics.MODELS.labels(kind, status).set(n)
 
 
-def register(kube: Kube, config: Config) -> Queue:
+def register(kube: CachedKube, config: Config) -> Queue:
     """The kopf handlers: each queues its Model; the queue's workers reconcile."""
     queue: Queue = WorkQueue(lambda key: reconcile(kube, config, *key), config.workers)
 
@@ -286,6 +287,7 @@ def register(kube: Kube, config: Config) -> Queue:
 
     @kopf.on.event("ciclo.dev", "v1alpha1", "models")
     def model_event(namespace: str | None, name: str, type: str, body: kopf.Body, **_: Any) -> None:
+        kube.observe(MODELS, body, deleted=type == "DELETED")  # before the reconcile it queues
         if not namespace:
             return
         if type == "DELETED":
@@ -310,6 +312,7 @@ def register(kube: Kube, config: Config) -> Queue:
         body: kopf.Body,
         **_: Any,
     ) -> None:
+        kube.observe(DEPLOYMENTS, body, deleted=type == "DELETED")
         if not namespace or manifests.MODEL_LABEL not in labels:
             return
         key = ("deployment", namespace, name)
@@ -335,6 +338,7 @@ def register(kube: Kube, config: Config) -> Queue:
         body: kopf.Body,
         **_: Any,
     ) -> None:
+        kube.observe(PODS, body, deleted=type == "DELETED")
         if not namespace or manifests.MODEL_LABEL not in labels:
             return
         key = ("pod", namespace, name)

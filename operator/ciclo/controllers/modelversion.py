@@ -20,6 +20,7 @@ import kopf
 
 from ciclo.api.meta import Condition
 from ciclo.controllers import metrics
+from ciclo.controllers.cache import CachedKube
 from ciclo.controllers.model import Queue
 from ciclo.controllers.workqueue import Relevance
 from ciclo.kube.client import MODEL_VERSIONS, MODELS, Json, Kube
@@ -131,7 +132,7 @@ def release_deleted(kube: Kube, namespace: str | None = None, model: str | None 
             reconcile(kube, raw)
 
 
-def register(kube: Kube, queue: Queue) -> None:
+def register(kube: CachedKube, queue: Queue) -> None:
     relevance = Relevance()
 
     @kopf.on.event("ciclo.dev", "v1alpha1", "models")
@@ -141,6 +142,7 @@ def register(kube: Kube, queue: Queue) -> None:
 
     @kopf.on.event("ciclo.dev", "v1alpha1", "modelversions")
     def version_event(body: kopf.Body, type: str, **_: Any) -> None:
+        kube.observe(MODEL_VERSIONS, body, deleted=type == "DELETED")
         raw: Json = dict(body)
         meta = raw["metadata"]
         namespace, key = meta["namespace"], ("modelversion", meta["namespace"], meta["name"])

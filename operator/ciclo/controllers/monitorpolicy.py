@@ -25,6 +25,7 @@ from ciclo.api.modelversion import ModelVersion
 from ciclo.api.monitorpolicy import MonitorPolicy, MonitorPolicyStatus, Rule, RuleStatus
 from ciclo.config import Config
 from ciclo.controllers import alerts, policy_actions, prometheus_operator
+from ciclo.controllers.cache import CachedKube
 from ciclo.controllers.metrics import POLICY_ACTIONS, REGISTRY, rule_thresholds
 from ciclo.controllers.policy_actions import Subject
 from ciclo.controllers.policy_sources import SourceUnavailable, make_source, observe
@@ -207,7 +208,7 @@ def _mirror_alert(kube: Kube, model: Model, condition: Condition) -> None:
     )
 
 
-def register(kube: Kube, config: Config) -> Scheduler:
+def register(kube: CachedKube, config: Config) -> Scheduler:
     scheduler = Scheduler(
         lambda key: evaluate_policy(kube, config, key[0], key[1], alerts.notify_in_background),
         config.monitor_workers,
@@ -222,6 +223,7 @@ def register(kube: Kube, config: Config) -> Scheduler:
     def policy_event(
         namespace: str | None, name: str, type: str, body: kopf.Body, **_: Any
     ) -> None:
+        kube.observe(MONITOR_POLICIES, body, deleted=type == "DELETED")
         if namespace is None or (config.namespaces and namespace not in config.namespaces):
             return
         key = (namespace, name)

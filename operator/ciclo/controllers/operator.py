@@ -13,6 +13,7 @@ import kopf
 
 from ciclo.config import Config
 from ciclo.controllers import logs, metrics, model, modelversion, monitorpolicy
+from ciclo.controllers.cache import CachedKube
 from ciclo.kube.client import Kube, load_client
 
 log = logging.getLogger(__name__)
@@ -67,7 +68,7 @@ def run(
 
 
 def setup(config: Config, kubeconfig: str | None = None) -> Kube:
-    kube = Kube(load_client(kubeconfig))
+    kube = CachedKube(Kube(load_client(kubeconfig)))
     queue = model.register(kube, config)
     modelversion.register(kube, queue)
     monitorpolicy.register(kube, config)
