@@ -7,8 +7,8 @@ memory of a namespace starts with one LIST of it, the first time it is asked for
 kept current by every watch event kopf delivers (`observe`, called by the handlers before
 they queue anything) and by the API server's answer to each of the operator's own writes.
 The newest resourceVersion wins, so a late event never undoes a newer write. Anything
-else (other kinds, other selectors, cluster-wide lists) goes to the API server as before;
-the resync lists Models afresh, and a watch that missed something is caught there.
+else (other kinds, other selectors, cluster-wide lists) goes to the API server as before,
+and a cluster-wide list of a watched kind (the resync's) refreshes the memory too.
 """
 
 from __future__ import annotations
@@ -32,6 +32,9 @@ from ciclo.kube.client import (
 )
 
 MANAGED = "app.kubernetes.io/managed-by=ciclo"
+# Deletions remembered, so that a late echo of an object does not bring it back; bounded,
+# since pods come and go for as long as the operator runs.
+TOMBSTONES = 10_000
 # The watched kinds, with the selector their watch (and so their memory) is limited to.
 WATCHED: dict[Ref, str | None] = {
     MODELS: None,
@@ -82,6 +85,8 @@ class Store:
     def drop(self, namespace: str, name: str, version: int) -> None:
         self.objects.get(namespace, {}).pop(name, None)
         self.gone[(namespace, name)] = version
+        if len(self.gone) > TOMBSTONES:
+            del self.gone[next(iter(self.gone))]  # the oldest: its late echoes are long past
 
 
 class CachedKube(Kube):
