@@ -20,6 +20,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_score
 from tests.unit.test_server import MODEL, X, free_port, infer, matrix_input, serving
 
+from ciclo.monitoring.sources import PodsSource, Query
 from ciclo.serving.feedback import FeedbackError, Label
 from ciclo.serving.metrics import RuntimeMetrics
 from ciclo.serving.monitor import Monitor
@@ -232,6 +233,11 @@ def test_two_pods_sharing_a_store_count_each_label_for_its_version(tmp_path: Pat
             other = samples[0] if version == "v2" else samples[1]
             key = ("ciclo_window_accuracy", (("model", "iris"), ("version", version)))
             assert other[key] == pytest.approx(accuracy_score(t, g), abs=1e-12)
+            # and the pods source, which a MonitorPolicy reads without Prometheus, finds them
+            source = PodsSource({v: [f"{url}/metrics"] for v, url in pods.items()})
+            reading = source.read(Query("ns", "iris", version, "1h", metric="accuracy"))
+            assert reading.value == pytest.approx(accuracy_score(t, g), abs=1e-12)
+            assert reading.samples == len(t)
 
 
 def _value(url: str, name: str) -> float:
