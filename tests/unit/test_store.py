@@ -28,17 +28,22 @@ from ciclo.serving.store import SharedStore, StoreUnavailable
 
 
 @contextlib.contextmanager
-def redis_server(tmp: Path, port: int | None = None) -> Iterator[str]:
-    """A redis-server process on a free port, with no persistence; its URL once it answers."""
+def redis_server(
+    tmp: Path, port: int | None = None, host: str = "127.0.0.1", password: str | None = None
+) -> Iterator[str]:
+    """A redis-server process on a free port, with no persistence; its URL once it answers.
+    The integration tests bind it to the process node's bridge, where pods reach it (with a
+    password: protected mode refuses other hosts without one)."""
     binary = shutil.which("redis-server") or shutil.which("valkey-server")
     assert binary, "redis-server is missing: run `make redis`"
     port = port or free_port()
+    auth = ["--requirepass", password] if password else []
     proc = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--dir", str(tmp)],
+        [binary, "--port", str(port), "--bind", host, "--save", "", "--dir", str(tmp), *auth],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    url = f"redis://127.0.0.1:{port}/0"
+    url = f"redis://:{password}@{host}:{port}/0" if password else f"redis://{host}:{port}/0"
     try:
         wait_for(lambda: _pings(url), "redis-server did not start")
         yield url
