@@ -170,7 +170,7 @@ def labels_per_second(
     connections at once: labels matched per second."""
     port = PORT + 20
     proc = subprocess.Popen([*command, "--port", str(port)], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.STDOUT)  # fmt: skip
+                            stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
     base = f"http://127.0.0.1:{port}"
     try:
         bench.wait_ready(base, proc)

@@ -237,6 +237,16 @@ def create_app(
     """The ASGI app; `startup` and `shutdown` run in its event loop (the gRPC server's)."""
     metrics = runtime.metrics
     assert metrics is not None  # set in Runtime.__post_init__
+    store = runtime.monitor.store if runtime.monitor is not None else None
+    if isinstance(store, SharedStore):
+        then = shutdown
+
+        async def shutdown() -> None:
+            if then is not None:
+                await then()
+            # a pod that stops writes what it has queued (a second at most), so its last
+            # predictions can still be matched on another pod
+            await asyncio.get_running_loop().run_in_executor(None, store.close)
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
