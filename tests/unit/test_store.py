@@ -108,7 +108,7 @@ def test_a_store_that_is_down_drops_and_counts_and_reconnects(tmp_path: Path) ->
     # down: put_many still returns at once; the writer drops what it cannot write
     start = time.perf_counter()
     store.put_many([(f"r{i}", ("1",), store.clock()) for i in range(100)])
-    assert time.perf_counter() - start < 0.05
+    assert time.perf_counter() - start < 0.5  # under one connect timeout (1 s): no I/O
     wait_for(lambda: value("ciclo_feedback_store_unrecorded_total") == 100, "not counted")
     assert value("ciclo_feedback_store_up") == 0
     with pytest.raises(StoreUnavailable):
