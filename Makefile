@@ -7,7 +7,7 @@ export CICLO_CACHE ?= $(HOME)/.cache/ciclo
 export PYTHONPATH := $(CURDIR)/tools
 PYTEST_ARGS ?=
 
-.PHONY: help venv tools lint typecheck imports check crds test test-unit cluster-up cluster-down demo demo-down bench-serving dist lua
+.PHONY: help venv tools lint typecheck imports check crds test test-unit cluster-up cluster-down demo demo-down bench-serving dist lua redis
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -45,19 +45,22 @@ dist: tools ## dist/install.yaml: the chart rendered with its defaults, for kube
 lua: ## Lua 5.1 (Debian's lua5.1), which runs the Argo CD health checks' tests
 	@command -v lua5.1 >/dev/null || { apt-get update -q && apt-get install -y -q lua5.1; }
 
-test-unit: venv lua ## the fast tests: no Go, no cluster
+redis: ## Debian's redis-server (bookworm has no valkey): the shared prediction store's tests and the local cluster's store
+	@command -v redis-server >/dev/null || command -v valkey-server >/dev/null || { apt-get update -q && apt-get install -y -q redis-server; }
+
+test-unit: venv lua redis ## the fast tests: no Go, no cluster
 	$(PY) -m pytest -m "not integration and not e2e" $(PYTEST_ARGS)
 
-test: venv tools lua check ## the static checks, then every test on a local cluster started for the run
+test: venv tools lua redis check ## the static checks, then every test on a local cluster started for the run
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-cluster-up: venv tools ## start the local cluster (prints its KUBECONFIG)
+cluster-up: venv tools redis ## start the local cluster (prints its KUBECONFIG)
 	$(PY) -m localcluster up
 
 cluster-down: venv ## remove the local cluster
 	$(PY) -m localcluster down
 
-demo: venv tools ## the whole model lifecycle on the local cluster (or on yours: CICLO_USE_EXISTING_CLUSTER=1 KUBECONFIG=...)
+demo: venv tools redis ## the whole model lifecycle on the local cluster (or on yours: CICLO_USE_EXISTING_CLUSTER=1 KUBECONFIG=...)
 	$(PY) -m demo run
 
 demo-down: venv ## remove the demo: the local cluster, its Prometheus and operator

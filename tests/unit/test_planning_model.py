@@ -446,6 +446,22 @@ def test_a_model_may_name_its_own_runtime_image():
     assert default["spec"]["template"]["spec"]["containers"][0]["image"] == IMAGE
 
 
+def test_the_shared_prediction_store_reaches_the_pods_from_its_secret():
+    store = {"feedback": {"store": {"secretKeyRef": {"name": "predictions"}}}}
+    d = manifests.deployment(model("v1", monitoring=store), mv("v1"), 1, "serving", IMAGE)
+    (container,) = d["spec"]["template"]["spec"]["containers"]
+    assert container["env"] == [
+        {
+            "name": "CICLO_FEEDBACK_STORE",
+            "valueFrom": {"secretKeyRef": {"name": "predictions", "key": "url"}},
+        },
+        {"name": "CICLO_FEEDBACK_STORE_PREFIX", "value": "ns/iris"},
+    ]
+    assert "predictions" not in " ".join(container["command"])  # the URL only from the Secret
+    default = manifests.deployment(model("v1"), mv("v1"), 1, "serving", IMAGE)
+    assert default["spec"]["template"]["spec"]["containers"][0]["env"] == []
+
+
 def test_dns_label_keeps_long_or_odd_names_unique_and_valid():
     assert manifests.dns_label("iris", "v1") == "iris-v1"
     a = manifests.dns_label("iris", "1.2.0")

@@ -31,7 +31,12 @@ def free_port() -> int:
 
 @contextlib.contextmanager
 def serving(
-    path: Path, *extra: str, model: Any = MODEL, fmt: str = "sklearn", grpc_port: int = 0
+    path: Path,
+    *extra: str,
+    model: Any = MODEL,
+    fmt: str = "sklearn",
+    grpc_port: int = 0,
+    version: str = "v1",
 ) -> Iterator[str]:
     """`ciclo serve` for the model at `path` (the iris model by default, saved there with
     joblib; with `model=None`, the file already there), as a process; its URL once it
@@ -51,7 +56,7 @@ def serving(
         "--name",
         "iris",
         "--version",
-        "v1",
+        version,
         "--host",
         "127.0.0.1",
         "--port",

@@ -92,6 +92,39 @@ class Serving(Schema):
     what serves keeps serving meanwhile."""
 
 
+class SecretKeySelector(Schema):
+    """One key of a Secret in the Model's namespace."""
+
+    name: str = Field(min_length=1, max_length=253)
+    """The Secret's name."""
+    key: str = Field(default="url", min_length=1, max_length=253)
+    """The key whose value is used."""
+
+
+class FeedbackStore(Schema):
+    """A Valkey or Redis that every serving pod of the Model writes its predictions to, so a
+    label sent through the Service is matched whichever pod or version predicted."""
+
+    secret_key_ref: SecretKeySelector
+    """The Secret key holding the store's URL (redis://[:password@]host:port/db, or
+    rediss:// for TLS); it reaches the pods as CICLO_FEEDBACK_STORE."""
+
+
+class Feedback(Schema):
+    """Where predictions wait for their ground-truth labels."""
+
+    store: FeedbackStore | None = None
+    """The shared prediction store; unset, each pod keeps its own predictions in memory,
+    which suits one replica only (docs/serving.md)."""
+
+
+class Monitoring(Schema):
+    """What the serving pods need to measure quality."""
+
+    feedback: Feedback = Field(default_factory=Feedback)
+    """Where predictions wait for their labels."""
+
+
 class ModelSpec(Schema):
     """What the Model should be: the version that serves, and how."""
 
@@ -99,6 +132,8 @@ class ModelSpec(Schema):
     """The version that should serve: a ModelVersion of this model."""
     serving: Serving = Field(default_factory=Serving)
     """How the serving pods run."""
+    monitoring: Monitoring = Field(default_factory=Monitoring)
+    """What the serving pods need to measure quality: the shared prediction store."""
     retired: bool = False
     """True scales everything to zero and removes the Service; the registry keeps every version."""
     description: str | None = Field(default=None, max_length=4096)

@@ -267,6 +267,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         ),
         max_batch_size=args.max_batch_size,
         max_batch_delay=args.max_batch_delay_ms / 1000,
+        feedback_store=args.feedback_store or None,
+        feedback_store_prefix=args.feedback_store_prefix,
     )
     try:
         runtime = build_runtime(
@@ -401,6 +403,18 @@ def build_parser(prog: str = "ciclo") -> argparse.ArgumentParser:
     )
     serve.add_argument(
         "--feedback-max-age", type=float, default=86_400.0, help="seconds a prediction is kept"
+    )
+    serve.add_argument(
+        "--feedback-store",
+        default=os.environ.get("CICLO_FEEDBACK_STORE"),
+        help="a Valkey/Redis URL (redis://[:password@]host:port/db) every pod of the Model "
+        "shares, so a label finds its prediction on any pod (CICLO_FEEDBACK_STORE; default: "
+        "this process's memory)",
+    )
+    serve.add_argument(
+        "--feedback-store-prefix",
+        default=os.environ.get("CICLO_FEEDBACK_STORE_PREFIX"),
+        help="the store's keys start with ciclo:PREFIX: (default: --name)",
     )
     serve.add_argument(
         "--max-batch-size", type=int, default=1, help="rows per adaptive batch (1: no batching)"

@@ -252,6 +252,10 @@ class PodsSource:
         if query.promql is not None or query.metric is None:
             return Reading(error="the pods source answers built-in metrics only, not PromQL")
         urls = self.targets.get(query.version, [])
+        if query.metric in _QUALITY:
+            # with a shared prediction store any pod of the Model may count a version's
+            # labels (each under the version that predicted): read every pod
+            urls = [url for version_urls in self.targets.values() for url in version_urls]
         if not urls:
             return Reading()  # no Ready pod: nothing to read, NoData
         try:

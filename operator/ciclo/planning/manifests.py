@@ -130,7 +130,7 @@ def deployment(model: Model, version: ModelVersion, replicas: int, role: str, im
             {"name": PORT_NAME, "containerPort": serving.port},
             {"name": GRPC_PORT_NAME, "containerPort": grpc_port(serving.port)},
         ],
-        "env": [{"name": e.name, "value": e.value} for e in serving.env],
+        "env": [{"name": e.name, "value": e.value} for e in serving.env] + _store_env(model),
         "readinessProbe": {
             "httpGet": {"path": "/v2/health/ready", "port": "http"},
             "periodSeconds": 2,
@@ -192,6 +192,25 @@ def deployment(model: Model, version: ModelVersion, replicas: int, role: str, im
             },
         },
     }
+
+
+def _store_env(model: Model) -> list[Json]:
+    """The shared prediction store's URL, from its Secret (never in the pod spec), and the
+    keys' prefix: namespace/name, so Models sharing one store never meet."""
+    store = model.spec.monitoring.feedback.store
+    if store is None:
+        return []
+    ref = store.secret_key_ref
+    return [
+        {
+            "name": "CICLO_FEEDBACK_STORE",
+            "valueFrom": {"secretKeyRef": {"name": ref.name, "key": ref.key}},
+        },
+        {
+            "name": "CICLO_FEEDBACK_STORE_PREFIX",
+            "value": f"{model.metadata.namespace}/{model.metadata.name}",
+        },
+    ]
 
 
 def grpc_port(http_port: int) -> int:

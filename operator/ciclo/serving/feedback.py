@@ -13,7 +13,7 @@ import time
 from collections import Counter, OrderedDict, deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from ciclo.drift.profile import value_key
 from ciclo.serving.protocol import ProtocolError, request_id_of
@@ -39,11 +39,15 @@ class FeedbackError(Exception):
 
 @dataclass
 class PredictionStore:
-    """Predicted class keys by response id: at most `capacity` rows, none older than `max_age` s."""
+    """Predicted class keys by response id: at most `capacity` rows, none older than `max_age` s.
+
+    This process's own store (store.Store), holding `version`'s predictions only."""
 
     capacity: int = 100_000
     max_age: float = 86_400.0
     clock: Callable[[], float] = time.monotonic
+    version: str = ""
+    remote: ClassVar[bool] = False
     # (stamp, keys) as tuples of strings: the garbage collector stops tracking them, so a
     # full store adds nothing to its passes (lists would be scanned on every full one)
     entries: OrderedDict[str, tuple[float, tuple[str, ...]]] = field(default_factory=OrderedDict)
@@ -79,6 +83,25 @@ class PredictionStore:
             return None
         self.rows -= len(entry[1])
         return list(entry[1])
+
+    def lookup(self, request_ids: Sequence[str]) -> dict[str, dict[str, tuple[str, ...]]]:
+        self._evict()
+        found = ((i, self.entries.get(i)) for i in request_ids)
+        return {i: {self.version: entry[1]} for i, entry in found if entry is not None}
+
+    def claim(self, request_ids: Sequence[str]) -> dict[str, dict[str, tuple[str, ...]]]:
+        out = {}
+        for request_id in request_ids:
+            predicted = self.take(request_id)
+            if predicted is not None:
+                out[request_id] = {self.version: tuple(predicted)}
+        return out
+
+    def flush(self, timeout: float) -> None:
+        """Nothing to wait for: put_many stores at once."""
+
+    def notify(self) -> None:
+        """Nothing to wake: the monitor's fold puts predictions here."""
 
     def _evict(self) -> None:
         oldest = self.clock() - self.max_age

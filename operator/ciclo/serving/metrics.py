@@ -7,8 +7,8 @@ windowed quality and drift gauges are computed only when /metrics is scraped
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
@@ -31,6 +31,8 @@ class Snapshot:
     prediction_drift: Drift | None
     """None without a prediction baseline."""
     drift_samples: int
+    others: dict[str, Quality] = field(default_factory=dict)
+    """Quality of other versions whose labels this pod matched (through a shared store)."""
 
 
 class WindowCollector(Collector):
@@ -43,19 +45,21 @@ class WindowCollector(Collector):
     def collect(self) -> Iterable[Metric]:
         snap = self.snapshot()
         if snap.quality is not None:
-            q = snap.quality
-            for name, value, text in (
-                ("accuracy", q.accuracy, "Accuracy"),
-                ("precision", q.precision, "Precision, macro-averaged over classes,"),
-                ("recall", q.recall, "Recall, macro-averaged over classes,"),
-                ("f1", q.f1, "F1, macro-averaged over classes,"),
+            qualities = {self.labels[1]: snap.quality, **snap.others}
+            for name, text in (
+                ("accuracy", "Accuracy"),
+                ("precision", "Precision, macro-averaged over classes,"),
+                ("recall", "Recall, macro-averaged over classes,"),
+                ("f1", "F1, macro-averaged over classes,"),
+                ("labelled_samples", "Labelled samples in the quality window"),
             ):
-                yield self._gauge(
-                    f"window_{name}", f"{text} over the labelled-sample window", value
-                )
-            yield self._gauge(
-                "window_labelled_samples", "Labelled samples in the quality window", q.samples
-            )
+                if name != "labelled_samples":
+                    text = f"{text} over the labelled-sample window"
+                family = GaugeMetricFamily(f"ciclo_window_{name}", text, labels=list(LABELS))
+                for version, q in qualities.items():
+                    value = q.samples if name == "labelled_samples" else getattr(q, name)
+                    family.add_metric([self.labels[0], version], value)
+                yield family
         if snap.drift is None:
             return
         stats = (
@@ -124,9 +128,10 @@ class RuntimeMetrics:
         )
         # present from the start, so rate() sees the first
         self.feedback_rejected = {k: rejected.labels(*self.labels, k) for k in REASONS}
-        self.correct = Counter(
+        self.correct_by = Counter(
             "ciclo_feedback_correct", "Matched labels the prediction got right", LABELS, registry=r
-        ).labels(*self.labels)
+        )
+        self.correct = self.correct_by.labels(*self.labels)
         self.confusion = Counter(
             "ciclo_confusion",
             "Confusion matrix of matched labels",
@@ -152,6 +157,21 @@ class RuntimeMetrics:
         self.before_scrape: list[Callable[[], None]] = []
         for outcome in ("matched", "late"):  # present from the start, so rate() sees the first
             self.feedback.labels(*self.labels, outcome)
+
+    def count_labels(self, version: str, pairs: Sequence[tuple[str, str]]) -> None:
+        """Matched (actual, predicted) labels of `version`: the version that predicted,
+        which is not this pod's when the prediction came from a shared store."""
+        labels = (self.labels[0], version)
+        self.feedback.labels(*labels, "matched").inc(len(pairs))
+        correct = 0
+        for actual, predicted in pairs:
+            self.confusion.labels(*labels, actual, predicted).inc()
+            self.class_actual.labels(*labels, actual).inc()
+            self.class_predicted.labels(*labels, predicted).inc()
+            if actual == predicted:
+                correct += 1
+                self.true_positives.labels(*labels, actual).inc()
+        self.correct_by.labels(*labels).inc(correct)
 
     def record(self, seconds: float, outcome: str) -> None:
         """One inference request, over REST or gRPC: its latency and outcome (success,

@@ -11,6 +11,7 @@ for it: observe takes only the queue's lock, fold holds the windows' lock.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections import Counter
 from collections.abc import Iterable
@@ -34,6 +35,7 @@ from ciclo.serving.feedback import (
 )
 from ciclo.serving.metrics import RuntimeMetrics, Snapshot
 from ciclo.serving.protocol import show
+from ciclo.serving.store import FLUSH_TIMEOUT, Entry, Store
 
 KNOWN_CLASSES = 10_000
 """Class keys remembered at most (a regressor mistaken for a classifier would add one a row)."""
@@ -44,6 +46,9 @@ MAX_LABEL = 128
 """Longest label taken when the classes are unknown, in characters."""
 FOLD_ROWS = 256
 """Rows queued before an inference thread folds them: under 1% of one-row requests pay."""
+OTHER_VERSIONS = 16
+"""Versions besides this pod's whose labels it counts at most (a shared store holds the
+predictions of every version of the Model; only the Model's own pods write there)."""
 
 
 @dataclass(frozen=True)
@@ -83,14 +88,22 @@ class Monitor:
         settings: Settings | None = None,
         fold_rows: int = FOLD_ROWS,
         classes: Iterable[str] | None = None,
+        store: Store | None = None,
     ) -> None:
         """`classes`: the model's class keys (value_key), when it says; with the classes of
-        the profile's prediction baseline they are the labels feedback takes."""
+        the profile's prediction baseline they are the labels feedback takes. `store`:
+        where predictions wait for labels; this process's memory by default."""
         settings = settings or Settings()
         self.metrics = metrics
         self.classifier = classifier
-        self.store = PredictionStore(settings.feedback_capacity, settings.feedback_max_age)
+        self.version = metrics.labels[1]
+        self.store: Store = store or PredictionStore(
+            settings.feedback_capacity, settings.feedback_max_age, version=self.version
+        )
         self.quality = QualityWindow(settings.quality_window)
+        self.windows = {self.version: self.quality}
+        """Quality windows by the version that predicted: this pod's, and others' whose
+        predictions it matched labels to through a shared store."""
         # binned at scrapes: at a few thousand requests a second most rows leave the window
         # between two scrapes, and those are never binned
         self.drift = DriftWindow(profile, settings.drift_window, lazy=True) if profile else None
@@ -132,6 +145,7 @@ class Monitor:
         with self.queue_lock:
             self.queue.append(item)
             self.queued_rows += len(matrix)
+        self.store.notify()
 
     @property
     def due(self) -> bool:
@@ -168,49 +182,72 @@ class Monitor:
             self.drift.add(matrix, predictions)
 
     def feedback(self, items: list[Label]) -> tuple[int, int]:
-        """Match labels to stored predictions; (matched, late) label counts."""
+        """Match labels to stored predictions; (matched, late) label counts. Each label
+        counts for every version that predicted its id. With a remote store this does
+        network I/O: call it off the event loop; it raises StoreUnavailable when the
+        store cannot be read."""
         if not self.classifier:
             raise FeedbackError(
                 "feedback is for classifiers: this model's predictions are values", NOT_CLASSIFIER
             )
         self.fold()  # every prediction answered so far can be matched
-        late = 0
-        pairs: list[tuple[str, str]] = []
+        self.store.flush(FLUSH_TIMEOUT)
+        ids = list(dict.fromkeys(item.request_id for item in items))
+        # the memory store is the monitor's, under its lock; a shared one takes no lock
+        with self._store_lock():
+            held = self.store.lookup(ids)
         with self.lock:
             # check every item before taking any, so a 400 changes nothing
             live = []  # items whose prediction is kept: only their labels reach the metrics
             for item in items:
-                entry = self.store.entries.get(item.request_id)
+                entry = held.get(item.request_id)
                 if entry is None:
                     continue
-                if len(entry[1]) != len(item.labels):
+                rows = len(next(iter(entry.values())))
+                if rows != len(item.labels):
                     raise FeedbackError(
                         f"feedback {item.request_id}: {len(item.labels)} labels for a request "
-                        f"of {len(entry[1])} rows",
+                        f"of {rows} rows",
                         ROW_COUNT,
                     )
                 live.append(item)
             self.unlisted.update(self._admit(items, live))
-            for item in items:
-                predicted = self.store.take(item.request_id)
-                if predicted is None:
-                    late += len(item.labels)
-                else:
-                    pairs.extend(zip(item.labels, predicted, strict=True))
-            for actual, predicted_key in pairs:
-                self.quality.add(actual, predicted_key)
-            matched = len(pairs)
-        m, labels = self.metrics, self.metrics.labels
-        m.feedback.labels(*labels, "matched").inc(matched)
-        m.feedback.labels(*labels, "late").inc(late)
-        for actual, predicted_key in pairs:
-            m.confusion.labels(*labels, actual, predicted_key).inc()
-            m.class_actual.labels(*labels, actual).inc()
-            m.class_predicted.labels(*labels, predicted_key).inc()
-            if actual == predicted_key:
-                m.correct.inc()
-                m.true_positives.labels(*labels, actual).inc()
+        with self._store_lock():
+            taken = self.store.claim(ids)
+        matched = late = 0
+        pairs: dict[str, list[tuple[str, str]]] = {}
+        for item in items:
+            entry = taken.pop(item.request_id, None)  # a repeated id: its second label is late
+            if entry is None or not self._counts(entry, len(item.labels)):
+                late += len(item.labels)
+                continue
+            matched += len(item.labels)
+            for version, predicted in entry.items():
+                pairs.setdefault(version, []).extend(zip(item.labels, predicted, strict=True))
+        with self.lock:
+            for version, version_pairs in pairs.items():
+                window = self.windows.setdefault(version, QualityWindow(self.quality.size))
+                for actual, predicted_key in version_pairs:
+                    window.add(actual, predicted_key)
+        self.metrics.feedback.labels(*self.metrics.labels, "late").inc(late)
+        for version, version_pairs in pairs.items():
+            self.metrics.count_labels(version, version_pairs)
         return matched, late
+
+    def _counts(self, entry: Entry, rows: int) -> bool:
+        """Whether a claimed entry can be counted: as many predictions as labels (an id
+        reused between lookup and claim may have changed), and no more other versions
+        than the bound."""
+        if any(len(predicted) != rows for predicted in entry.values()):
+            return False
+        new = [v for v in entry if v not in self.windows]
+        if len(self.windows) + len(new) > 1 + OTHER_VERSIONS:
+            for version in new:
+                del entry[version]
+        return bool(entry)
+
+    def _store_lock(self) -> threading.Lock | contextlib.nullcontext[None]:
+        return contextlib.nullcontext() if self.store.remote else self.lock
 
     def _admit(self, items: list[Label], live: list[Label]) -> set[str]:
         """Raise FeedbackError unless every label is a class this version knows. With the
@@ -253,10 +290,15 @@ class Monitor:
         self.fold()
         with self.lock:
             quality = self.quality.quality() if self.classifier else None
+            others = {
+                version: window.quality()
+                for version, window in self.windows.items()
+                if version != self.version
+            }
             if self.drift is None:
-                return Snapshot(quality, None, None, 0)
+                return Snapshot(quality, None, None, 0, others)
             stats = self.drift.drift()
             samples = self.drift.filled
         features = stats[: self.drift.n_features]
         prediction = stats[self.drift.n_features] if self.drift.has_prediction else None
-        return Snapshot(quality, features, prediction, samples)
+        return Snapshot(quality, features, prediction, samples, others)

@@ -40,6 +40,7 @@ from ciclo.serving.protocol import (
     encode_tensor,
     show,
 )
+from ciclo.serving.store import SharedStore, StoreUnavailable
 
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
@@ -236,6 +237,16 @@ def create_app(
     """The ASGI app; `startup` and `shutdown` run in its event loop (the gRPC server's)."""
     metrics = runtime.metrics
     assert metrics is not None  # set in Runtime.__post_init__
+    store = runtime.monitor.store if runtime.monitor is not None else None
+    if isinstance(store, SharedStore):
+        then = shutdown
+
+        async def shutdown() -> None:
+            if then is not None:
+                await then()
+            # a pod that stops writes what it has queued (a second at most), so its last
+            # predictions can still be matched on another pod
+            await asyncio.get_running_loop().run_in_executor(None, store.close)
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -332,13 +343,21 @@ async def _route(runtime: Runtime, scope: Scope, receive: Receive) -> tuple[int,
     if action == "/feedback":
         if runtime.monitor is None:
             raise HttpError(404, "feedback is off: this server runs with --no-monitoring")
+        monitor = runtime.monitor
         try:
             body = _parse(await _body(receive, runtime.max_body, _header(scope, b"content-length")))
-            matched, late = runtime.monitor.feedback(parse_feedback(body))
+            labels = parse_feedback(body)
+            if monitor.store.remote:  # network I/O: never on the event loop
+                loop = asyncio.get_running_loop()
+                matched, late = await loop.run_in_executor(None, monitor.feedback, labels)
+            else:
+                matched, late = monitor.feedback(labels)
         except (HttpError, ProtocolError, FeedbackError) as e:
             assert runtime.metrics is not None
             runtime.metrics.feedback_rejected[getattr(e, "reason", MALFORMED)].inc()
             raise
+        except StoreUnavailable as e:  # nothing was taken: the client may send it again
+            raise HttpError(503, str(e)) from None
         return 200, {"matched": matched, "late": late}, None
     raw = await _body(receive, runtime.max_body, _header(scope, b"content-length"))
     json_length = _header(scope, binary.HEADER)
@@ -375,6 +394,11 @@ class ServeOptions:
     settings: Settings = field(default_factory=Settings)
     max_batch_size: int = 1
     max_batch_delay: float = 0.0
+    feedback_store: str | None = None
+    """A Valkey or Redis URL (redis://, rediss://, unix://): the store every pod of the
+    Model shares; None keeps predictions in this process."""
+    feedback_store_prefix: str | None = None
+    """What the store's keys start with after `ciclo:`; the model's name when None."""
 
 
 def build_runtime(model: Path, fmt: str, name: str, version: str, options: ServeOptions) -> Runtime:
@@ -393,13 +417,27 @@ def build_runtime(model: Path, fmt: str, name: str, version: str, options: Serve
         assert runtime.metrics is not None
         profile = Profile.load(options.baseline) if options.baseline else None
         classifier = is_classifier(predictor)
+        store = None
+        if options.feedback_store and classifier:
+            store = SharedStore(
+                options.feedback_store,
+                options.feedback_store_prefix or name,
+                version,
+                options.settings.feedback_max_age,
+                runtime.metrics.registry,
+                runtime.metrics.labels,
+            )
         runtime.monitor = Monitor(
             runtime.metrics,
             classifier,
             profile,
             options.settings,
             classes=model_classes(predictor) if classifier else None,
+            store=store,
         )
+        if store is not None:
+            store.before_write = runtime.monitor.fold  # the writer folds, then writes
+            store.start()
     return runtime
 
 
