@@ -45,8 +45,8 @@ dist: tools ## dist/install.yaml: the chart rendered with its defaults, for kube
 lua: ## Lua 5.1 (Debian's lua5.1), which runs the Argo CD health checks' tests
 	@command -v lua5.1 >/dev/null || { apt-get update -q && apt-get install -y -q lua5.1; }
 
-test-unit: venv lua ## the fast tests: no Go, no cluster
-	$(PY) -m pytest -m "not integration and not e2e" $(PYTEST_ARGS)
+test-unit: venv lua ## the fast tests: no Go, no cluster, no NannyML
+	$(PY) -m pytest -m "not integration and not e2e and not nannyml" $(PYTEST_ARGS)
 
 test: venv tools lua check ## the static checks, then every test on a local cluster started for the run
 	$(PY) -m pytest $(PYTEST_ARGS)
