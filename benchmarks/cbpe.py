@@ -84,15 +84,25 @@ def nannyml_python() -> str:
     return done.stdout.strip().splitlines()[-1]
 
 
+def overconfident(p: np.ndarray, factor: float) -> np.ndarray:
+    """The probabilities with their logits multiplied by `factor`: the same predicted
+    class, but miscalibrated when factor != 1, so calibration has something to do."""
+    if factor == 1:
+        return p
+    z = np.log(np.clip(p, 1e-12, None)) * factor
+    z = np.exp(z - z.max(axis=1, keepdims=True))
+    return np.asarray(z / z.sum(axis=1, keepdims=True))
+
+
 def compare(
-    shifts: Sequence[float], nannyml: str | None, rows: int = ROWS
+    shifts: Sequence[float], nannyml: str | None, rows: int = ROWS, factor: float = 1.0
 ) -> tuple[str | None, list[dict[str, Any]]]:
     """Per shift: realised accuracy and macro F1, ciclo's estimates and, given a Python
-    with nannyml, NannyML's; and NannyML's version."""
+    with nannyml, NannyML's; and NannyML's version. `factor`: see overconfident."""
     x_train, y_train = sample(rows, 0.0, 1)
     model = LogisticRegression(max_iter=500).fit(x_train[:, :2], y_train)
     x_ref, y_ref = sample(rows, 0.0, 2)
-    ref_p = model.predict_proba(x_ref[:, :2])
+    ref_p = overconfident(model.predict_proba(x_ref[:, :2]), factor)
     cal = cbpe.fit(ref_p, [str(v) for v in y_ref], ["0", "1", "2"])
 
     arrays: dict[str, np.ndarray] = {
@@ -104,7 +114,7 @@ def compare(
     found: list[dict[str, Any]] = []
     for i, shift in enumerate(shifts):
         x, y = sample(rows, shift, 100 + i)
-        p = model.predict_proba(x[:, :2])
+        p = overconfident(model.predict_proba(x[:, :2]), factor)
         predicted = p.argmax(axis=1)
         arrays |= {f"p{i}": p, f"pred{i}": predicted, f"y{i}": y}
         accuracy, f1 = cbpe.estimate(cal, p)
@@ -114,6 +124,7 @@ def compare(
                 "accuracy": accuracy_score(y, predicted),
                 "f1": f1_score(y, predicted, average="macro"),
                 "ciclo": {"accuracy": accuracy, "f1": f1},
+                "confidence": float(p.max(axis=1).mean()),  # accuracy, were p calibrated
             }
         )
     if nannyml is None:

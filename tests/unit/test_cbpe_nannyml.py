@@ -1,5 +1,6 @@
 """ciclo's CBPE against NannyML's on the same data under covariate shift
-(benchmarks/cbpe.py's data and model).
+(benchmarks/cbpe.py's data and model, its probabilities made overconfident so that
+calibration matters: uncalibrated, the estimate would be 0.08 to 0.15 too high).
 
 NannyML cannot share the project's virtualenv (it downgrades LightGBM and pulls xgboost
 with CUDA), so it runs in a subprocess from a virtualenv of its own under
@@ -19,7 +20,8 @@ import pytest
 pytestmark = [pytest.mark.nannyml, pytest.mark.timeout(1800)]  # the first run installs
 
 SHIFTS = (0.0, 1.0, 2.0)
-TOLERANCE = 0.015  # |ciclo - NannyML|, accuracy and macro F1 alike
+OVERCONFIDENT = 2.0  # logits doubled
+TOLERANCE = 0.001  # |ciclo - NannyML|, accuracy and macro F1 alike (docs/cbpe.md: why)
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +37,9 @@ def bench() -> ModuleType:
 
 @pytest.fixture(scope="module")
 def compared(bench: ModuleType) -> tuple[str | None, list[dict[str, Any]]]:
-    result: tuple[str | None, list[dict[str, Any]]] = bench.compare(SHIFTS, bench.nannyml_python())
+    result: tuple[str | None, list[dict[str, Any]]] = bench.compare(
+        SHIFTS, bench.nannyml_python(), factor=OVERCONFIDENT
+    )
     return result
 
 
@@ -56,14 +60,24 @@ def test_ciclo_estimates_as_nannyml_does(
         assert ours == pytest.approx(theirs, abs=TOLERANCE), (row["shift"], metric)
 
 
+def test_calibration_matters_on_this_data(
+    compared: tuple[str | None, list[dict[str, Any]]],
+) -> None:
+    """Uncalibrated, the probabilities overstate accuracy by far more than the tolerance,
+    so agreeing with NannyML takes calibrating as it does."""
+    _, rows = compared
+    for row in rows:
+        assert row["confidence"] - row["accuracy"] > 0.05, row["shift"]
+
+
 def test_the_data_shift_and_both_estimates_follow(
     compared: tuple[str | None, list[dict[str, Any]]],
 ) -> None:
-    """Not two constants agreeing: realised accuracy moves by far more than the
-    tolerance across the shifts, and each estimate moves with it."""
+    """Not two constants agreeing: realised accuracy moves across the shifts, and each
+    estimate moves with it."""
     _, rows = compared
     first, last = rows[0], rows[-1]
     moved = last["accuracy"] - first["accuracy"]
-    assert moved > 10 * TOLERANCE
+    assert moved > 0.15
     for who in ("ciclo", "nannyml"):
         assert last[who]["accuracy"] - first[who]["accuracy"] == pytest.approx(moved, abs=0.03)
