@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -75,8 +76,12 @@ def sample(n: int, shift: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
 
 def nannyml_python() -> str:
     """NannyML's virtualenv, made the first time and reused while its pins match."""
+    # the project's own Python version unless PYTHON says otherwise: it is there on any
+    # machine that runs the tests, and NannyML 0.13.1 installs on it
+    env = {**os.environ, "PYTHON": os.environ.get("PYTHON", sys.executable)}
     done = subprocess.run(
         ["bash", str(HERE / "venv.sh"), "nannyml", *NANNYML_PINS],
+        env=env,
         stdout=subprocess.PIPE,
         text=True,
         check=True,
