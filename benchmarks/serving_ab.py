@@ -3,6 +3,7 @@ MLServer or KServe, a few minutes instead of ~25.
 
     git archive HEAD operator | tar -x -C /tmp/ciclo-before    # the code before (read-only)
     .venv/bin/python benchmarks/serving_ab.py --before /tmp/ciclo-before/operator
+    .venv/bin/python benchmarks/serving_ab.py --cbpe    # one tree: CBPE's calibration off/on
 
 The "before" server runs the same `python -m ciclo.cli.main serve` with the old tree's
 package directory first on PYTHONPATH; "after" is the work tree (this .venv's editable
@@ -10,6 +11,11 @@ install). Same model, body, load generator and CPU pinning as benchmarks/serving
 (server on CPU 1, load generator on CPU 0); each round runs every configuration
 before and after back to back, alternating which goes first, and the table gives
 medians over rounds and the cost of "after" against "before".
+
+With --cbpe both run the work tree: "before" with the baseline profile's CBPE
+calibration removed, "after" with it, so the cost is CBPE's. The ONNX model has no
+calibration (ONNX does not say its classes), so its two servers are the same: the
+run's noise.
 """
 
 from __future__ import annotations
@@ -37,7 +43,9 @@ PORT = 18900
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--before", type=Path, required=True, help="the old tree's operator/")
+    which = parser.add_mutually_exclusive_group(required=True)
+    which.add_argument("--before", type=Path, help="the old tree's operator/")
+    which.add_argument("--cbpe", action="store_true", help="the work tree, calibration off/on")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--duration", type=float, default=5)
     parser.add_argument("--warmup", type=float, default=2)
@@ -49,7 +57,7 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=bench.CACHE / "serving-ab.json")
     args = parser.parse_args()
     args.pin = (os.cpu_count() or 1) >= 2
-    assert (args.before / "ciclo" / "serving" / "server.py").exists(), args.before
+    assert args.cbpe or (args.before / "ciclo" / "serving" / "server.py").exists()
 
     bench.build_loadgen()
     work = bench.CACHE / "ab"
@@ -71,6 +79,8 @@ def main() -> int:
         )  # fmt: skip
         # without CBPE's calibration, which the old tree's profile format does not have
         profile = json.loads((work / f"profile-{fmt}.json").read_text())
+        assert fmt == "onnx" or profile.get("calibration"), "no calibration to measure"
+        (work / f"profile-{fmt}-cbpe.json").write_text(json.dumps(profile))
         profile.pop("calibration", None)
         (work / f"profile-{fmt}.json").write_text(json.dumps(profile))
 
@@ -90,7 +100,9 @@ def main() -> int:
         if not args.only or f"{fmt}:{label}" in args.only.split(","):
             configs.append((label, fmt, command))
 
-    versions = {"before": {"PYTHONPATH": str(args.before.resolve())}, "after": {}}
+    versions: dict[str, dict[str, str]] = {"before": {}, "after": {}}
+    if not args.cbpe:
+        versions["before"]["PYTHONPATH"] = str(args.before.resolve())
     runs: list[dict[str, Any]] = []
     for n in range(args.rounds):
         print(f"[ab] round {n + 1}/{args.rounds}, load average {bench.loadavg()}", flush=True)
@@ -99,8 +111,12 @@ def main() -> int:
             for version in order:
                 port = PORT + 10 * i + (0 if version == "before" else 5)
                 env = versions[version] | {"BENCH_PORT": str(port)}
-                server = bench.Server(label, fmt, [*command, "--port", str(port)], env=env)
-                check_version(server, version)
+                args_ = [*command, "--port", str(port)]
+                if args.cbpe and version == "after":  # the profile with its calibration
+                    args_ = [a.replace(f"profile-{fmt}.json", f"profile-{fmt}-cbpe.json")
+                             for a in args_]  # fmt: skip
+                server = bench.Server(label, fmt, args_, env=env)
+                check_version(server, "after" if args.cbpe else version)
                 results = bench.serve_and_load(server, work, expected, args)
                 for c, r in results.items():
                     runs.append(

@@ -2,7 +2,8 @@
 # Creates the serving benchmark's competitor servers, each in its own virtualenv
 # under $CICLO_CACHE/bench (default ~/.cache/ciclo/bench): MLServer and KServe
 # pin dependencies that conflict with each other and with ciclo, so neither ever
-# goes into the repo's .venv. Re-running is a no-op once a venv matches its pins.
+# goes into the repo's .venv. benchmarks/venv.sh makes each; re-running is a no-op once
+# a venv matches its pins.
 #
 #   bash benchmarks/setup-servers.sh
 #
@@ -12,8 +13,6 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
-cache=${CICLO_CACHE:-$HOME/.cache/ciclo}/bench
-python=${PYTHON:-python3.11}
 venv_py=${VENV_PY:-$here/../.venv/bin/python}
 
 MLSERVER=1.7.1
@@ -24,23 +23,8 @@ SKLEARN=${SKLEARN:-$(version_of scikit-learn)}
 JOBLIB=${JOBLIB:-$(version_of joblib)}
 ONNXRUNTIME=${ONNXRUNTIME:-$(version_of onnxruntime)}
 
-make_venv() {
-  local name=$1; shift
-  local dir=$cache/$name want
-  want=$(printf '%s\n' "$@" | sort | tr '\n' ' ')
-  if [ "$(cat "$dir/.pins" 2>/dev/null)" = "$want" ]; then
-    echo "[bench] $name is up to date ($dir)"
-    return
-  fi
-  echo "[bench] installing $name into $dir: $want"
-  rm -rf "$dir"
-  "$python" -m venv "$dir"
-  "$dir/bin/python" -m pip install -q --upgrade pip
-  "$dir/bin/python" -m pip install -q "$@"
-  echo "$want" > "$dir/.pins"
-}
+make_venv() { bash "$here/venv.sh" "$@" >/dev/null; }
 
-mkdir -p "$cache"
 # uvloop 0.22 made asyncio.get_event_loop() raise without a running loop, which
 # kills MLServer 1.7.1's inference workers at start ("no current event loop").
 make_venv mlserver "mlserver==$MLSERVER" "mlserver-sklearn==$MLSERVER" "uvloop==0.21.0" \

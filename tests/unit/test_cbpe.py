@@ -2,9 +2,7 @@
 the estimate against an independent computation and against realised accuracy under
 covariate shift, the profile that stores it, and the runtime that exports it.
 
-NannyML itself is not a dependency of these tests: installing it into the project's
-virtualenv would downgrade LightGBM and replace xgboost-cpu (benchmarks/cbpe.py compares
-with NannyML's CBPE in a virtualenv of its own; docs/benchmarks.md has the figures)."""
+NannyML's own CBPE is compared in test_cbpe_nannyml.py, from a virtualenv of its own."""
 
 from __future__ import annotations
 
