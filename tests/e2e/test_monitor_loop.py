@@ -97,7 +97,7 @@ class Load:
         ready = [
             a for s in slices for e in s.endpoints or [] if e.conditions.ready for a in e.addresses
         ]
-        port = next((p.port for s in slices for p in s.ports or []), None)
+        port = next((p.port for s in slices for p in s.ports or [] if p.name == "http"), None)
         return f"http://{ready[0]}:{port}" if ready and port else None
 
     def run(self) -> None:

@@ -31,13 +31,14 @@ import kubernetes
 from ciclo.monitoring.evaluation import seconds
 from demo import reaction
 from demo.traffic import Traffic
-from localcluster import launcher, prometheus
+from localcluster import launcher, prometheus, store
 from localcluster.paths import Paths
 
 ROOT = Path(__file__).resolve().parents[2]
 NAMESPACE = os.environ.get("CICLO_DEMO_NAMESPACE", "ciclo-demo")
 OPERATOR_NAMESPACE = "ciclo-system"
 MODEL = "iris"
+STORE_SECRET = "iris-predictions"
 FEATURES = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
 GROUP, VERSION = "ciclo.dev", "v1alpha1"
 POLICY_INTERVAL = "5s"
@@ -149,7 +150,7 @@ class Cluster:
             return []
         out = []
         for s in slices:
-            port = next((p.port for p in s.ports or []), None)
+            port = next((p.port for p in s.ports or [] if p.name == "http"), None)
             for e in s.endpoints or []:
                 if e.conditions and e.conditions.ready and port:
                     out += [f"{a}:{port}" for a in e.addresses]
@@ -222,21 +223,22 @@ def train(workdir: Path) -> Trained:
     return Trained(x_train, y_train, accuracy)
 
 
-def model_manifest(version: str, retired: bool = False) -> dict[str, Any]:
+def model_manifest(version: str, retired: bool = False, shared: bool = True) -> dict[str, Any]:
+    """The demo's Model; `shared`: its pods keep predictions in the local cluster's shared
+    prediction store (the Secret STORE_SECRET names it), so labels may go to any pod."""
+    spec: dict[str, Any] = {
+        "version": version,
+        "retired": retired,
+        "serving": {"replicas": 1, "warmReplicas": 1, "keepPrevious": 1, **on_process_node()},
+    }
+    if shared:
+        store = {"secretKeyRef": {"name": STORE_SECRET, "key": "url"}}
+        spec["monitoring"] = {"feedback": {"store": store}}
     return {
         "apiVersion": f"{GROUP}/{VERSION}",
         "kind": "Model",
         "metadata": {"name": MODEL, "namespace": NAMESPACE},
-        "spec": {
-            "version": version,
-            "retired": retired,
-            "serving": {
-                "replicas": 1,
-                "warmReplicas": 1,
-                "keepPrevious": 1,
-                **on_process_node(),
-            },
-        },
+        "spec": spec,
     }
 
 
@@ -316,7 +318,7 @@ def tell(paths: Paths, workdir: Path, operator_mode: str) -> int:
     external = launcher.external_kubeconfig()
 
     step = timeline.step("Set up: the local cluster, Prometheus and ciclo")
-    kubeconfig = launcher.up(paths, with_prometheus=external is None)
+    kubeconfig = launcher.up(paths, with_prometheus=external is None, with_store=external is None)
     cluster = Cluster(paths, kubeconfig)
     timeline.say(f"cluster ready (KUBECONFIG={kubeconfig})")
     if external is None:
@@ -325,6 +327,16 @@ def tell(paths: Paths, workdir: Path, operator_mode: str) -> int:
     else:  # no Prometheus we know of: the operator reads the serving pods' own /metrics
         source = {"type": "pods"}
     ensure_namespace(cluster, timeline)
+    shared = external is None
+    if shared:
+        secret = {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": STORE_SECRET, "namespace": NAMESPACE},
+            "stringData": {"url": store.url(paths)},
+        }
+        cluster.kubectl("apply", "--server-side", "-f", "-", stdin=json.dumps(secret))
+        timeline.say("shared prediction store on the bridge: labels may reach any pod")
     install_operator(cluster, timeline, operator_mode, workdir)
     clear_previous(cluster, timeline)
     trained = train(workdir)
@@ -340,12 +352,12 @@ def tell(paths: Paths, workdir: Path, operator_mode: str) -> int:
 
     step = timeline.step("v1 serves; traffic and labelled feedback flow")
     t0 = time.monotonic()
-    apply(cluster, timeline, model_manifest("v1"), workdir / "model.yaml")
+    apply(cluster, timeline, model_manifest("v1", shared=shared), workdir / "model.yaml")
     apply(cluster, timeline, policy_manifest(source), workdir / "policy.yaml")
     wait("v1 Ready", lambda: cluster.condition(cluster.model(), "Ready").get("status") == "True",
          120, lambda: describe(cluster))  # fmt: skip
     timeline.say("v1 is Ready and the Service selects it")
-    traffic = Traffic(trained.x, trained.y, cluster.endpoints, MODEL)
+    traffic = Traffic(trained.x, trained.y, cluster.endpoints, MODEL, through_service=shared)
     traffic.start()
     try:
         accuracy = wait(
@@ -363,7 +375,7 @@ def tell(paths: Paths, workdir: Path, operator_mode: str) -> int:
 
         step = timeline.step("v2 is promoted (spec.version: v2, by kubectl apply); v1 stays warm")
         t0 = time.monotonic()
-        apply(cluster, timeline, model_manifest("v2"), workdir / "model.yaml")
+        apply(cluster, timeline, model_manifest("v2", shared=shared), workdir / "model.yaml")
         wait("the Service selecting v2", lambda: cluster.selected_version() == "v2", 120,
              lambda: describe(cluster))  # fmt: skip
         warm = cluster.warm_replicas("v1")
@@ -436,7 +448,8 @@ def tell(paths: Paths, workdir: Path, operator_mode: str) -> int:
 
     step = timeline.step("the model is retired; its versions stay in the registry")
     t0 = time.monotonic()
-    apply(cluster, timeline, model_manifest("v2", retired=True), workdir / "model.yaml")
+    retired = model_manifest("v2", retired=True, shared=shared)
+    apply(cluster, timeline, retired, workdir / "model.yaml")
     wait("the Model retired",
          lambda: cluster.condition(cluster.model(), "Ready").get("reason") == "Retired", 60,
          lambda: describe(cluster))  # fmt: skip

@@ -49,10 +49,15 @@ class Traffic:
         endpoints: Callable[[], list[str]],
         model: str,
         seed: int = 1,
+        through_service: bool = False,
     ) -> None:
         self.x, self.y = x, y
         self.endpoints = endpoints
         self.model = model
+        # Labels go where the Service sends them now (any pod, any version: the shared
+        # prediction store matches them), instead of back to the pod that answered.
+        self.through_service = through_service
+        self.addresses: list[str] = []
         self.rng = np.random.default_rng(seed)
         self.knobs = Knobs()
         self.counts = Counts()
@@ -80,6 +85,7 @@ class Traffic:
             while not self.stop_event.is_set():
                 if time.monotonic() - refreshed > 1:  # follow the Service as it switches
                     addresses, refreshed = self.endpoints(), time.monotonic()
+                    self.addresses = addresses
                 if not addresses:
                     time.sleep(0.2)
                     continue
@@ -129,6 +135,9 @@ class Traffic:
                     time.sleep(0.1)
                     continue
                 _, address, request_id, labels = self.pending.popleft()
+                now = self.addresses
+                if self.through_service and now:
+                    address = now[int(self.rng.integers(len(now)))]
                 try:
                     client.post(
                         f"http://{address}/v2/models/{self.model}/feedback",
@@ -136,4 +145,4 @@ class Traffic:
                     ).raise_for_status()
                     self.counts.labels += len(labels)
                 except httpx.HTTPError:
-                    pass  # the pod went away (a rollback scaled it down): its labels are lost
+                    pass  # without the shared store: the pod went away, its labels with it

@@ -14,7 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-from localcluster import prometheus
+from localcluster import prometheus, store
 from localcluster.paths import Paths
 from localcluster.procnode import BRIDGE, GATEWAY
 
@@ -196,8 +196,10 @@ def up(
     fake_nodes: int = 2,
     process_node: bool = True,
     with_prometheus: bool = False,
+    with_store: bool = False,
 ) -> Path:
-    """Start (or reuse) the cluster, and Prometheus when asked; return its kubeconfig path."""
+    """Start (or reuse) the cluster, and Prometheus and the shared prediction store when
+    asked; return its kubeconfig path."""
     external = external_kubeconfig()
     paths = paths or Paths.from_env()
     if external is not None:
@@ -241,6 +243,8 @@ def up(
         wait_node_ready(paths, kubeconfig, PROCESS_NODE)
     if with_prometheus:
         prometheus.start(paths, kubeconfig)
+    if with_store:
+        store.start(paths)
     return kubeconfig
 
 
@@ -250,6 +254,7 @@ def down(paths: Paths | None = None) -> None:
         return
     paths = paths or Paths.from_env()
     prometheus.stop(paths)
+    store.stop(paths)
     stop_process_node(paths)
     if (paths.kwok_workdir / "clusters" / paths.name).exists():
         _kwokctl(paths, "delete", "cluster", "--kubeconfig", str(paths.kubeconfig))

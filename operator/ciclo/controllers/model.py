@@ -159,9 +159,11 @@ def _reconcile(kube: Kube, config: Config, namespace: str, name: str) -> float |
     try:
         # The Service first: it only ever selects a version with ready pods, so moving it
         # before any Deployment scales down keeps ready endpoints behind it throughout.
+        service = kube.get(SERVICES, namespace, name)
         if result.service is not None:
-            apply_child(kube, SERVICES, result.service, kube.get(SERVICES, namespace, name))
-        elif kube.delete(SERVICES, namespace, name):
+            apply_child(kube, SERVICES, result.service, service)
+        elif service is not None and kube.delete(SERVICES, namespace, name):
+            # Only one that exists: a Model coming up has none, and a DELETE is a write.
             log.info("model %s/%s: service removed", namespace, name)
         for deployment in result.deployments:
             apply_child(kube, DEPLOYMENTS, deployment, existing.get(deployment["metadata"]["name"]))
