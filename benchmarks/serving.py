@@ -28,8 +28,9 @@ MLServer and KServe live in their own virtualenvs under $CICLO_CACHE/bench
 (benchmarks/setup-servers.sh, run from here). With --pin (default) every server
 runs on CPU 1 and the load generator on CPU 0 (taskset), so each server gets the
 same one core and the load generator never competes with it. Traffic goes to
-127.0.0.1 only. Each round serves everything once; the table gives the medians
-over rounds. Speed is measured here, never asserted in tests.
+127.0.0.1 only. Each round serves everything once (every other round in reverse
+order); the table gives the medians over rounds. Speed is measured here, never
+asserted in tests.
 """
 
 from __future__ import annotations
@@ -544,7 +545,9 @@ def main() -> int:
     for n in range(args.rounds):
         report["loadavg"].append({"round": n, "start": loadavg()})
         print(f"[bench] round {n + 1}/{args.rounds}, load average {loadavg()}", flush=True)
-        for server in chosen:
+        # every other round in reverse, so no server always runs first or last while
+        # the machine's other load comes and goes
+        for server in chosen if n % 2 == 0 else chosen[::-1]:
             results = serve_and_load(server, work, expected, args)
             for c, r in results.items():
                 report["runs"].append(
