@@ -187,7 +187,8 @@ def test_lifecycle_register_serve_switch_rollback_reapply_retire_delete(
     wait_for("no Service", lambda: world.selector_version() is None)
     wait_for("all Deployments at zero", lambda: all(r == 0 for r in world.deployments().values()))
     wait_for("v1 Retired", lambda: world.phase("iris-v1") == "Retired")
-    assert world.condition("Ready")["reason"] == "Retired"
+    # The Model's status is the reconcile's last write, after its versions'.
+    wait_for("Ready=False Retired", lambda: world.condition("Ready").get("reason") == "Retired")
 
     # Delete: what the Model created goes; the registry stays.
     world.custom.delete_namespaced_custom_object(G, V, world.ns, "models", "iris")

@@ -38,6 +38,7 @@ from ciclo.kube.client import (
     Json,
     Kube,
     NamespaceTerminating,
+    NotFound,
     Ref,
 )
 from ciclo.planning import conditions, manifests
@@ -86,6 +87,12 @@ def reconcile(kube: Kube, config: Config, namespace: str, name: str) -> float | 
     start = time.monotonic()
     try:
         again = _reconcile(kube, config, namespace, name)
+    except NotFound as e:
+        # Something the memory still held was deleted meanwhile (the Model, a version, the
+        # namespace): its deletion's watch event queues the Model again if it still exists.
+        log.info("model %s/%s: %s; gone while reconciling", namespace, name, e)
+        metrics.RECONCILES.labels("Model", "gone").inc()
+        return None
     except Exception as e:
         metrics.RECONCILES.labels("Model", "error").inc()
         _report_failure(kube, namespace, name, f"{type(e).__name__}: {e}")
