@@ -26,6 +26,7 @@ helm=$(pin helm helm.sh/helm/v3)                  # v3.22.0
 helm_kube=$(pin helm k8s.io/client-go)            # v0.37.0: what helm assumes offline
 etcd=$(pin etcd go.etcd.io/etcd/server/v3)        # v3.6.16
 prom=$(pin prometheus github.com/prometheus/prometheus)  # v0.313.5 is Prometheus 3.13.5
+traefik=$(pin traefik github.com/traefik/traefik/v3)  # v3.6.12
 prom_version=3.${prom#v0.3}; prom_version=${prom_version%%.*}.$(echo "$prom" | cut -d. -f2 | cut -c2-).$(echo "$prom" | cut -d. -f3)
 
 kube_ldflags() {
@@ -41,6 +42,7 @@ family_ldflags() {
     kubernetes) echo "-s -w $(kube_ldflags)" ;;
     etcd) echo "-s -w" ;;
     prometheus) echo "-s -w -X github.com/prometheus/common/version.Version=$prom_version -X github.com/prometheus/common/version.Branch=HEAD" ;;
+    traefik) echo "-s -w -X github.com/traefik/traefik/v3/pkg/version.Version=$traefik" ;;
     kwok) echo "-s -w -X sigs.k8s.io/kwok/pkg/consts.Version=${kwok#v} -X sigs.k8s.io/kwok/pkg/consts.KubeVersion=${k8s#v}" ;;
     helm)
       local hminor; hminor=$(echo "$helm_kube" | cut -d. -f2)
@@ -59,6 +61,7 @@ family_targets() {
     etcd) echo etcd=go.etcd.io/etcd/server/v3 ;;
     kwok) echo kwok=sigs.k8s.io/kwok/cmd/kwok kwokctl=sigs.k8s.io/kwok/cmd/kwokctl ;;
     helm) echo helm=helm.sh/helm/v3/cmd/helm ;;
+    traefik) echo traefik=github.com/traefik/traefik/v3/cmd/traefik ;;
     prometheus) echo prometheus=github.com/prometheus/prometheus/cmd/prometheus \
       promtool=github.com/prometheus/prometheus/cmd/promtool ;;
   esac
@@ -131,11 +134,34 @@ po_copy() {
   echo "[tools] prometheus-operator CRDs ($po_crds) copied to $po_dir"
 }
 
-families="kubernetes etcd kwok helm prometheus"
+# The Gateway API's standard-channel CRDs, which the rollout tests install for Traefik to
+# route HTTPRoutes: copied, like the Prometheus Operator's, out of the pinned module.
+gw_module=sigs.k8s.io/gateway-api
+gw_dir=$cache/crds/gateway-api
+
+gw_stamp() { cat "$here/gateway-api/go.mod" "$here/gateway-api/go.sum" | sha256sum | cut -c1-16; }
+
+gw_fresh() {
+  [ "$(cat "$stamps/gateway-api" 2>/dev/null)" = "$(gw_stamp)" ] && [ -s "$gw_dir/gateway.networking.k8s.io_httproutes.yaml" ]
+}
+
+gw_copy() {
+  local dir
+  dir=$(cd "$here/gateway-api" && go mod download -json "$gw_module@$(pin gateway-api "$gw_module")" |
+    sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
+  [ -d "$dir" ] || { echo "[tools] downloading $gw_module failed" >&2; return 1; }
+  mkdir -p "$gw_dir"
+  install -m 644 "$dir"/config/crd/standard/*.yaml "$gw_dir/"
+  gw_stamp > "$stamps/gateway-api"
+  echo "[tools] gateway-api CRDs copied to $gw_dir"
+}
+
+families="kubernetes etcd kwok helm prometheus traefik"
 if [ "${1:-}" = "--check" ]; then
   stale=0
   for f in $families; do fresh "$f" || { echo "[tools] $f is missing or stale: run 'make tools'"; stale=1; }; done
   po_fresh || { echo "[tools] prometheus-operator CRDs are missing or stale: run 'make tools'"; stale=1; }
+  gw_fresh || { echo "[tools] gateway-api CRDs are missing or stale: run 'make tools'"; stale=1; }
   exit $stale
 fi
 
@@ -143,4 +169,5 @@ for f in $families; do
   if fresh "$f"; then echo "[tools] $f is up to date"; else build "$f"; fi
 done
 if po_fresh; then echo "[tools] prometheus-operator CRDs are up to date"; else po_copy; fi
+if gw_fresh; then echo "[tools] gateway-api CRDs are up to date"; else gw_copy; fi
 echo "[tools] binaries in $bin"

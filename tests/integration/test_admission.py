@@ -162,6 +162,41 @@ CREATE_CASES = [
         ["spec.rules[0].baseline.maxDrop", "between 0 and 1"],
     ),
     (
+        "canary-weight-over-100",
+        model(rollout={"strategy": "canary", "steps": [{"weight": 150}]}),
+        ["spec.rollout.steps[0].weight", "less than or equal to 100"],
+    ),
+    (
+        "canary-steps-not-increasing",
+        model(rollout={"strategy": "canary", "steps": [{"weight": 50}, {"weight": 10}]}),
+        ["spec.rollout.steps", "step weights must increase"],
+    ),
+    (
+        "canary-steps-repeated",
+        model(rollout={"strategy": "canary", "steps": [{"weight": 50}, {"weight": 50}]}),
+        ["spec.rollout.steps", "step weights must increase"],
+    ),
+    (
+        "canary-without-steps",
+        model(rollout={"strategy": "canary"}),
+        ["spec.rollout.steps", "at least one step"],
+    ),
+    (
+        "shadow-without-gateway",
+        model(rollout={"strategy": "shadow"}),
+        ["spec.rollout.gateway", "set gateway"],
+    ),
+    (
+        "unknown-strategy",
+        model(rollout={"strategy": "bluegreen"}),
+        ["spec.rollout.strategy", "Unsupported value"],
+    ),
+    (
+        "abtest-unknown-test",
+        model(rollout={"strategy": "abtest", "abtest": {"test": "ttest"}}),
+        ["spec.rollout.abtest.test", "Unsupported value"],
+    ),
+    (
         "short-progress-deadline",
         with_serving(progressDeadlineSeconds=1),
         ["spec.serving.progressDeadlineSeconds", "greater than or equal to 10"],
@@ -246,3 +281,12 @@ def test_valid_manifests_are_accepted_with_defaults(custom, namespace):
     stored_policy = create(custom, namespace, policy())
     assert stored_policy["spec"]["interval"] == "30s"
     assert stored_policy["spec"]["rules"][0]["failureThreshold"] == 3
+
+
+def test_a_canary_with_increasing_steps_is_accepted_with_defaults(custom, namespace):
+    steps = [{"weight": 10}, {"weight": 50, "pause": "2m"}, {"weight": 100}]
+    stored = create(custom, namespace, model(rollout={"strategy": "canary", "steps": steps}))
+    assert [s["weight"] for s in stored["spec"]["rollout"]["steps"]] == [10, 50, 100]
+    assert stored["spec"]["rollout"]["steps"][0]["pause"] == "1m"
+    plain = create(custom, namespace, {**model(), "metadata": {"name": "plain"}})
+    assert plain["spec"]["rollout"]["strategy"] == "switch"

@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field
 
 from ciclo.api.meta import CONDITIONS_LIST, Condition, ObjectMeta, Schema
+from ciclo.api.rollout import CanaryStatus, Rollout, RolloutSpec
 
 Quantity = Annotated[
     str, Field(pattern=r"^[0-9]+(\.[0-9]+)?(m|k|Ki|Mi|Gi|Ti|M|G|T)?$", max_length=32)
@@ -142,6 +143,8 @@ class ModelSpec(Schema):
     """Who answers for the model: a team or a person, shown on its model card."""
     task: Literal["classification", "regression"] = "classification"
     """What the model predicts: classes (classification) or numbers (regression)."""
+    rollout: RolloutSpec = Field(default_factory=Rollout)
+    """How a new spec.version takes traffic from the one that serves (docs/rollout.md)."""
 
 
 class HistoryEntry(Schema):
@@ -199,6 +202,8 @@ class ModelStatus(Schema):
     """The version being brought up while another serves, if any."""
     retirement: RetirementRecord | None = None
     """Set when a MonitorPolicy retired the Model."""
+    canary: CanaryStatus | None = None
+    """The latest gradual rollout (canary), its step and weight, or how it ended."""
     endpoint: str | None = None
     """The Service's in-cluster URL, Open Inference Protocol v2 (REST)."""
     history: list[HistoryEntry] = Field(default_factory=list)

@@ -218,8 +218,9 @@ def grpc_port(http_port: int) -> int:
     return http_port + 1 if http_port < 65535 else http_port - 1
 
 
-def service(model: Model, serving_version: str) -> Json:
-    """One Service per Model; its selector names the version that serves."""
+def service(model: Model, serving_version: str | None) -> Json:
+    """One Service per Model; its selector names the version that serves, or none while a
+    canary splits traffic by replica ratio (every pod of the Model: champion, candidate)."""
     name = model.metadata.name
     return {
         "apiVersion": "v1",
@@ -231,7 +232,8 @@ def service(model: Model, serving_version: str) -> Json:
             "ownerReferences": [owner(model)],
         },
         "spec": {
-            "selector": {MODEL_LABEL: name, VERSION_LABEL: serving_version},
+            "selector": {MODEL_LABEL: name}
+            | ({VERSION_LABEL: serving_version} if serving_version else {}),
             "ports": [
                 {"name": "http", "port": 80, "targetPort": PORT_NAME, "protocol": "TCP"},
                 {

@@ -11,10 +11,13 @@ import datetime as dt
 from dataclasses import dataclass, field
 
 from ciclo.api.meta import Condition
-from ciclo.api.model import HistoryEntry, Model, ModelStatus, RolloutStatus
+from ciclo.api.model import HistoryEntry, Model, ModelSpec, ModelStatus, RolloutStatus
 from ciclo.api.modelversion import ModelVersion
+from ciclo.api.rollout import CanaryStatus
 from ciclo.planning import conditions, manifests
 from ciclo.planning.manifests import Json
+from ciclo.planning.rollout import decide as decide_canary
+from ciclo.planning.rollout import replica_split, running
 from ciclo.planning.versions import (
     Transition,
     VersionUpdate,
@@ -127,6 +130,12 @@ def plan(
         spec.serving.replicas, current, current is not None and usable(current), ready_of
     )
     rollout = status.rollout
+    if rollout is not None and canary_running(status.canary, rollout.version):
+        # A canary's candidate runs at its step's size, never `need`: it is judged by the
+        # MonitorPolicy, not by the progress deadline.
+        rollout = None
+    elif rollout is not None and first_step(spec) is not None and current is not None:
+        need = min(need, first_step(spec) or need)
     if (
         rollout is not None
         and rollout.version != current
@@ -212,6 +221,22 @@ def plan(
         serving = target
     else:
         serving = holding
+    # A canary (spec.rollout) holds the switch: the champion keeps serving while the
+    # candidate answers its step's share, until it passes every step or is rolled back.
+    champion = current if current is not None and usable(current) and not retired else None
+    newcomer = target if target is not None and target != champion and not retired else None
+    canary = decide_canary(
+        model,
+        champion,
+        newcomer,
+        ready_of.get(newcomer, 0) if newcomer else 0,
+        now,
+        problem[1] if problem and problem[0] == "RolledBack" else None,
+    )
+    if canary.promote:
+        serving = newcomer
+    elif canary.split is not None:
+        serving = champion
     pending = target if not retired and target is not None and target != serving else None
     new_rollout = (
         None
@@ -223,7 +248,7 @@ def plan(
         )
     )
 
-    events: list[Transition] = []
+    events: list[Transition] = canary_events(status.canary, canary.canary, generation)
     # An Event's key names its transition (what serves, what served, at which generation
     # of the spec): a retry of the same transition finds its Event already there, and two
     # transitions never share one, however close in time.
@@ -291,6 +316,11 @@ def plan(
     history = history[:HISTORY_LIMIT]
 
     warm: list[str] = []
+    # Behind the Model's Service a canary's share is a replica ratio over every pod of the
+    # Model, so the warm versions stand at zero meanwhile.
+    warm_replicas = (
+        0 if canary.active and spec.rollout.gateway is None else spec.serving.warm_replicas
+    )
     if serving is not None:
         for h in history[1:]:
             if len(warm) >= spec.serving.keep_previous:
@@ -308,9 +338,12 @@ def plan(
     replicas: dict[str, tuple[int, str]] = {}
     if serving is not None:
         replicas[serving] = (spec.serving.replicas, "serving")
-        replicas.update({v: (spec.serving.warm_replicas, "warm") for v in warm})
+        replicas.update({v: (warm_replicas, "warm") for v in warm})
+        if canary.active and canary.split is not None:
+            replicas[serving] = (canary.split.champion, "serving")
     if pending is not None:
-        replicas[pending] = (spec.serving.replicas, "candidate")
+        size = canary.split.candidate if canary.split is not None else spec.serving.replicas
+        replicas[pending] = (size, "candidate")
     elif retired:
         replicas.update({d.version: (0, "retired") for d in deployments if d.version in by_version})
     result = ModelPlan(target=None if retired else target)
@@ -322,7 +355,8 @@ def plan(
     wanted = {d["metadata"]["name"] for d in result.deployments}
     result.delete_deployments = sorted(d.name for d in deployments if d.name not in wanted)
     if serving is not None:
-        result.service = manifests.service(model, serving)
+        both = canary.active and spec.rollout.gateway is None
+        result.service = manifests.service(model, None if both else serving)
 
     ready = ready_of.get(serving, 0) if serving is not None else 0
     want = spec.serving.replicas
@@ -373,7 +407,9 @@ def plan(
             )
         )
         progressing = (
-            cond("Progressing", False, "Complete", f"{serving} is rolled out")
+            cond("Progressing", True, "Canary", canary.canary.message)
+            if canary.active and canary.canary is not None
+            else cond("Progressing", False, "Complete", f"{serving} is rolled out")
             if done
             else cond("Progressing", True, "Rollout", f"{serving}: {ready}/{want} ready{coming}")
         )
@@ -398,6 +434,7 @@ def plan(
         ready_replicas=ready,
         rollout=new_rollout,
         retirement=retired_by,
+        canary=canary.canary,
         endpoint=manifests.endpoint(model) if serving else None,
         history=history,
         last_action=last_action,
@@ -408,6 +445,10 @@ def plan(
     if new_rollout is not None:
         deadline = new_rollout.since + dt.timedelta(seconds=spec.serving.progress_deadline_seconds)
         result.requeue_after = max(1.0, (deadline - now).total_seconds() + 1)
+    if canary.requeue_after is not None:
+        result.requeue_after = min(
+            result.requeue_after or canary.requeue_after, canary.requeue_after
+        )
     last_served = history[0].version if history else None
     result.versions = [
         u
@@ -431,6 +472,18 @@ def plan(
     return result
 
 
+def canary_running(canary: CanaryStatus | None, version: str) -> bool:
+    return canary is not None and running(canary) and canary.version == version
+
+
+def first_step(spec: ModelSpec) -> int | None:
+    """The pods a canary's candidate comes up with, or None without a canary."""
+    if spec.rollout.strategy != "canary" or not spec.rollout.steps:
+        return None
+    gateway = spec.rollout.gateway is not None
+    return replica_split(spec.serving.replicas, spec.rollout.steps[0].weight, gateway).candidate
+
+
 def with_failure(
     status: ModelStatus, message: str, generation: int, now: dt.datetime
 ) -> ModelStatus:
@@ -451,3 +504,25 @@ def with_failure(
             "last_action": f"ApplyFailed: {message[:200]}",
         }
     )
+
+
+def canary_events(
+    before: CanaryStatus | None, after: CanaryStatus | None, generation: int
+) -> list[Transition]:
+    """An Event for each canary transition: a start, a step, a promotion, an abort."""
+    if after is None or after == before:
+        return []
+    key = f"canary-{after.version}-from-{after.champion}-{after.since:%Y%m%dT%H%M%S}"
+    if after.phase == "Aborted" and (before is None or before.phase != "Aborted"):
+        return [Transition("CanaryAborted", after.message, f"{key}-aborted", "Warning")]
+    if after.phase == "Promoted" and (before is None or before.phase != "Promoted"):
+        return [Transition("CanaryPromoted", after.message, f"{key}-promoted")]
+    if after.phase == "Progressing" and (
+        before is None
+        or before.version != after.version
+        or before.step != after.step
+        or before.phase != "Progressing"
+        or before.since != after.since
+    ):
+        return [Transition("CanaryStep", after.message, f"{key}-step{after.step}-g{generation}")]
+    return []

@@ -26,6 +26,7 @@ from ciclo.api.monitorpolicy import (
 )
 from ciclo.monitoring.evaluation import Reading, action_id, evaluate
 from ciclo.planning import conditions
+from ciclo.planning.rollout import judged
 
 MAX_ACTIONS = 50
 # The condition types the monitoring loop writes on a MonitorPolicy (PrometheusRule is
@@ -68,7 +69,8 @@ class Plan:
 
 
 def serving(model: Model | None) -> str | None:
-    return model.status.serving_version if model else None
+    """The version the rules judge: what serves, or a running canary's candidate alone."""
+    return judged(model) if model else None
 
 
 def previous_version(model: Model | None) -> str | None:

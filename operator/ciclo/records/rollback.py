@@ -14,6 +14,7 @@ from ciclo.api.model import Model
 from ciclo.api.modelversion import ModelVersion, RollbackRecord
 from ciclo.kube.client import MODEL_VERSIONS, MODELS, Kube
 from ciclo.planning.model import plan
+from ciclo.planning.rollout import judged
 
 MANAGER = "ciclo-rollback"
 
@@ -51,10 +52,12 @@ def mark(
     record: RollbackRecord,
     only: str | None = None,
 ) -> Rollback:
-    """Mark the version `model` serves with `record`; with `only`, just if that version still
-    serves (a MonitorPolicy judged that one, not whatever serves by the time it acts)."""
+    """Mark the version `model` serves (or a running canary's candidate) with `record`;
+    with `only`, just if that version is still the one judged (a MonitorPolicy judged
+    that one, not whatever serves by the time it acts)."""
     name = model.metadata.name
-    bad = model.status.serving_version
+    # A running canary's candidate is what a policy judges, and what a rollback aborts.
+    bad = judged(model)
     if bad is None:
         raise RollbackRefused(f"model {name} serves nothing, so there is nothing to roll back")
     if only is not None and bad != only:

@@ -1,0 +1,140 @@
+"""How a new spec.version takes traffic: switch, canary, shadow or abtest (`spec.rollout`),
+and what the operator observed of it (`status.canary`).
+
+The rules that span fields are CEL on the CRD, so a bad spec stops at admission with the
+field named: weights above 100, steps whose weights do not increase, shadow without a
+Gateway, a canary without steps.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Literal
+
+from pydantic import Field
+
+from ciclo.api.meta import Duration, Name, Schema, cel, validations
+
+Strategy = Literal["switch", "canary", "shadow", "abtest"]
+
+
+class CanaryStep(Schema):
+    """One step of a canary: the candidate's share of requests, held for a pause."""
+
+    weight: int = Field(ge=1, le=100)
+    """Percent of requests the candidate answers during this step (100 is the last)."""
+    pause: Duration = "1m"
+    """How long the step holds while the MonitorPolicy judges the candidate alone, before
+    the next step (or, after the last, the promotion)."""
+
+
+class Shadow(Schema):
+    """The candidate gets a mirror of live traffic; its answers are discarded."""
+
+    duration: Duration = "10m"
+    """How long the comparison runs before it is judged."""
+    max_disagreement: float = Field(default=0.1, ge=0, le=1)
+    """The largest share of mirrored requests on which the candidate may disagree with the
+    champion and still be promoted."""
+
+
+class ABTest(Schema):
+    """A fixed split judged at its end by a significance test on the chosen metric."""
+
+    split: int = Field(default=50, ge=1, le=99)
+    """Percent of requests the candidate answers."""
+    duration: Duration | None = None
+    """How long the test runs; or stop at sampleSize labelled predictions per version."""
+    sample_size: int | None = Field(default=None, ge=10, le=10_000_000)
+    """Labelled predictions per version at which the test ends."""
+    metric: Literal["accuracy"] = "accuracy"
+    """The metric compared: accuracy, a proportion of correct predictions."""
+    test: Literal["ztest", "bootstrap"] = "ztest"
+    """ztest (two-proportion z-test) or bootstrap (resampled difference of the proportions)."""
+    alpha: float = Field(default=0.05, gt=0, lt=0.5)
+    """The significance level: a winner is named only when p < alpha."""
+    promote_winner: bool = False
+    """Promote the candidate when it wins; otherwise the result is only reported."""
+
+
+class GatewayReference(Schema):
+    """A Gateway API Gateway the operator attaches its HTTPRoute to."""
+
+    name: Name
+    """The Gateway's name."""
+    namespace: Name | None = None
+    """The Gateway's namespace; the Model's when unset."""
+    section_name: Name | None = None
+    """The Gateway listener to attach to; every listener that allows the route when unset."""
+
+
+ROLLOUT_RULES = validations(
+    cel(
+        "self.strategy != 'canary' || size(self.steps) > 0",
+        "a canary needs at least one step",
+        field_path=".steps",
+    ),
+    cel(
+        "self.steps.map(s, s.weight).isSorted() && "
+        "self.steps.all(a, self.steps.exists_one(b, b.weight == a.weight))",
+        "step weights must increase",
+        field_path=".steps",
+    ),
+    cel(
+        "self.strategy != 'shadow' || has(self.gateway)",
+        "shadow mirrors requests through a Gateway: set gateway",
+        field_path=".gateway",
+    ),
+)
+
+
+class Rollout(Schema):
+    """How a new spec.version takes traffic from the one that serves."""
+
+    strategy: Strategy = "switch"
+    """switch (all traffic once ready), canary (steps of weight), shadow (a mirror whose
+    answers are discarded) or abtest (a fixed split ended by a significance test)."""
+    steps: list[CanaryStep] = Field(default_factory=list, max_length=10)
+    """The canary's steps, by increasing weight."""
+    shadow: Shadow | None = None
+    """The shadow's duration and rule."""
+    abtest: ABTest | None = None
+    """The A/B test's split, length and test."""
+    gateway: GatewayReference | None = None
+    """A Gateway: traffic is split by the weights of an HTTPRoute the operator owns (and
+    mirrored for shadow). Without one, canary and abtest split by replica ratio behind the
+    Model's Service."""
+
+
+RolloutSpec = Annotated[Rollout, Field(json_schema_extra=ROLLOUT_RULES)]
+
+CanaryPhase = Literal["Progressing", "Promoted", "Aborted"]
+
+
+class CanaryStatus(Schema):
+    """A gradual rollout of `version` beside `champion`, as the operator last moved it.
+
+    Its timestamps make it level-based: re-applying the same Model neither restarts nor
+    skips a step, and a restarted operator resumes where it was."""
+
+    version: str
+    """The candidate."""
+    champion: str
+    """The version that serves meanwhile and takes all traffic back on an abort."""
+    strategy: Strategy = "canary"
+    """The strategy this rollout follows."""
+    phase: CanaryPhase = "Progressing"
+    """Progressing, Promoted (the candidate serves) or Aborted (the champion serves)."""
+    step: int = Field(default=0, ge=0)
+    """The index of the current step in spec.rollout.steps."""
+    weight: int = Field(default=0, ge=0, le=100)
+    """The candidate's share of requests now, in percent, as the traffic is really split
+    (a replica ratio rounds it)."""
+    step_since: dt.datetime
+    """When the current step began; its pause counts from here."""
+    since: dt.datetime
+    """When the rollout began."""
+    until: dt.datetime | None = None
+    """When it was promoted or aborted."""
+    message: str = Field(default="", max_length=4096)
+    """Why it ended, or what it waits for, for people."""

@@ -1,0 +1,158 @@
+"""A canary, planned: from the Model's rollout spec, its last canary status, the champion,
+the candidate and the clock, to the step, the candidate's weight, the replicas of each
+version, and whether the candidate is promoted or the rollout aborted.
+
+Pure. The MonitorPolicy judges the candidate alone while a canary runs (it reads
+`judged`); a breach marks the candidate rolled back, the Model's plan then targets the
+champion again, and `decide` turns that into an Aborted record. Every step's start is a
+timestamp in status, so re-applying the Model neither restarts nor skips a step.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from dataclasses import dataclass
+
+from ciclo.api.model import Model
+from ciclo.api.rollout import CanaryStatus
+from ciclo.monitoring.evaluation import seconds
+
+
+@dataclass(frozen=True)
+class Split:
+    """How many pods of each version, and the candidate's resulting share in percent."""
+
+    champion: int
+    candidate: int
+    weight: int
+
+
+def replica_split(replicas: int, weight: int, gateway: bool) -> Split:
+    """Pods for a step. Behind the Model's Service the share is the candidate's pods over
+    all pods, so the total stays spec.serving.replicas and the weight is what the rounding
+    gives (at least one pod each). Behind a Gateway the route's weights split the traffic:
+    the champion keeps its pods and the candidate gets its share of them, at least one."""
+    replicas = max(1, replicas)
+    if gateway:
+        return Split(replicas, max(1, math.ceil(replicas * weight / 100)), weight)
+    if weight >= 100:
+        return Split(0, replicas, 100)
+    candidate = max(1, round(replicas * weight / 100))
+    champion = max(1, replicas - candidate)
+    return Split(champion, candidate, round(100 * candidate / (candidate + champion)))
+
+
+@dataclass(frozen=True)
+class Decision:
+    canary: CanaryStatus | None
+    """The status to record: the running canary, or the last one as it ended."""
+    active: bool = False
+    """A canary runs: both versions take traffic, in `split`."""
+    promote: bool = False
+    """The candidate passed every step: it serves from now on."""
+    split: Split | None = None
+    """The pods of each version while the candidate comes up or a canary runs."""
+    requeue_after: float | None = None
+    """Seconds until the current step's pause ends."""
+
+
+def running(canary: CanaryStatus | None) -> bool:
+    return canary is not None and canary.phase == "Progressing"
+
+
+def judged(model: Model) -> str | None:
+    """The version a MonitorPolicy judges: the candidate while a canary runs (alone: its
+    pods answer only its share and the store counts quality by the version that predicted),
+    else what serves."""
+    canary = model.status.canary
+    if canary is not None and running(canary):
+        return canary.version
+    return model.status.serving_version
+
+
+def ended(canary: CanaryStatus, phase: str, message: str, now: dt.datetime) -> CanaryStatus:
+    return canary.model_copy(
+        update={
+            "phase": phase,
+            "weight": 100 if phase == "Promoted" else 0,
+            "until": now,
+            "message": message,
+        }
+    )
+
+
+def decide(
+    model: Model,
+    champion: str | None,
+    candidate: str | None,
+    candidate_ready: int,
+    now: dt.datetime,
+    aborted_because: str | None = None,
+) -> Decision:
+    """The canary's next state.
+
+    `champion` is what serves (None when nothing usable does: then there is nothing to
+    compare against and the candidate simply switches in); `candidate` is the version
+    that should serve next, None when the plan targets the champion again (a rollback
+    mark on the candidate: an abort, its reason in `aborted_because`).
+    """
+    spec = model.spec
+    previous = model.status.canary
+    steps = spec.rollout.steps
+    gateway = spec.rollout.gateway is not None
+    replicas = spec.serving.replicas
+    same = (
+        previous is not None
+        and running(previous)
+        and previous.version == candidate
+        and previous.champion == champion
+    )
+    if previous is not None and running(previous) and not same:
+        # The candidate was rolled back (or the spec moved on): traffic returns to the
+        # champion and the abort is recorded; a newer candidate starts its own canary below.
+        why = aborted_because or (
+            f"spec.version moved to {candidate}" if candidate else "the candidate was withdrawn"
+        )
+        previous = ended(previous, "Aborted", why, now)
+    if spec.rollout.strategy != "canary" or not steps or champion is None or candidate is None:
+        return Decision(previous)
+    if not same:
+        first = replica_split(replicas, steps[0].weight, gateway)
+        if candidate_ready < first.candidate:
+            # Coming up at its first step's size; the champion takes all traffic meanwhile.
+            return Decision(previous, split=Split(replicas, first.candidate, 0))
+        started = CanaryStatus(
+            version=candidate,
+            champion=champion,
+            step=0,
+            weight=first.weight,
+            step_since=now,
+            since=now,
+            message=f"step 1/{len(steps)}: {first.weight}% of requests to {candidate}",
+        )
+        return Decision(
+            started, active=True, split=first, requeue_after=seconds(steps[0].pause) + 1
+        )
+    assert previous is not None
+    step = min(previous.step, len(steps) - 1)
+    split = replica_split(replicas, steps[step].weight, gateway)
+    left = seconds(steps[step].pause) - (now - previous.step_since).total_seconds()
+    if left > 0 or candidate_ready < split.candidate:
+        # The pause holds (or the step's pods are not all ready yet: its share is not real).
+        current = previous.model_copy(update={"step": step, "weight": split.weight})
+        return Decision(current, active=True, split=split, requeue_after=max(1.0, left + 1))
+    if step + 1 >= len(steps):
+        message = f"passed all {len(steps)} steps: {candidate} promoted"
+        return Decision(ended(previous, "Promoted", message, now), promote=True)
+    step += 1
+    split = replica_split(replicas, steps[step].weight, gateway)
+    moved = previous.model_copy(
+        update={
+            "step": step,
+            "weight": split.weight,
+            "step_since": now,
+            "message": f"step {step + 1}/{len(steps)}: {split.weight}% of requests to {candidate}",
+        }
+    )
+    return Decision(moved, active=True, split=split, requeue_after=seconds(steps[step].pause) + 1)

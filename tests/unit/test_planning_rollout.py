@@ -1,0 +1,184 @@
+"""The canary planner: steps, weights, replicas, promotion and abort, as a table and as a
+Model's plan over time."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import pytest
+from test_planning_model import IMAGE, T0, after, cond, mark_bad, mv, ready, settle
+
+from ciclo.api.model import Model
+from ciclo.api.modelversion import ModelVersion
+from ciclo.api.rollout import CanaryStatus
+from ciclo.planning import manifests
+from ciclo.planning.model import ModelPlan, plan
+from ciclo.planning.rollout import Split, decide, judged, replica_split
+
+STEPS = [{"weight": 10, "pause": "1m"}, {"weight": 50, "pause": "1m"}, {"weight": 100, "pause": "30s"}]
+
+
+def canary_model(version: str, replicas: int = 10, gateway: bool = False, **status: Any) -> Model:
+    rollout: dict[str, Any] = {"strategy": "canary", "steps": STEPS}
+    if gateway:
+        rollout["gateway"] = {"name": "web"}
+    return Model.model_validate(
+        {
+            "metadata": {"name": "iris", "namespace": "ns", "uid": "u1", "generation": 1},
+            "spec": {"version": version, "serving": {"replicas": replicas}, "rollout": rollout},
+            "status": status,
+        }
+    )
+
+
+@pytest.mark.parametrize(
+    ("replicas", "weight", "gateway", "expected"),
+    [
+        (10, 10, False, Split(9, 1, 10)),
+        (10, 50, False, Split(5, 5, 50)),
+        (10, 100, False, Split(0, 10, 100)),
+        (4, 10, False, Split(3, 1, 25)),  # the rounding is reported, not hidden
+        (1, 10, False, Split(1, 1, 50)),
+        (10, 10, True, Split(10, 1, 10)),  # a Gateway's weights are exact
+        (3, 50, True, Split(3, 2, 50)),
+    ],
+)
+def test_replica_split(replicas: int, weight: int, gateway: bool, expected: Split) -> None:
+    assert replica_split(replicas, weight, gateway) == expected
+
+
+def running_canary(step: int, since: dt.datetime, **update: Any) -> CanaryStatus:
+    return CanaryStatus(
+        version="v2", champion="v1", step=step, weight=0, step_since=since, since=T0, **update
+    )
+
+
+S = dt.timedelta(seconds=1)
+
+
+@pytest.mark.parametrize(
+    ("case", "canary", "candidate", "ready", "at", "phase", "step", "active", "promote"),
+    [
+        ("waits-for-first-pods", None, "v2", 0, T0, None, None, False, False),
+        ("starts-at-step-0", None, "v2", 1, T0, "Progressing", 0, True, False),
+        ("pause-holds", running_canary(0, T0), "v2", 1, T0 + 59 * S, "Progressing", 0, True, False),
+        ("pause-ends", running_canary(0, T0), "v2", 1, T0 + 60 * S, "Progressing", 1, True, False),
+        ("step-pods-not-ready", running_canary(1, T0), "v2", 1, T0 + 90 * S, "Progressing", 1, True, False),
+        ("last-step-promotes", running_canary(2, T0), "v2", 10, T0 + 30 * S, "Promoted", 2, False, True),
+        ("rolled-back-aborts", running_canary(1, T0), None, 5, T0 + 5 * S, "Aborted", 1, False, False),
+        ("new-version-restarts", running_canary(1, T0), "v3", 1, T0 + 5 * S, "Progressing", 0, True, False),
+    ],
+)
+def test_decide(
+    case: str,
+    canary: CanaryStatus | None,
+    candidate: str | None,
+    ready: int,
+    at: dt.datetime,
+    phase: str | None,
+    step: int | None,
+    active: bool,
+    promote: bool,
+) -> None:
+    m = canary_model("v2", canary=canary.model_dump(by_alias=True, mode="json") if canary else None)
+    d = decide(m, "v1", candidate, ready, at, "rule accuracy breached")
+    assert (d.canary.phase if d.canary else None) == phase, case
+    assert (d.canary.step if d.canary else None) == step, case
+    assert (d.active, d.promote) == (active, promote), case
+    if phase == "Aborted":
+        assert d.canary is not None and d.canary.message == "rule accuracy breached"
+        assert d.canary.weight == 0 and d.canary.until == at
+
+
+def serving_v1(**kw: Any) -> tuple[Model, list[ModelVersion], ModelPlan]:
+    versions = [mv("v1"), mv("v2")]
+    m, versions, p, _ = settle(canary_model("v1", **kw), versions)
+    assert p.status.serving_version == "v1"
+    return m, versions, p
+
+
+def to_v2(m: Model) -> Model:
+    spec = m.spec.model_copy(update={"version": "v2"})
+    return m.model_copy(update={"spec": spec})
+
+
+def sizes(p: ModelPlan) -> dict[str, int]:
+    return {d["metadata"]["name"]: d["spec"]["replicas"] for d in p.deployments}
+
+
+def test_a_good_canary_walks_every_step_then_promotes_with_status_only():
+    m, versions, p = serving_v1()
+    m = to_v2(m)
+    p = plan(m, versions, ready(p), IMAGE, T0)
+    assert sizes(p) == {"iris-v1": 10, "iris-v2": 1}, "the candidate comes up at its first share"
+    assert p.status.serving_version == "v1" and p.status.canary is None
+    m, versions = after(m, p, versions)
+    p = plan(m, versions, ready(p), IMAGE, T0 + S)
+    assert p.status.canary is not None and p.status.canary.phase == "Progressing"
+    assert (p.status.canary.step, p.status.canary.weight) == (0, 10)
+    assert sizes(p) == {"iris-v1": 9, "iris-v2": 1}
+    assert p.service is not None and manifests.VERSION_LABEL not in p.service["spec"]["selector"]
+    assert cond(p, "Progressing").reason == "Canary"
+    assert [e.reason for e in p.events] == ["CanaryStep"]
+    assert judged(after(m, p, versions)[0]) == "v2", "the policy judges the candidate alone"
+
+    t = T0 + S
+    seen: list[tuple[int, int]] = []
+    for _ in range(8):
+        m, versions = after(m, p, versions)
+        # Re-applying the same Model changes nothing: the step holds its timestamp.
+        again = plan(m, versions, ready(p), IMAGE, t)
+        assert again.status.canary == p.status.canary
+        t += 30 * S
+        p = plan(m, versions, ready(p), IMAGE, t)
+        if p.status.canary is not None and p.status.canary.phase == "Progressing":
+            seen.append((p.status.canary.step, p.status.canary.weight))
+        if p.status.serving_version == "v2":
+            break
+    assert p.status.serving_version == "v2"
+    assert p.status.canary is not None and p.status.canary.phase == "Promoted"
+    assert (1, 50) in seen and (2, 100) in seen
+    assert "CanaryPromoted" in [e.reason for e in p.events]
+    assert p.service is not None and p.service["spec"]["selector"][manifests.VERSION_LABEL] == "v2"
+    assert m.spec.version == "v2", "promotion is status, never a spec write"
+
+
+def test_a_breach_at_the_first_step_aborts_back_to_the_champion():
+    m, versions, p = serving_v1()
+    m = to_v2(m)
+    p = plan(m, versions, ready(p), IMAGE, T0)
+    m, versions = after(m, p, versions)
+    p = plan(m, versions, ready(p), IMAGE, T0 + S)
+    m, versions = after(m, p, versions)
+    assert p.status.canary is not None and p.status.canary.step == 0
+    versions = mark_bad(versions, "v2")  # what a MonitorPolicy's rollback action writes
+    p = plan(m, versions, ready(p), IMAGE, T0 + 20 * S)
+    assert p.status.serving_version == "v1"
+    assert p.status.canary is not None and p.status.canary.phase == "Aborted"
+    assert p.status.canary.step == 0 and p.status.canary.weight == 0
+    assert "ManualRollback" in p.status.canary.message
+    assert sizes(p) == {"iris-v1": 10}
+    assert p.service is not None and p.service["spec"]["selector"][manifests.VERSION_LABEL] == "v1"
+    assert cond(p, "Degraded").status == "True"
+    assert [e.reason for e in p.events] == ["CanaryAborted"]
+    m, versions = after(m, p, versions)
+    later = plan(m, versions, ready(p), IMAGE, T0 + 600 * S)
+    assert later.status.canary == p.status.canary and later.events == []
+    assert cond(later, "Progressing").status == "False", "the champion is back at full size"
+
+
+def test_a_gateway_canary_keeps_the_champion_at_full_size():
+    m, versions, p = serving_v1(gateway=True)
+    m = to_v2(m)
+    p = plan(m, versions, ready(p), IMAGE, T0)
+    m, versions = after(m, p, versions)
+    p = plan(m, versions, ready(p), IMAGE, T0 + S)
+    assert sizes(p) == {"iris-v1": 10, "iris-v2": 1}
+    assert p.status.canary is not None and p.status.canary.weight == 10
+    assert p.service is not None and p.service["spec"]["selector"][manifests.VERSION_LABEL] == "v1"
+
+
+def test_the_first_version_of_a_model_switches_in_without_a_canary():
+    m, _, p, seen = settle(canary_model("v1"), [mv("v1")])
+    assert p.status.serving_version == "v1" and p.status.canary is None and seen == ["Serving"]
