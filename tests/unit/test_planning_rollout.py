@@ -16,7 +16,11 @@ from ciclo.planning import manifests
 from ciclo.planning.model import ModelPlan, plan
 from ciclo.planning.rollout import Split, decide, judged, replica_split
 
-STEPS = [{"weight": 10, "pause": "1m"}, {"weight": 50, "pause": "1m"}, {"weight": 100, "pause": "30s"}]
+STEPS = [
+    {"weight": 10, "pause": "1m"},
+    {"weight": 50, "pause": "1m"},
+    {"weight": 100, "pause": "30s"},
+]
 
 
 def canary_model(version: str, replicas: int = 10, gateway: bool = False, **status: Any) -> Model:
@@ -64,10 +68,50 @@ S = dt.timedelta(seconds=1)
         ("starts-at-step-0", None, "v2", 1, T0, "Progressing", 0, True, False),
         ("pause-holds", running_canary(0, T0), "v2", 1, T0 + 59 * S, "Progressing", 0, True, False),
         ("pause-ends", running_canary(0, T0), "v2", 1, T0 + 60 * S, "Progressing", 1, True, False),
-        ("step-pods-not-ready", running_canary(1, T0), "v2", 1, T0 + 90 * S, "Progressing", 1, True, False),
-        ("last-step-promotes", running_canary(2, T0), "v2", 10, T0 + 30 * S, "Promoted", 2, False, True),
-        ("rolled-back-aborts", running_canary(1, T0), None, 5, T0 + 5 * S, "Aborted", 1, False, False),
-        ("new-version-restarts", running_canary(1, T0), "v3", 1, T0 + 5 * S, "Progressing", 0, True, False),
+        (
+            "step-pods-not-ready",
+            running_canary(1, T0),
+            "v2",
+            1,
+            T0 + 90 * S,
+            "Progressing",
+            1,
+            True,
+            False,
+        ),
+        (
+            "last-step-promotes",
+            running_canary(2, T0),
+            "v2",
+            10,
+            T0 + 30 * S,
+            "Promoted",
+            2,
+            False,
+            True,
+        ),
+        (
+            "rolled-back-aborts",
+            running_canary(1, T0),
+            None,
+            5,
+            T0 + 5 * S,
+            "Aborted",
+            1,
+            False,
+            False,
+        ),
+        (
+            "new-version-restarts",
+            running_canary(1, T0),
+            "v3",
+            1,
+            T0 + 5 * S,
+            "Progressing",
+            0,
+            True,
+            False,
+        ),
     ],
 )
 def test_decide(

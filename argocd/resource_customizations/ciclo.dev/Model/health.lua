@@ -41,6 +41,19 @@ if obj.spec.retired == true or obj.status.retirement ~= nil then
 end
 
 local serving = obj.status.servingVersion
+-- A canary (spec.rollout) aborted on a breach: the champion took all traffic back.
+local canary = obj.status.canary
+if canary ~= nil and canary.phase == "Aborted" and canary.version == obj.spec.version then
+  hs.status = "Degraded"
+  hs.message = "Canary of " .. canary.version .. " aborted at step " .. ((canary.step or 0) + 1) ..
+    ", " .. canary.champion .. " serves: " .. (canary.message or "")
+  return hs
+end
+if canary ~= nil and canary.phase == "Progressing" and canary.version == obj.spec.version then
+  hs.status = "Progressing"
+  hs.message = "Canary of " .. canary.version .. ": " .. (canary.message or "")
+  return hs
+end
 if degraded ~= nil and degraded.status == "True" then
   hs.status = "Degraded"
   hs.message = (degraded.reason or "Degraded") .. ": " .. text(degraded, "")
