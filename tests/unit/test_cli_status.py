@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ciclo.cli.status import status_rows
+from ciclo.cli.status import status_documents, status_rows
 
 
 def model(ns: str, name: str, desired: str, serving: str) -> dict[str, Any]:
@@ -40,3 +40,20 @@ def test_health_shows_each_rules_value_and_state_for_its_model() -> None:
         "accuracy=0.971 Ok, input-drift=- NoData",
     ]
     assert rows[2][5] == "-", "a policy in another namespace says nothing of this model"
+
+
+def test_a_running_canary_shows_its_candidate_weight_and_step() -> None:
+    m = model("a", "iris", "v2", "v1")
+    m["status"]["canary"] = {
+        "version": "v2",
+        "champion": "v1",
+        "phase": "Progressing",
+        "step": 1,
+        "weight": 50,
+    }
+    rows = status_rows([m])
+    assert rows[1][3] == "v1 + canary v2 50% (step 2)"
+    [doc] = status_documents([m], [])["models"]
+    assert doc["canary"]["weights"] == {"v2": 50, "v1": 50} and doc["canary"]["step"] == 2
+    m["status"]["canary"]["phase"] = "Aborted"
+    assert status_rows([m])[1][3] == "v1"

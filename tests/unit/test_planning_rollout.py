@@ -224,5 +224,5 @@ def test_a_gateway_canary_keeps_the_champion_at_full_size():
 
 
 def test_the_first_version_of_a_model_switches_in_without_a_canary():
-    m, _, p, seen = settle(canary_model("v1"), [mv("v1")])
+    _, _, p, seen = settle(canary_model("v1"), [mv("v1")])
     assert p.status.serving_version == "v1" and p.status.canary is None and seen == ["Serving"]

@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field
 
 from ciclo.api.meta import CONDITIONS_LIST, Condition, ObjectMeta, Schema
-from ciclo.api.rollout import CanaryStatus, Rollout, RolloutSpec
+from ciclo.api.rollout import CanaryStatus, PromotionRecord, Rollout, RolloutSpec
 
 Quantity = Annotated[
     str, Field(pattern=r"^[0-9]+(\.[0-9]+)?(m|k|Ki|Mi|Gi|Ti|M|G|T)?$", max_length=32)
@@ -204,6 +204,8 @@ class ModelStatus(Schema):
     """Set when a MonitorPolicy retired the Model."""
     canary: CanaryStatus | None = None
     """The latest gradual rollout (canary), its step and weight, or how it ended."""
+    promotion: PromotionRecord | None = None
+    """Set by `ciclo promote`: promote the running canary's candidate now."""
     endpoint: str | None = None
     """The Service's in-cluster URL, Open Inference Protocol v2 (REST)."""
     history: list[HistoryEntry] = Field(default_factory=list)

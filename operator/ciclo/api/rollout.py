@@ -138,3 +138,15 @@ class CanaryStatus(Schema):
     """When it was promoted or aborted."""
     message: str = Field(default="", max_length=4096)
     """Why it ended, or what it waits for, for people."""
+
+
+class PromotionRecord(Schema):
+    """`ciclo promote`: the running canary's candidate is promoted at the operator's next
+    plan, whatever step it is at. Written under a field manager of its own."""
+
+    version: str
+    """The candidate promoted."""
+    reason: str = Field(default="", max_length=1024)
+    """Who or what asked, for people."""
+    at: dt.datetime
+    """When it was asked."""

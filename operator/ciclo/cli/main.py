@@ -27,7 +27,7 @@ from ciclo.kube.client import (
     load_client,
 )
 from ciclo.planning.manifests import dns_label
-from ciclo.records import rollback
+from ciclo.records import promotion, rollback
 
 
 def _kube(args: argparse.Namespace) -> Kube:
@@ -91,6 +91,28 @@ def cmd_rollback(args: argparse.Namespace) -> int:
         print(f"ciclo rollback: {e}", file=sys.stderr)
         return 1
     print(f"model {done.model}: {done.bad} marked bad; {done.target} will serve")
+    return 0
+
+
+def cmd_promote(args: argparse.Namespace) -> int:
+    try:
+        version = promotion.promote(_kube(args), args.namespace, args.model, args.reason)
+    except promotion.NoCanary as e:
+        print(f"ciclo promote: {e}", file=sys.stderr)
+        return 1
+    print(f"model {args.model}: {version} will be promoted")
+    return 0
+
+
+def cmd_abort(args: argparse.Namespace) -> int:
+    try:
+        done = promotion.abort(
+            _kube(args), Config.from_env().image, args.namespace, args.model, args.reason
+        )
+    except (promotion.NoCanary, rollback.RollbackRefused) as e:
+        print(f"ciclo abort: {e}", file=sys.stderr)
+        return 1
+    print(f"model {done.model}: canary of {done.bad} aborted; {done.target} takes all traffic")
     return 0
 
 
@@ -363,6 +385,18 @@ def build_parser(prog: str = "ciclo") -> argparse.ArgumentParser:
     back.add_argument("-n", "--namespace", default="default")
     back.add_argument("--reason", default="rolled back by hand with `ciclo rollback`")
     back.set_defaults(func=cmd_rollback)
+
+    prom = sub.add_parser("promote", help="promote a running canary's candidate now")
+    prom.add_argument("model")
+    prom.add_argument("-n", "--namespace", default="default")
+    prom.add_argument("--reason", default="promoted by hand with `ciclo promote`")
+    prom.set_defaults(func=cmd_promote)
+
+    stop = sub.add_parser("abort", help="abort a running canary: the champion takes it all back")
+    stop.add_argument("model")
+    stop.add_argument("-n", "--namespace", default="default")
+    stop.add_argument("--reason", default="aborted by hand with `ciclo abort`")
+    stop.set_defaults(func=cmd_abort)
 
     fetch = sub.add_parser("fetch", help="copy an artifact to a path, checking its sha256")
     fetch.add_argument("uri", help="file://, https://, http://, s3://, gs:// or pvc://CLAIM/PATH")

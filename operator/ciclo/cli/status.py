@@ -32,6 +32,16 @@ def health(policies: list[dict[str, Any]]) -> dict[tuple[str, str], str]:
     return {k: ", ".join(v) for k, v in out.items()}
 
 
+def canary(status: dict[str, Any]) -> str | None:
+    """A running canary for people: v2 10% (step 1/3); or how the last one ended."""
+    c = status.get("canary")
+    if not c:
+        return None
+    if c.get("phase") == "Progressing":
+        return f"{c['version']} {c.get('weight', 0)}% (step {c.get('step', 0) + 1})"
+    return f"{c['version']} {c.get('phase', '').lower()}"
+
+
 def _by_name(models: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return sorted(models, key=lambda m: (m["metadata"]["namespace"], m["metadata"]["name"]))
 
@@ -60,7 +70,8 @@ def status_rows(
                 m["metadata"]["namespace"],
                 m["metadata"]["name"],
                 m["spec"]["version"],
-                status.get("servingVersion") or "-",
+                (status.get("servingVersion") or "-")
+                + (f" + canary {shown}" if (shown := canary(status)) and "%" in shown else ""),
                 _ready(m),
                 *extra,
                 rules.get((m["metadata"]["namespace"], m["metadata"]["name"]), "-"),
@@ -103,12 +114,28 @@ def status_documents(
                 "reason": (ready or {}).get("reason") or None,
                 "readyReplicas": status.get("readyReplicas", 0),
                 "rollout": (status.get("rollout") or {}).get("version"),
+                "canary": _canary_document(status),
                 "endpoint": status.get("endpoint"),
                 "health": rules.get(key, []),
                 "lastAction": status.get("lastAction"),
             }
         )
     return {"models": out}
+
+
+def _canary_document(status: dict[str, Any]) -> dict[str, Any] | None:
+    c = status.get("canary")
+    if not c:
+        return None
+    weight = c.get("weight", 0)
+    return {
+        "version": c["version"],
+        "champion": c.get("champion"),
+        "phase": c.get("phase"),
+        "step": c.get("step", 0) + 1,
+        "weights": {c["version"]: weight, c.get("champion"): 100 - weight},
+        "message": c.get("message"),
+    }
 
 
 def table(rows: list[list[str]]) -> str:

@@ -243,6 +243,7 @@ def _write_status(kube: Kube, model: Model, status: ModelStatus) -> None:
     Alerting have managers of their own."""
     body = _dump(status)
     body.pop("retirement", None)
+    body.pop("promotion", None)
     body["conditions"] = [c for c in body["conditions"] if c["type"] in MODEL_CONDITIONS]
     kube.apply(
         MODELS,
@@ -303,12 +304,18 @@ def register(kube: CachedKube, config: Config) -> Queue:
             relevance.forget(("model", namespace, name))
             return
         # The spec (generation) and deletion change plans; our own status writes do not.
-        # So does a retirement recorded (or cleared) by a MonitorPolicy.
+        # So does a retirement recorded (or cleared) by a MonitorPolicy, or a promotion.
         meta = body["metadata"]
         retirement = (body.get("status") or {}).get("retirement") or {}
+        promotion = (body.get("status") or {}).get("promotion") or {}
         if relevance.changed(
             ("model", namespace, name),
-            (meta.get("generation"), meta.get("deletionTimestamp"), retirement.get("at")),
+            (
+                meta.get("generation"),
+                meta.get("deletionTimestamp"),
+                retirement.get("at"),
+                promotion.get("at"),
+            ),
         ):
             queue.add((namespace, name))
 

@@ -138,6 +138,10 @@ def decide(
     step = min(previous.step, len(steps) - 1)
     split = replica_split(replicas, steps[step].weight, gateway)
     left = seconds(steps[step].pause) - (now - previous.step_since).total_seconds()
+    asked = model.status.promotion
+    if asked is not None and asked.version == candidate and asked.at >= previous.since:
+        message = f"promoted at step {step + 1}/{len(steps)} by hand: {asked.reason}"
+        return Decision(ended(previous, "Promoted", message, now), promote=True)
     if left > 0 or candidate_ready < split.candidate:
         # The pause holds (or the step's pods are not all ready yet: its share is not real).
         current = previous.model_copy(update={"step": step, "weight": split.weight})

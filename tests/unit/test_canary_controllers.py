@@ -1,0 +1,113 @@
+"""A canary through the real controllers on a fake API server: the MonitorPolicy judges the
+candidate alone, a breach aborts back to the champion, `ciclo promote` and `ciclo abort`
+write status only."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+from fakekube import FakeKube, any_kube
+from test_controllers_fake import NS, POLICY, Source, evaluate, version
+
+from ciclo.config import Config
+from ciclo.controllers import model as model_controller
+from ciclo.kube.client import DEPLOYMENTS, MODEL_VERSIONS, MODELS, MONITOR_POLICIES, SERVICES, Json
+from ciclo.records import promotion
+
+CONFIG = Config(image="img")
+STEPS = [{"weight": 10, "pause": "1h"}, {"weight": 100, "pause": "1h"}]
+
+
+def canary_world() -> FakeKube:
+    validated = {"conditions": [{"type": "Validated", "status": "True", "reason": "DigestOk"}]}
+    model: Json = {
+        "apiVersion": "ciclo.dev/v1alpha1",
+        "kind": "Model",
+        "metadata": {"name": "iris", "namespace": NS},
+        "spec": {
+            "version": "v1",
+            "serving": {"replicas": 4},
+            "rollout": {"strategy": "canary", "steps": STEPS},
+        },
+    }
+    kube = FakeKube(
+        (MODELS, model),
+        (MODEL_VERSIONS, version("v1", **copy.deepcopy(validated))),
+        (MODEL_VERSIONS, version("v2", **copy.deepcopy(validated))),
+        (MONITOR_POLICIES, copy.deepcopy(POLICY)),
+    )
+    settle(kube)
+    assert status(kube)["servingVersion"] == "v1"
+    kube.obj(MODELS, NS, "iris")["spec"]["version"] = "v2"
+    settle(kube)
+    return kube
+
+
+def settle(kube: FakeKube) -> None:
+    """Reconcile, letting every Deployment's pods become ready, until nothing moves."""
+    for _ in range(5):
+        model_controller.reconcile(any_kube(kube), CONFIG, NS, "iris")
+        for (plural, _, _), obj in kube.objects.items():
+            if plural == DEPLOYMENTS.plural:
+                obj["status"] = {"readyReplicas": obj["spec"]["replicas"]}
+
+
+def status(kube: FakeKube) -> dict[str, Any]:
+    return kube.obj(MODELS, NS, "iris")["status"]
+
+
+def replicas(kube: FakeKube) -> dict[str, int]:
+    return {
+        name: obj["spec"]["replicas"]
+        for (plural, _, name), obj in kube.objects.items()
+        if plural == DEPLOYMENTS.plural
+    }
+
+
+def test_a_breach_of_the_candidate_aborts_its_canary_at_the_first_step() -> None:
+    kube = canary_world()
+    canary = status(kube)["canary"]
+    assert (canary["phase"], canary["step"], canary["weight"]) == ("Progressing", 0, 25)
+    assert replicas(kube) == {"iris-v1": 3, "iris-v2": 1}
+
+    low = Source(0.5)
+    evaluate(kube, low)
+    evaluate(kube, low)
+    assert {q.version for q in low.queries} == {"v2"}, "the candidate is judged alone"
+    mark = kube.obj(MODEL_VERSIONS, NS, "iris-v2")["status"]["rolledBack"]
+    assert mark["reason"] == "MonitorPolicy guard"
+    settle(kube)
+    canary = status(kube)["canary"]
+    assert (canary["phase"], canary["step"], canary["weight"]) == ("Aborted", 0, 0)
+    assert "MonitorPolicy guard" in canary["message"]
+    assert status(kube)["servingVersion"] == "v1"
+    assert replicas(kube) == {"iris-v1": 4}
+    assert kube.obj(SERVICES, NS, "iris")["spec"]["selector"]["ciclo.dev/version"] == "v1"
+    assert kube.obj(MODELS, NS, "iris")["spec"]["version"] == "v2", "spec untouched"
+    assert len(kube.events("CanaryAborted")) == 1
+
+
+def test_ciclo_promote_promotes_at_once_and_writes_status_only() -> None:
+    kube = canary_world()
+    assert promotion.promote(any_kube(kube), NS, "iris", "looks good") == "v2"
+    assert status(kube)["promotion"]["version"] == "v2"
+    settle(kube)
+    assert status(kube)["servingVersion"] == "v2"
+    assert status(kube)["canary"]["phase"] == "Promoted"
+    assert "looks good" in status(kube)["canary"]["message"]
+    assert status(kube)["promotion"]["version"] == "v2", "the controller leaves it alone"
+    with pytest.raises(promotion.NoCanary, match="runs no canary"):
+        promotion.promote(any_kube(kube), NS, "iris", "again")
+
+
+def test_ciclo_abort_marks_the_candidate_and_the_champion_takes_it_all_back() -> None:
+    kube = canary_world()
+    done = promotion.abort(any_kube(kube), "img", NS, "iris", "not today")
+    assert (done.bad, done.target) == ("v2", "v1")
+    settle(kube)
+    assert status(kube)["canary"]["phase"] == "Aborted"
+    assert status(kube)["servingVersion"] == "v1"
+    with pytest.raises(promotion.NoCanary):
+        promotion.abort(any_kube(kube), "img", NS, "iris", "again")
