@@ -289,4 +289,4 @@ def test_a_canary_with_increasing_steps_is_accepted_with_defaults(custom, namesp
     assert [s["weight"] for s in stored["spec"]["rollout"]["steps"]] == [10, 50, 100]
     assert stored["spec"]["rollout"]["steps"][0]["pause"] == "1m"
     plain = create(custom, namespace, {**model(), "metadata": {"name": "plain"}})
-    assert plain["spec"]["rollout"]["strategy"] == "switch"
+    assert "rollout" not in plain["spec"], "no rollout: a switch, as before"

@@ -221,6 +221,22 @@ def test_a_gateway_canary_keeps_the_champion_at_full_size():
     assert sizes(p) == {"iris-v1": 10, "iris-v2": 1}
     assert p.status.canary is not None and p.status.canary.weight == 10
     assert p.service is not None and p.service["spec"]["selector"][manifests.VERSION_LABEL] == "v1"
+    assert weights(p) == {"iris-v-v1": 90, "iris-v-v2": 10}
+    assert p.route is not None and p.route["spec"]["parentRefs"][0]["name"] == "web"
+    assert p.route["metadata"]["ownerReferences"][0]["uid"] == "u1"
+    match = p.route["spec"]["rules"][0]["matches"][0]["path"]
+    assert match == {"type": "PathPrefix", "value": "/v2/models/iris"}
+    selectors = {s["metadata"]["name"]: s["spec"]["selector"] for s in p.version_services}
+    assert selectors["iris-v-v2"] == {manifests.MODEL_LABEL: "iris", manifests.VERSION_LABEL: "v2"}
+    m, versions = after(m, p, versions)
+    versions = mark_bad(versions, "v2")
+    p = plan(m, versions, ready(p), IMAGE, T0 + 2 * S)
+    assert weights(p) == {"iris-v-v1": 100}, "an abort puts every request back on the champion"
+
+
+def weights(p: ModelPlan) -> dict[str, int]:
+    assert p.route is not None
+    return {b["name"]: b["weight"] for b in p.route["spec"]["rules"][0]["backendRefs"]}
 
 
 def test_the_first_version_of_a_model_switches_in_without_a_canary():

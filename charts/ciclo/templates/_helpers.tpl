@@ -101,4 +101,9 @@ seccompProfile:
 - apiGroups: [monitoring.coreos.com]
   resources: [prometheusrules]
   verbs: [get, create, patch, delete]
+# The HTTPRoute of a Model whose spec.rollout names a Gateway: its backend weights split
+# a canary's traffic. Server-side apply creates it.
+- apiGroups: [gateway.networking.k8s.io]
+  resources: [httproutes]
+  verbs: [get, create, patch]
 {{- end -}}

@@ -70,13 +70,13 @@ class GatewayReference(Schema):
 
 ROLLOUT_RULES = validations(
     cel(
-        "self.strategy != 'canary' || size(self.steps) > 0",
+        "self.strategy != 'canary' || (has(self.steps) && size(self.steps) > 0)",
         "a canary needs at least one step",
         field_path=".steps",
     ),
     cel(
-        "self.steps.map(s, s.weight).isSorted() && "
-        "self.steps.all(a, self.steps.exists_one(b, b.weight == a.weight))",
+        "!has(self.steps) || (self.steps.map(s, s.weight).isSorted() && "
+        "self.steps.all(a, self.steps.exists_one(b, b.weight == a.weight)))",
         "step weights must increase",
         field_path=".steps",
     ),

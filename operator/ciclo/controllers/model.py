@@ -30,6 +30,7 @@ from ciclo.controllers.workqueue import Relevance, WorkQueue
 from ciclo.kube import events
 from ciclo.kube.client import (
     DEPLOYMENTS,
+    HTTP_ROUTES,
     MODEL_VERSIONS,
     MODELS,
     PODS,
@@ -176,6 +177,11 @@ def _reconcile(kube: Kube, config: Config, namespace: str, name: str) -> float |
             apply_child(kube, DEPLOYMENTS, deployment, existing.get(deployment["metadata"]["name"]))
         for stale in result.delete_deployments:
             kube.delete(DEPLOYMENTS, namespace, stale)
+        # A Gateway's route last: it weighs only versions whose pods are ready by now.
+        for backend in result.version_services:
+            apply_child(kube, SERVICES, backend, None)
+        if result.route is not None:
+            apply_child(kube, HTTP_ROUTES, result.route, None)
     except NamespaceTerminating:
         log.info("model %s/%s: its namespace is being deleted", namespace, name)
         return None

@@ -87,6 +87,8 @@ SECRETS = Ref("", "v1", "secrets")
 # The Prometheus Operator's kinds: written only while the cluster serves them (Kube.serves).
 POD_MONITORS = Ref("monitoring.coreos.com", "v1", "podmonitors")
 PROMETHEUS_RULES = Ref("monitoring.coreos.com", "v1", "prometheusrules")
+# The Gateway API's routes, for a Model whose spec.rollout names a Gateway.
+HTTP_ROUTES = Ref("gateway.networking.k8s.io", "v1", "httproutes")
 
 
 CONNECTIONS = 64

@@ -14,7 +14,7 @@ from ciclo.api.meta import Condition
 from ciclo.api.model import HistoryEntry, Model, ModelSpec, ModelStatus, RolloutStatus
 from ciclo.api.modelversion import ModelVersion
 from ciclo.api.rollout import CanaryStatus
-from ciclo.planning import conditions, manifests
+from ciclo.planning import conditions, gateway, manifests
 from ciclo.planning.manifests import Json
 from ciclo.planning.rollout import decide as decide_canary
 from ciclo.planning.rollout import replica_split, running
@@ -48,6 +48,10 @@ class ModelPlan:
     deployments: list[Json] = field(default_factory=list)
     delete_deployments: list[str] = field(default_factory=list)
     service: Json | None = None
+    version_services: list[Json] = field(default_factory=list)
+    """With spec.rollout.gateway: a Service per version the HTTPRoute weighs."""
+    route: Json | None = None
+    """With spec.rollout.gateway: the Model's HTTPRoute and its weights."""
     status: ModelStatus = field(default_factory=ModelStatus)
     versions: list[VersionUpdate] = field(default_factory=list)
     events: list[Transition] = field(default_factory=list)
@@ -357,6 +361,12 @@ def plan(
     if serving is not None:
         both = canary.active and spec.rollout.gateway is None
         result.service = manifests.service(model, None if both else serving)
+        if spec.rollout.gateway is not None:
+            weights = {serving: 100}
+            if canary.active and canary.canary is not None and pending is not None:
+                weights = {serving: 100 - canary.canary.weight, pending: canary.canary.weight}
+            result.version_services = [gateway.version_service(model, v) for v in weights]
+            result.route = gateway.http_route(model, weights)
 
     ready = ready_of.get(serving, 0) if serving is not None else 0
     want = spec.serving.replicas

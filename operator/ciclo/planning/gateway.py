@@ -1,0 +1,96 @@
+"""Traffic through a Gateway API Gateway (spec.rollout.gateway): a Service per version and
+one HTTPRoute per Model whose backend weights split requests between the champion and a
+canary's candidate. The operator owns both (ownerReference, server-side apply).
+
+The route matches the Model's own paths (/v2/models/NAME), so many Models share a
+Gateway. Weights are exact, whatever the replica counts; the Model's own Service stays,
+for clients inside the cluster, and selects the serving version only.
+"""
+
+from __future__ import annotations
+
+from ciclo.api.model import Model
+from ciclo.planning.manifests import (
+    GRPC_PORT_NAME,
+    GRPC_SERVICE_PORT,
+    MODEL_LABEL,
+    PORT_NAME,
+    VERSION_LABEL,
+    Json,
+    dns_label,
+    labels,
+    owner,
+)
+
+ROUTE_API = "gateway.networking.k8s.io/v1"
+
+
+def version_service_name(model: str, version: str) -> str:
+    return dns_label(model, "v", version)
+
+
+def version_service(model: Model, version: str) -> Json:
+    """A Service selecting one version's pods: a backend the HTTPRoute can weigh."""
+    name = model.metadata.name
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {
+            "name": version_service_name(name, version),
+            "namespace": model.metadata.namespace,
+            "labels": labels(name, version),
+            "ownerReferences": [owner(model)],
+        },
+        "spec": {
+            "selector": {MODEL_LABEL: name, VERSION_LABEL: version},
+            "ports": [
+                {"name": "http", "port": 80, "targetPort": PORT_NAME, "protocol": "TCP"},
+                {
+                    "name": "grpc",
+                    "port": GRPC_SERVICE_PORT,
+                    "targetPort": GRPC_PORT_NAME,
+                    "protocol": "TCP",
+                },
+            ],
+        },
+    }
+
+
+def http_route(model: Model, weights: dict[str, int]) -> Json:
+    """The Model's HTTPRoute: its paths to each version's Service, weighted (percent)."""
+    gateway = model.spec.rollout.gateway
+    assert gateway is not None
+    name = model.metadata.name
+    parent: Json = {"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": gateway.name}
+    if gateway.namespace:
+        parent["namespace"] = gateway.namespace
+    if gateway.section_name:
+        parent["sectionName"] = gateway.section_name
+    return {
+        "apiVersion": ROUTE_API,
+        "kind": "HTTPRoute",
+        "metadata": {
+            "name": name,
+            "namespace": model.metadata.namespace,
+            "labels": labels(name),
+            "ownerReferences": [owner(model)],
+        },
+        "spec": {
+            "parentRefs": [parent],
+            "rules": [
+                {
+                    "matches": [{"path": {"type": "PathPrefix", "value": f"/v2/models/{name}"}}],
+                    "backendRefs": [
+                        {
+                            "group": "",
+                            "kind": "Service",
+                            "name": version_service_name(name, version),
+                            "port": 80,
+                            "weight": weight,
+                        }
+                        for version, weight in weights.items()
+                    ],
+                }
+            ],
+        },
+    }
