@@ -29,7 +29,7 @@ def run_demo(kubeconfig: Path) -> subprocess.CompletedProcess[str]:
         stdin=subprocess.DEVNULL,
         capture_output=True,
         text=True,
-        timeout=600,
+        timeout=900,
     )
 
 
@@ -48,7 +48,7 @@ def demo_cleanup(paths: Paths, kubeconfig: Path, core: Any) -> Any:
     subprocess.run([*helm, "uninstall", "ciclo", "-n", "ciclo-system", "--wait"], check=False)
 
 
-@pytest.mark.timeout(900)
+@pytest.mark.timeout(1800)
 def test_make_demo_tells_the_whole_story_twice(
     kubeconfig: Path, custom: Any, core: Any, without_session_operator: Any, demo_cleanup: Any
 ) -> None:
@@ -73,12 +73,26 @@ def test_make_demo_tells_the_whole_story_twice(
         actions = policy["status"]["actions"]
         rollbacks = [a for a in actions if a["action"] == "rollback"]
         alerts = [a for a in actions if a["action"] == "alert" and a["rule"] == "input-drift"]
-        assert [(a["rule"], a["version"]) for a in rollbacks] == [("accuracy", "v2")]
+        # v2 rolled back while it served; v5's canary aborted at its first step.
+        assert [(a["rule"], a["version"]) for a in rollbacks] == [
+            ("accuracy", "v2"),
+            ("accuracy", "v5"),
+        ]
+        canary = model["status"]["canary"]
+        assert (canary["version"], canary["phase"]) == ("v6", "Promoted"), canary
+        assert get(custom, "modelversions", "iris-v5")["status"]["rolledBack"]
         assert rollbacks[0]["value"] < 0.85
         assert alerts and alerts[0]["value"] > 0.2
         assert alerts[0]["version"] == "v1", "the drift alert came while v1 served, after rollback"
 
         events = core.list_namespaced_event(NS).items
         assert any(e.reason == "RolledBack" for e in events), [e.reason for e in events]
-        for step in ("v1 serves", "rolled back to v1", "drift alert", "retired", "Summary"):
+        steps = (
+            "v1 serves",
+            "rolled back to v1",
+            "drift alert",
+            "aborted at step 1",
+            "v6 promoted",
+        )
+        for step in (*steps, "retired", "Summary"):
             assert step in done.stdout, f"{step!r} missing from the demo's timeline"

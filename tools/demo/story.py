@@ -29,7 +29,7 @@ from sklearn.model_selection import train_test_split
 
 import kubernetes
 from ciclo.monitoring.evaluation import seconds
-from demo import reaction
+from demo import canary, reaction
 from demo.traffic import Traffic
 from localcluster import launcher, prometheus, store
 from localcluster.paths import Paths
@@ -443,12 +443,18 @@ def tell(paths: Paths, workdir: Path, operator_mode: str) -> int:
         timeline.say(f"nothing rolled back: {serving} still serves")
         step.outcome = f"drift alert in {took:.1f} s, {serving} still serving"
         step.seconds = took
+
+        traffic.knobs.shift = None  # the inputs come back: the canaries meet honest traffic
+        canary.chapter(
+            cluster, timeline, workdir, traffic, trained.x, trained.y,
+            lambda v: model_manifest(v, shared=shared), apply, wait, describe,
+        )  # fmt: skip
     finally:
         traffic.stop()
 
     step = timeline.step("the model is retired; its versions stay in the registry")
     t0 = time.monotonic()
-    retired = model_manifest("v2", retired=True, shared=shared)
+    retired = model_manifest("v6", retired=True, shared=shared)
     apply(cluster, timeline, retired, workdir / "model.yaml")
     wait("the Model retired",
          lambda: cluster.condition(cluster.model(), "Ready").get("reason") == "Retired", 60,
@@ -456,7 +462,7 @@ def tell(paths: Paths, workdir: Path, operator_mode: str) -> int:
     timeline.say(f"$ kubectl get modelversions -n {NAMESPACE}")
     for line in cluster.kubectl("get", "modelversions", "-n", NAMESPACE).splitlines():
         timeline.say(f"  {line}")
-    step.outcome = "retired; v1 and v2 still registered"
+    step.outcome = "retired; every version still registered"
     step.seconds = time.monotonic() - t0
 
     timeline.summary()

@@ -18,6 +18,7 @@ BINARIES = {
     "helm": "tools",
     "prometheus": "tools",
     "promtool": "tools",
+    "traefik": "tools",
 }
 
 

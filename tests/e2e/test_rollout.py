@@ -1,0 +1,365 @@
+"""The canary's acceptance, all real: Traefik's Gateway API provider routing real requests
+by the weights of the HTTPRoute the operator owns, `ciclo serve` pods of three versions on
+the process node, a shared prediction store matching labels to whichever version
+predicted, and a MonitorPolicy judging the candidate alone.
+
+A bad v2 aborts at its first step (20%) having answered about that share of requests
+while it ran, and none after; a good v3 walks every step and is promoted. Client-side
+counts per version come from each response's model_version."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import hashlib
+import json
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import joblib
+import numpy as np
+import pytest
+from sklearn.datasets import load_iris
+from sklearn.linear_model import LogisticRegression
+from sklearn.tree import DecisionTreeClassifier
+from tests.integration.prometheus_process import free_port
+from tests.integration.waiting import wait_for
+from tests.unit.test_store import redis_server
+
+import kubernetes
+from localcluster import gateway as local_gateway
+from localcluster import launcher
+from localcluster.paths import Paths
+from localcluster.procnode import GATEWAY
+
+pytestmark = pytest.mark.e2e
+
+G, V = "ciclo.dev", "v1alpha1"
+GW = "gateway.networking.k8s.io"
+X, Y = load_iris(return_X_y=True)
+PROCESS_NODE = {
+    "nodeSelector": {"ciclo.dev/process-node": "true"},
+    "tolerations": [
+        {"key": "ciclo.dev/process-node", "operator": "Exists", "effect": "NoSchedule"}
+    ],
+}
+STEPS = [
+    {"weight": 20, "pause": "60s"},
+    {"weight": 60, "pause": "15s"},
+    {"weight": 100, "pause": "10s"},
+]
+
+
+def register(custom: Any, ns: str, version: str, model: Any, home: Path) -> None:
+    artifact = home / f"iris-{version}.joblib"
+    joblib.dump(model, artifact)
+    digest = hashlib.sha256(artifact.read_bytes()).hexdigest()
+    custom.create_namespaced_custom_object(
+        G,
+        V,
+        ns,
+        "modelversions",
+        {
+            "apiVersion": f"{G}/{V}",
+            "kind": "ModelVersion",
+            "metadata": {"name": f"iris-{version}"},
+            "spec": {
+                "model": "iris",
+                "version": version,
+                "metrics": {"accuracy": float((model.predict(X) == Y).mean())},
+                "artifact": {"uri": artifact.as_uri(), "format": "sklearn", "sha256": digest},
+            },
+        },
+    )
+
+
+class Load:
+    """Requests of 5 rows through the Gateway, each followed (through the Gateway too, so
+    perhaps to the other version: the store matches it) by feedback with the true labels.
+    Every answer is recorded as (monotonic time, UTC time, the version that answered)."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.rng = np.random.default_rng(3)
+        self.answers: list[tuple[dt.datetime, str]] = []
+        self.failed = 0
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def run(self) -> None:
+        with httpx.Client(timeout=5) as client:
+            n = 0
+            while not self.stopping.is_set():
+                n += 1
+                rows = self.rng.integers(0, len(X), size=5)
+                body = {
+                    "id": f"r{n}",
+                    "inputs": [
+                        {
+                            "name": "input-0",
+                            "shape": [5, 4],
+                            "datatype": "FP64",
+                            "data": X[rows].tolist(),
+                        }
+                    ],
+                }
+                try:
+                    answer = client.post(f"{self.url}/v2/models/iris/infer", json=body)
+                    if answer.status_code != 200:
+                        self.failed += 1
+                        time.sleep(0.1)
+                        continue
+                    self.answers.append((dt.datetime.now(dt.UTC), answer.json()["model_version"]))
+                    client.post(
+                        f"{self.url}/v2/models/iris/feedback",
+                        json={"id": f"r{n}", "labels": Y[rows].tolist()},
+                    )
+                except httpx.HTTPError:
+                    self.failed += 1
+                    time.sleep(0.1)
+                time.sleep(0.02)
+
+    def between(self, start: dt.datetime, end: dt.datetime) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for at, version in list(self.answers):
+            if start <= at <= end:
+                counts[version] = counts.get(version, 0) + 1
+        return counts
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.thread.join(10)
+
+
+@pytest.fixture
+def gateway_api(paths: Paths, kubeconfig: Path) -> None:
+    """The pinned Gateway API CRDs (tools/build.sh copies them), installed once: they are
+    cluster-wide, and nothing else in the suite minds them."""
+    files = sorted((paths.cache / "crds" / "gateway-api").glob("*.yaml"))
+    assert files, "the Gateway API CRDs are missing: run `make tools`"
+    launcher.kubectl(
+        paths, kubeconfig, "apply", "--server-side", *(f"--filename={f}" for f in files)
+    )
+    launcher.kubectl(
+        paths,
+        kubeconfig,
+        "wait",
+        "--for=condition=Established",
+        "--timeout=60s",
+        f"crd/httproutes.{GW}",
+        f"crd/gateways.{GW}",
+    )
+
+
+@pytest.fixture
+def traefik(
+    paths: Paths, kubeconfig: Path, gateway_api: None, tmp_path: Path
+) -> Iterator[local_gateway.Traefik]:
+    t = local_gateway.start(paths, kubeconfig, tmp_path / "traefik", free_port(), free_port())
+    yield t
+    t.stop()
+
+
+@pytest.fixture
+def store(core: Any, namespace: str, tmp_path: Path) -> Iterator[str]:
+    port, password = free_port(), "ciclo-test"
+    url = f"redis://:{password}@{GATEWAY}:{port}/0"
+    core.create_namespaced_secret(
+        namespace,
+        kubernetes.client.V1Secret(
+            metadata=kubernetes.client.V1ObjectMeta(name="prediction-store"),
+            data={"url": base64.b64encode(url.encode()).decode()},
+        ),
+    )
+    yield from redis_server(tmp_path, port, GATEWAY, password)
+
+
+def test_a_bad_canary_aborts_at_its_first_step_and_a_good_one_is_promoted(
+    custom: Any,
+    api: Any,
+    namespace: str,
+    operator: Any,
+    traefik: local_gateway.Traefik,
+    store: str,
+    tmp_path: Path,
+) -> None:
+    ns = namespace
+    try:
+        custom.create_cluster_custom_object(
+            GW, "v1", "gatewayclasses", local_gateway.gateway_class()
+        )
+    except kubernetes.client.ApiException as e:
+        assert e.status == 409, e  # made by an earlier run on this cluster
+    custom.create_namespaced_custom_object(
+        GW, "v1", ns, "gateways", local_gateway.gateway("web", traefik.port)
+    )
+    register(
+        custom, ns, "v1", DecisionTreeClassifier(max_depth=3, random_state=0).fit(X, Y), tmp_path
+    )
+    shuffled = np.random.default_rng(0).permutation(Y)
+    register(
+        custom,
+        ns,
+        "v2",
+        DecisionTreeClassifier(max_depth=3, random_state=0).fit(X, shuffled),
+        tmp_path,
+    )
+    register(custom, ns, "v3", LogisticRegression(max_iter=500).fit(X, Y), tmp_path)
+    custom.create_namespaced_custom_object(
+        G,
+        V,
+        ns,
+        "models",
+        {
+            "apiVersion": f"{G}/{V}",
+            "kind": "Model",
+            "metadata": {"name": "iris"},
+            "spec": {
+                "version": "v1",
+                "serving": {"replicas": 1, **PROCESS_NODE},
+                "monitoring": {
+                    "feedback": {"store": {"secretKeyRef": {"name": "prediction-store"}}}
+                },
+                "rollout": {"strategy": "canary", "steps": STEPS, "gateway": {"name": "web"}},
+            },
+        },
+    )
+
+    def model() -> dict[str, Any]:
+        obj: dict[str, Any] = custom.get_namespaced_custom_object(G, V, ns, "models", "iris")
+        return obj
+
+    def weights() -> dict[str, int]:
+        route = custom.get_namespaced_custom_object(GW, "v1", ns, "httproutes", "iris")
+        return {b["name"]: b["weight"] for b in route["spec"]["rules"][0]["backendRefs"]}
+
+    def answers_through_gateway() -> bool:
+        try:
+            body = {
+                "inputs": [
+                    {"name": "x", "shape": [1, 4], "datatype": "FP64", "data": X[:1].tolist()}
+                ]
+            }
+            return (
+                httpx.post(
+                    f"{traefik.url()}/v2/models/iris/infer", json=body, timeout=3
+                ).status_code
+                == 200
+            )
+        except httpx.HTTPError:
+            return False
+
+    wait_for("v1 serving", lambda: model().get("status", {}).get("servingVersion") == "v1", 120)
+    wait_for("the route answering through the Gateway", answers_through_gateway, 60)
+    custom.create_namespaced_custom_object(
+        G,
+        V,
+        ns,
+        "monitorpolicies",
+        {
+            "apiVersion": f"{G}/{V}",
+            "kind": "MonitorPolicy",
+            "metadata": {"name": "iris"},
+            "spec": {
+                "modelRef": {"name": "iris"},
+                "interval": "2s",
+                "source": {"type": "pods"},
+                "rules": [
+                    {
+                        "name": "accuracy",
+                        "metric": "accuracy",
+                        "window": "20s",
+                        "min": 0.8,
+                        "minSamples": 30,
+                        "failureThreshold": 2,
+                        "action": "rollback",
+                    }
+                ],
+            },
+        },
+    )
+    load = Load(traefik.url())
+    try:
+        wait_for(
+            "answers from v1",
+            lambda: (
+                load.between(dt.datetime.min.replace(tzinfo=dt.UTC), dt.datetime.now(dt.UTC)).get(
+                    "v1", 0
+                )
+                > 50
+            ),
+            60,
+        )
+
+        # A bad v2: its canary aborts at its first step.
+        custom.patch_namespaced_custom_object(
+            G, V, ns, "models", "iris", {"spec": {"version": "v2"}}
+        )
+        wait_for(
+            "v2's canary aborted",
+            lambda: (model()["status"].get("canary") or {}).get("phase") == "Aborted",
+            240,
+        )
+        canary = model()["status"]["canary"]
+        assert canary["version"] == "v2" and canary["step"] == 0, canary
+        assert model()["status"]["servingVersion"] == "v1"
+        assert model()["spec"]["version"] == "v2", "an abort is status, never a spec write"
+        assert weights() == {"iris-v-v1": 100}
+        since = dt.datetime.fromisoformat(canary["since"])
+        until = dt.datetime.fromisoformat(canary["until"])
+        during = load.between(since, until)
+        share = during.get("v2", 0) / sum(during.values())
+        # Traefik's weighted round robin over two backends is exact over a few dozen
+        # requests; the bound leaves room for a step boundary's second of slack.
+        assert 0.1 <= share <= 0.3, during
+        mark = custom.get_namespaced_custom_object(G, V, ns, "modelversions", "iris-v2")["status"][
+            "rolledBack"
+        ]
+        breach = dt.datetime.fromisoformat(mark["at"])
+        last_v2 = max(at for at, v in load.answers if v == "v2")
+        after = until + dt.timedelta(seconds=2)
+        wait_for(
+            "100 answers after the abort",
+            lambda: sum(load.between(after, dt.datetime.now(dt.UTC)).values()) >= 100,
+            60,
+        )
+        assert load.between(after, dt.datetime.now(dt.UTC)).get("v2", 0) == 0
+        figures = {
+            "breach_to_champion_s": (last_v2 - breach).total_seconds(),
+            "canary_answers": during,
+            "bad_share": share,
+        }
+
+        # A good v3: every step, then promoted.
+        seen: set[tuple[int, int]] = set()
+
+        def promoted() -> bool:
+            c = model()["status"].get("canary") or {}
+            if c.get("version") == "v3" and c.get("phase") == "Progressing":
+                seen.add((c["step"], c["weight"]))
+            return c.get("version") == "v3" and c.get("phase") == "Promoted"
+
+        custom.patch_namespaced_custom_object(
+            G, V, ns, "models", "iris", {"spec": {"version": "v3"}}
+        )
+        wait_for("v3 promoted", promoted, 300)
+        assert {s for s, _ in seen} == {0, 1, 2}, seen
+        assert model()["status"]["servingVersion"] == "v3"
+        assert weights() == {"iris-v-v3": 100}
+        canary = model()["status"]["canary"]
+        during = load.between(
+            dt.datetime.fromisoformat(canary["since"]), dt.datetime.fromisoformat(canary["until"])
+        )
+        assert during.get("v3", 0) > 0 and during.get("v1", 0) > 0, during
+        figures["good_canary_answers"] = during
+        figures["good_canary_seconds"] = (
+            dt.datetime.fromisoformat(canary["until"]) - dt.datetime.fromisoformat(canary["since"])
+        ).total_seconds()
+        print("ROLLOUT-FIGURES " + json.dumps(figures))
+    finally:
+        load.stop()
