@@ -193,8 +193,23 @@ CREATE_CASES = [
     ),
     (
         "abtest-unknown-test",
-        model(rollout={"strategy": "abtest", "abtest": {"test": "ttest"}}),
+        model(rollout={"strategy": "abtest", "abtest": {"test": "ttest", "duration": "1h"}}),
         ["spec.rollout.abtest.test", "Unsupported value"],
+    ),
+    (
+        "abtest-without-end",
+        model(rollout={"strategy": "abtest", "abtest": {"split": 50}}),
+        ["spec.rollout.abtest.duration", "a duration or a sample size"],
+    ),
+    (
+        "abtest-without-settings",
+        model(rollout={"strategy": "abtest"}),
+        ["spec.rollout.abtest", "set abtest"],
+    ),
+    (
+        "abtest-split-100",
+        model(rollout={"strategy": "abtest", "abtest": {"split": 100, "duration": "1h"}}),
+        ["spec.rollout.abtest.split", "less than or equal to 99"],
     ),
     (
         "short-progress-deadline",

@@ -14,13 +14,15 @@ from test_controllers_fake import NS, POLICY, Source, evaluate, version
 from ciclo.config import Config
 from ciclo.controllers import model as model_controller
 from ciclo.kube.client import DEPLOYMENTS, MODEL_VERSIONS, MODELS, MONITOR_POLICIES, SERVICES, Json
+from ciclo.monitoring.evaluation import Reading
+from ciclo.monitoring.sources import Query
 from ciclo.records import promotion
 
 CONFIG = Config(image="img")
 STEPS = [{"weight": 10, "pause": "1h"}, {"weight": 100, "pause": "1h"}]
 
 
-def canary_world() -> FakeKube:
+def canary_world(rollout: Json | None = None) -> FakeKube:
     validated = {"conditions": [{"type": "Validated", "status": "True", "reason": "DigestOk"}]}
     model: Json = {
         "apiVersion": "ciclo.dev/v1alpha1",
@@ -29,7 +31,7 @@ def canary_world() -> FakeKube:
         "spec": {
             "version": "v1",
             "serving": {"replicas": 4},
-            "rollout": {"strategy": "canary", "steps": STEPS},
+            "rollout": rollout or {"strategy": "canary", "steps": STEPS},
         },
     }
     kube = FakeKube(
@@ -111,3 +113,56 @@ def test_ciclo_abort_marks_the_candidate_and_the_champion_takes_it_all_back() ->
     assert status(kube)["servingVersion"] == "v1"
     with pytest.raises(promotion.NoCanary):
         promotion.abort(any_kube(kube), "img", NS, "iris", "again")
+
+
+class ByVersion:
+    """A source answering each version's accuracy, on `samples` labelled predictions."""
+
+    def __init__(self, accuracy: dict[str, float], samples: int) -> None:
+        self.accuracy, self.samples = accuracy, samples
+        self.windows: list[str] = []
+
+    def read(self, query: Query) -> Reading:
+        self.windows.append(query.window)
+        return Reading(self.accuracy[query.version], self.samples)
+
+
+AB: Json = {"split": 50, "sampleSize": 500, "promoteWinner": True}
+
+
+def test_an_ab_test_names_the_better_version_and_promotes_it() -> None:
+    kube = canary_world({"strategy": "abtest", "abtest": AB})
+    canary = status(kube)["canary"]
+    assert (canary["strategy"], canary["phase"], canary["weight"]) == ("abtest", "Progressing", 50)
+    assert replicas(kube) == {"iris-v1": 2, "iris-v2": 2}
+    early = ByVersion({"v1": 0.90, "v2": 0.95}, 100)
+    evaluate(kube, early)
+    assert "abtest" not in status(kube), "fewer labels than sampleSize: the test goes on"
+    source = ByVersion({"v1": 0.90, "v2": 0.95}, 1000)
+    evaluate(kube, source)
+    verdict = status(kube)["abtest"]
+    assert verdict["winner"] == "v2" and verdict["pValue"] < 0.05
+    assert verdict["effect"] == pytest.approx(0.05)
+    assert [a["total"] for a in verdict["arms"]] == [1000, 1000]
+    tested = [w for w in source.windows if w != "5m"]  # the policy rule's own window
+    assert tested and all(w.endswith("s") for w in tested), "judged over the test so far"
+    settle(kube)
+    assert status(kube)["servingVersion"] == "v2"
+    assert status(kube)["canary"]["phase"] == "Promoted"
+    assert "v2 wins" in status(kube)["canary"]["message"]
+
+
+def test_an_ab_test_between_identical_versions_names_none_and_keeps_the_champion() -> None:
+    kube = canary_world({"strategy": "abtest", "abtest": AB})
+    evaluate(kube, ByVersion({"v1": 0.93, "v2": 0.93}, 1000))
+    verdict = status(kube)["abtest"]
+    assert "winner" not in verdict and verdict["pValue"] > 0.5
+    settle(kube)
+    assert status(kube)["servingVersion"] == "v1"
+    assert status(kube)["canary"]["phase"] == "Concluded"
+    assert "no winner" in status(kube)["canary"]["message"]
+    assert replicas(kube) == {"iris-v1": 4, "iris-v2": 0}
+    progressing = {c["type"]: c for c in status(kube)["conditions"]}["Progressing"]
+    assert (progressing["status"], progressing["reason"]) == ("False", "ABTestConcluded")
+    evaluate(kube, ByVersion({"v1": 0.93, "v2": 0.99}, 1000))
+    assert "winner" not in status(kube)["abtest"], "a concluded test is not judged again"

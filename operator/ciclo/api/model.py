@@ -8,7 +8,13 @@ from typing import Annotated, Any, Literal
 from pydantic import Field
 
 from ciclo.api.meta import CONDITIONS_LIST, Condition, ObjectMeta, Schema
-from ciclo.api.rollout import CanaryStatus, PromotionRecord, Rollout, RolloutSpec
+from ciclo.api.rollout import (
+    ABTestResult,
+    CanaryStatus,
+    PromotionRecord,
+    Rollout,
+    RolloutSpec,
+)
 
 Quantity = Annotated[
     str, Field(pattern=r"^[0-9]+(\.[0-9]+)?(m|k|Ki|Mi|Gi|Ti|M|G|T)?$", max_length=32)
@@ -206,6 +212,8 @@ class ModelStatus(Schema):
     """The latest gradual rollout (canary), its step and weight, or how it ended."""
     promotion: PromotionRecord | None = None
     """Set by `ciclo promote`: promote the running canary's candidate now."""
+    abtest: ABTestResult | None = None
+    """The latest A/B test's verdict, set by the monitoring loop when the test ends."""
     endpoint: str | None = None
     """The Service's in-cluster URL, Open Inference Protocol v2 (REST)."""
     history: list[HistoryEntry] = Field(default_factory=list)

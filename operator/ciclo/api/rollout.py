@@ -38,6 +38,15 @@ class Shadow(Schema):
     champion and still be promoted."""
 
 
+ABTEST_RULES = validations(
+    cel(
+        "has(self.duration) || has(self.sampleSize)",
+        "an A/B test ends at a duration or a sample size: set one",
+        field_path=".duration",
+    ),
+)
+
+
 class ABTest(Schema):
     """A fixed split judged at its end by a significance test on the chosen metric."""
 
@@ -81,6 +90,11 @@ ROLLOUT_RULES = validations(
         field_path=".steps",
     ),
     cel(
+        "self.strategy != 'abtest' || has(self.abtest)",
+        "an A/B test needs its split and length: set abtest",
+        field_path=".abtest",
+    ),
+    cel(
         "self.strategy != 'shadow' || has(self.gateway)",
         "shadow mirrors requests through a Gateway: set gateway",
         field_path=".gateway",
@@ -98,7 +112,7 @@ class Rollout(Schema):
     """The canary's steps, by increasing weight."""
     shadow: Shadow | None = None
     """The shadow's duration and rule."""
-    abtest: ABTest | None = None
+    abtest: Annotated[ABTest, Field(json_schema_extra=ABTEST_RULES)] | None = None
     """The A/B test's split, length and test."""
     gateway: GatewayReference | None = None
     """A Gateway: traffic is split by the weights of an HTTPRoute the operator owns (and
@@ -108,7 +122,7 @@ class Rollout(Schema):
 
 RolloutSpec = Annotated[Rollout, Field(json_schema_extra=ROLLOUT_RULES)]
 
-CanaryPhase = Literal["Progressing", "Promoted", "Aborted"]
+CanaryPhase = Literal["Progressing", "Promoted", "Aborted", "Concluded"]
 
 
 class CanaryStatus(Schema):
@@ -124,7 +138,8 @@ class CanaryStatus(Schema):
     strategy: Strategy = "canary"
     """The strategy this rollout follows."""
     phase: CanaryPhase = "Progressing"
-    """Progressing, Promoted (the candidate serves) or Aborted (the champion serves)."""
+    """Progressing, Promoted (the candidate serves), Aborted (the champion serves after a
+    breach) or Concluded (an A/B test ended without promoting: the champion serves)."""
     step: int = Field(default=0, ge=0)
     """The index of the current step in spec.rollout.steps."""
     weight: int = Field(default=0, ge=0, le=100)
@@ -150,3 +165,40 @@ class PromotionRecord(Schema):
     """Who or what asked, for people."""
     at: dt.datetime
     """When it was asked."""
+
+
+class ABTestArm(Schema):
+    """One version's labelled predictions during an A/B test."""
+
+    version: str
+    """The version."""
+    correct: int = Field(ge=0)
+    """Its labelled predictions that were right."""
+    total: int = Field(ge=0)
+    """Its labelled predictions."""
+
+
+class ABTestResult(Schema):
+    """An A/B test's verdict, written by the monitoring loop (it reads the labels) when the
+    test's duration or sample size is reached; the Model controller acts on it."""
+
+    version: str
+    """The candidate."""
+    champion: str
+    """The version it was compared with."""
+    since: dt.datetime
+    """The start of the A/B test it concludes (status.canary.since)."""
+    test: Literal["ztest", "bootstrap"]
+    """The significance test used."""
+    winner: str | None = None
+    """The better version; unset when the difference is not significant."""
+    effect: float
+    """The candidate's accuracy minus the champion's."""
+    p_value: float = Field(ge=0, le=1)
+    """The two-sided p-value of the difference."""
+    arms: list[ABTestArm] = Field(default_factory=list, max_length=2)
+    """The champion's and the candidate's labelled predictions."""
+    message: str = Field(default="", max_length=4096)
+    """The verdict for people."""
+    at: dt.datetime
+    """When the test was concluded."""

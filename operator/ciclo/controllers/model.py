@@ -250,6 +250,7 @@ def _write_status(kube: Kube, model: Model, status: ModelStatus) -> None:
     body = _dump(status)
     body.pop("retirement", None)
     body.pop("promotion", None)
+    body.pop("abtest", None)
     body["conditions"] = [c for c in body["conditions"] if c["type"] in MODEL_CONDITIONS]
     kube.apply(
         MODELS,
@@ -310,10 +311,12 @@ def register(kube: CachedKube, config: Config) -> Queue:
             relevance.forget(("model", namespace, name))
             return
         # The spec (generation) and deletion change plans; our own status writes do not.
-        # So does a retirement recorded (or cleared) by a MonitorPolicy, or a promotion.
+        # So do records of other writers: a MonitorPolicy's retirement, `ciclo promote`,
+        # an A/B test's verdict.
         meta = body["metadata"]
         retirement = (body.get("status") or {}).get("retirement") or {}
         promotion = (body.get("status") or {}).get("promotion") or {}
+        verdict = (body.get("status") or {}).get("abtest") or {}
         if relevance.changed(
             ("model", namespace, name),
             (
@@ -321,6 +324,7 @@ def register(kube: CachedKube, config: Config) -> Queue:
                 meta.get("deletionTimestamp"),
                 retirement.get("at"),
                 promotion.get("at"),
+                verdict.get("at"),
             ),
         ):
             queue.add((namespace, name))

@@ -28,7 +28,12 @@ from ciclo.controllers import alerts, policy_actions, prometheus_operator
 from ciclo.controllers.cache import CachedKube
 from ciclo.controllers.metrics import POLICY_ACTIONS, REGISTRY, rule_thresholds
 from ciclo.controllers.policy_actions import Subject
-from ciclo.controllers.policy_sources import SourceUnavailable, make_source, observe
+from ciclo.controllers.policy_sources import (
+    SourceUnavailable,
+    arm_readings,
+    make_source,
+    observe,
+)
 from ciclo.controllers.scheduler import Scheduler
 from ciclo.kube.client import (
     MODEL_VERSIONS,
@@ -41,9 +46,10 @@ from ciclo.kube.client import (
 )
 from ciclo.monitoring.evaluation import seconds
 from ciclo.monitoring.sources import MetricSource
-from ciclo.planning import conditions
+from ciclo.planning import abtest, conditions
 from ciclo.planning import monitorpolicy as planning
 from ciclo.planning.monitorpolicy import Observed
+from ciclo.records import abtest as abtest_record
 
 log = logging.getLogger(__name__)
 
@@ -144,7 +150,13 @@ def _evaluate_policy(
         source_error = f"model {model_name} not found"
     else:
         try:
-            observed = observe(sources(kube, config, policy), policy, model, versions)
+            source = sources(kube, config, policy)
+            observed = observe(source, policy, model, versions)
+            # A running A/B test is judged on the same labels, by the same source.
+            if (window := abtest.window(model, now)) is not None:
+                readings = arm_readings(source, model, window)
+                if (result := abtest.conclude(model, readings, now)) is not None:
+                    abtest_record.record(kube, model, result)
         except (SourceUnavailable, ApiError, ValueError) as e:
             source_error = str(e)
 

@@ -12,6 +12,7 @@ from ciclo.api.modelversion import ModelVersion
 from ciclo.api.monitorpolicy import MonitorPolicy, Rule
 from ciclo.config import Config
 from ciclo.kube.client import PODS, SECRETS, Kube
+from ciclo.monitoring.evaluation import Reading
 from ciclo.monitoring.sources import (
     Credentials,
     MetricSource,
@@ -124,3 +125,17 @@ def _baseline(
         return None
     reading = source.read(dataclasses.replace(query, version=before))
     return reading.value if reading.error is None else None
+
+
+def arm_readings(source: MetricSource, model: Model, window: str) -> dict[str, Reading]:
+    """Each A/B-tested version's accuracy over the test so far (`window`), with its
+    sample count: the champion's and the running candidate's."""
+    canary = model.status.canary
+    if canary is None:
+        return {}
+    return {
+        version: source.read(
+            Query(model.metadata.namespace, model.metadata.name, version, window, "accuracy")
+        )
+        for version in (canary.champion, canary.version)
+    }

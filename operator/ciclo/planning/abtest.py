@@ -9,11 +9,17 @@ resamples the two sides instead, for those who prefer no normal approximation.
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 from dataclasses import dataclass
 
 import numpy as np
 from scipy import stats
+
+from ciclo.api.model import Model
+from ciclo.api.rollout import ABTestArm, ABTestResult
+from ciclo.monitoring.evaluation import Reading, seconds
+from ciclo.planning.rollout import running
 
 
 @dataclass(frozen=True)
@@ -82,5 +88,65 @@ def bootstrap(
     diff = b - a
     effect = candidate.rate - champion.rate
     below, above = float(np.mean(diff <= 0)), float(np.mean(diff >= 0))
-    p = min(1.0, 2 * min(below, above))
+    # Never 0: `rounds` resamples cannot show a p-value below 1/rounds.
+    p = max(1 / rounds, min(1.0, 2 * min(below, above)))
     return Verdict(_winner(champion, candidate, effect, p, alpha), effect, p, effect)
+
+
+def window(model: Model, now: dt.datetime) -> str | None:
+    """The query window of a running A/B test that has no verdict yet: from its start to
+    now (a duration such as 95s), or None when no such test runs."""
+    canary, ab = model.status.canary, model.spec.rollout.abtest
+    if canary is None or ab is None or not running(canary) or canary.strategy != "abtest":
+        return None
+    verdict = model.status.abtest
+    if verdict is not None and (verdict.version, verdict.since) == (canary.version, canary.since):
+        return None
+    return f"{max(1, math.ceil((now - canary.since).total_seconds()))}s"
+
+
+def arm(version: str, reading: Reading) -> Arm | None:
+    """A version's labelled predictions from an accuracy reading (a proportion and its
+    sample count), or None when the source had none."""
+    if reading.error is not None or reading.value is None or not reading.samples:
+        return None
+    return Arm(version, round(reading.value * reading.samples), reading.samples)
+
+
+def conclude(model: Model, readings: dict[str, Reading], now: dt.datetime) -> ABTestResult | None:
+    """The verdict of the running A/B test once its duration has passed or both versions
+    have its sample size of labelled predictions; None while it goes on."""
+    canary, ab = model.status.canary, model.spec.rollout.abtest
+    if window(model, now) is None or canary is None or ab is None:
+        return None
+    champion = arm(canary.champion, readings.get(canary.champion, Reading()))
+    candidate = arm(canary.version, readings.get(canary.version, Reading()))
+    elapsed = (now - canary.since).total_seconds()
+    timed_out = ab.duration is not None and elapsed >= seconds(ab.duration)
+    sampled = (
+        ab.sample_size is not None
+        and champion is not None
+        and candidate is not None
+        and min(champion.total, candidate.total) >= ab.sample_size
+    )
+    if not (timed_out or sampled):
+        return None
+    champion = champion or Arm(canary.champion, 0, 0)
+    candidate = candidate or Arm(canary.version, 0, 0)
+    test = ztest if ab.test == "ztest" else bootstrap
+    verdict = test(champion, candidate, ab.alpha)
+    return ABTestResult(
+        version=canary.version,
+        champion=canary.champion,
+        since=canary.since,
+        test=ab.test,
+        winner=verdict.winner,
+        effect=verdict.effect,
+        p_value=min(1.0, max(0.0, verdict.p_value)),
+        arms=[
+            ABTestArm(version=a.version, correct=a.correct, total=a.total)
+            for a in (champion, candidate)
+        ],
+        message=verdict.message(champion, candidate, ab.alpha),
+        at=now,
+    )

@@ -11,13 +11,12 @@ import datetime as dt
 from dataclasses import dataclass, field
 
 from ciclo.api.meta import Condition
-from ciclo.api.model import HistoryEntry, Model, ModelSpec, ModelStatus, RolloutStatus
+from ciclo.api.model import HistoryEntry, Model, ModelStatus, RolloutStatus
 from ciclo.api.modelversion import ModelVersion
-from ciclo.api.rollout import CanaryStatus
 from ciclo.planning import conditions, gateway, manifests
 from ciclo.planning.manifests import Json
+from ciclo.planning.rollout import canary_events, canary_running, first_step
 from ciclo.planning.rollout import decide as decide_canary
-from ciclo.planning.rollout import replica_split, running
 from ciclo.planning.versions import (
     Transition,
     VersionUpdate,
@@ -419,6 +418,10 @@ def plan(
         progressing = (
             cond("Progressing", True, "Canary", canary.canary.message)
             if canary.active and canary.canary is not None
+            else cond("Progressing", False, "ABTestConcluded", canary.canary.message)
+            if canary.canary is not None
+            and canary.canary.phase == "Concluded"
+            and pending == canary.canary.version
             else cond("Progressing", False, "Complete", f"{serving} is rolled out")
             if done
             else cond("Progressing", True, "Rollout", f"{serving}: {ready}/{want} ready{coming}")
@@ -482,18 +485,6 @@ def plan(
     return result
 
 
-def canary_running(canary: CanaryStatus | None, version: str) -> bool:
-    return canary is not None and running(canary) and canary.version == version
-
-
-def first_step(spec: ModelSpec) -> int | None:
-    """The pods a canary's candidate comes up with, or None without a canary."""
-    if spec.rollout.strategy != "canary" or not spec.rollout.steps:
-        return None
-    gateway = spec.rollout.gateway is not None
-    return replica_split(spec.serving.replicas, spec.rollout.steps[0].weight, gateway).candidate
-
-
 def with_failure(
     status: ModelStatus, message: str, generation: int, now: dt.datetime
 ) -> ModelStatus:
@@ -514,25 +505,3 @@ def with_failure(
             "last_action": f"ApplyFailed: {message[:200]}",
         }
     )
-
-
-def canary_events(
-    before: CanaryStatus | None, after: CanaryStatus | None, generation: int
-) -> list[Transition]:
-    """An Event for each canary transition: a start, a step, a promotion, an abort."""
-    if after is None or after == before:
-        return []
-    key = f"canary-{after.version}-from-{after.champion}-{after.since:%Y%m%dT%H%M%S}"
-    if after.phase == "Aborted" and (before is None or before.phase != "Aborted"):
-        return [Transition("CanaryAborted", after.message, f"{key}-aborted", "Warning")]
-    if after.phase == "Promoted" and (before is None or before.phase != "Promoted"):
-        return [Transition("CanaryPromoted", after.message, f"{key}-promoted")]
-    if after.phase == "Progressing" and (
-        before is None
-        or before.version != after.version
-        or before.step != after.step
-        or before.phase != "Progressing"
-        or before.since != after.since
-    ):
-        return [Transition("CanaryStep", after.message, f"{key}-step{after.step}-g{generation}")]
-    return []

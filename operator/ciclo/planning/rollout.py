@@ -14,9 +14,10 @@ import datetime as dt
 import math
 from dataclasses import dataclass
 
-from ciclo.api.model import Model
-from ciclo.api.rollout import CanaryStatus
+from ciclo.api.model import Model, ModelSpec
+from ciclo.api.rollout import CanaryStatus, CanaryStep
 from ciclo.monitoring.evaluation import seconds
+from ciclo.planning.versions import Transition
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,20 @@ class Decision:
     """The pods of each version while the candidate comes up or a canary runs."""
     requeue_after: float | None = None
     """Seconds until the current step's pause ends."""
+
+
+# An A/B test is one step at its split that only its verdict ends.
+UNTIL_CONCLUDED = "87600h"
+
+
+def steps_of(spec: ModelSpec) -> list[CanaryStep]:
+    """The steps a rollout walks: a canary's, or an A/B test's single split."""
+    rollout = spec.rollout
+    if rollout.strategy == "canary":
+        return rollout.steps
+    if rollout.strategy == "abtest" and rollout.abtest is not None:
+        return [CanaryStep(weight=rollout.abtest.split, pause=UNTIL_CONCLUDED)]
+    return []
 
 
 def running(canary: CanaryStatus | None) -> bool:
@@ -99,7 +114,7 @@ def decide(
     """
     spec = model.spec
     previous = model.status.canary
-    steps = spec.rollout.steps
+    steps = steps_of(spec)
     gateway = spec.rollout.gateway is not None
     replicas = spec.serving.replicas
     same = (
@@ -115,8 +130,16 @@ def decide(
             f"spec.version moved to {candidate}" if candidate else "the candidate was withdrawn"
         )
         previous = ended(previous, "Aborted", why, now)
-    if spec.rollout.strategy != "canary" or not steps or champion is None or candidate is None:
+    if not steps or champion is None or candidate is None:
         return Decision(previous)
+    if (
+        previous is not None
+        and previous.phase == "Concluded"
+        and (previous.version, previous.champion) == (candidate, champion)
+    ):
+        # An A/B test ended without promoting: the champion serves until spec.version
+        # names another version.
+        return Decision(previous, split=Split(replicas, 0, 0))
     if not same:
         first = replica_split(replicas, steps[0].weight, gateway)
         if candidate_ready < first.candidate:
@@ -125,6 +148,7 @@ def decide(
         started = CanaryStatus(
             version=candidate,
             champion=champion,
+            strategy=spec.rollout.strategy,
             step=0,
             weight=first.weight,
             step_since=now,
@@ -138,6 +162,16 @@ def decide(
     step = min(previous.step, len(steps) - 1)
     split = replica_split(replicas, steps[step].weight, gateway)
     left = seconds(steps[step].pause) - (now - previous.step_since).total_seconds()
+    verdict = model.status.abtest
+    if (
+        spec.rollout.abtest is not None
+        and verdict is not None
+        and (verdict.version, verdict.since) == (candidate, previous.since)
+    ):
+        if verdict.winner == candidate and spec.rollout.abtest.promote_winner:
+            return Decision(ended(previous, "Promoted", verdict.message, now), promote=True)
+        concluded = ended(previous, "Concluded", verdict.message, now)
+        return Decision(concluded, split=Split(replicas, 0, 0))
     asked = model.status.promotion
     if asked is not None and asked.version == candidate and asked.at >= previous.since:
         message = f"promoted at step {step + 1}/{len(steps)} by hand: {asked.reason}"
@@ -160,3 +194,45 @@ def decide(
         }
     )
     return Decision(moved, active=True, split=split, requeue_after=seconds(steps[step].pause) + 1)
+
+
+def canary_running(canary: CanaryStatus | None, version: str) -> bool:
+    """A canary or A/B test of `version` runs, or holds it after concluding."""
+    return (
+        canary is not None
+        and (running(canary) or canary.phase == "Concluded")
+        and canary.version == version
+    )
+
+
+def first_step(spec: ModelSpec) -> int | None:
+    """The pods a canary's candidate comes up with, or None without a canary."""
+    steps = steps_of(spec)
+    if not steps:
+        return None
+    gateway = spec.rollout.gateway is not None
+    return replica_split(spec.serving.replicas, steps[0].weight, gateway).candidate
+
+
+def canary_events(
+    before: CanaryStatus | None, after: CanaryStatus | None, generation: int
+) -> list[Transition]:
+    """An Event for each canary transition: a start, a step, a promotion, an abort."""
+    if after is None or after == before:
+        return []
+    key = f"canary-{after.version}-from-{after.champion}-{after.since:%Y%m%dT%H%M%S}"
+    if after.phase == "Aborted" and (before is None or before.phase != "Aborted"):
+        return [Transition("CanaryAborted", after.message, f"{key}-aborted", "Warning")]
+    if after.phase == "Concluded" and (before is None or before.phase != "Concluded"):
+        return [Transition("ABTestConcluded", after.message, f"{key}-concluded")]
+    if after.phase == "Promoted" and (before is None or before.phase != "Promoted"):
+        return [Transition("CanaryPromoted", after.message, f"{key}-promoted")]
+    if after.phase == "Progressing" and (
+        before is None
+        or before.version != after.version
+        or before.step != after.step
+        or before.phase != "Progressing"
+        or before.since != after.since
+    ):
+        return [Transition("CanaryStep", after.message, f"{key}-step{after.step}-g{generation}")]
+    return []

@@ -49,6 +49,13 @@ if canary ~= nil and canary.phase == "Aborted" and canary.version == obj.spec.ve
     ", " .. canary.champion .. " serves: " .. (canary.message or "")
   return hs
 end
+-- An A/B test that ended without promoting spec.version: the user decides what next.
+if canary ~= nil and canary.phase == "Concluded" and canary.version == obj.spec.version then
+  hs.status = "Suspended"
+  hs.message = "A/B test of " .. canary.version .. " concluded, " .. canary.champion ..
+    " serves: " .. (canary.message or "")
+  return hs
+end
 if canary ~= nil and canary.phase == "Progressing" and canary.version == obj.spec.version then
   hs.status = "Progressing"
   hs.message = "Canary of " .. canary.version .. ": " .. (canary.message or "")
