@@ -363,3 +363,113 @@ def test_a_bad_canary_aborts_at_its_first_step_and_a_good_one_is_promoted(
         print("ROLLOUT-FIGURES " + json.dumps(figures))
     finally:
         load.stop()
+
+
+def test_an_ab_test_names_the_better_version_and_identical_versions_none(
+    custom: Any,
+    namespace: str,
+    operator: Any,
+    traefik: local_gateway.Traefik,
+    store: str,
+    tmp_path: Path,
+) -> None:
+    ns = namespace
+    try:
+        custom.create_cluster_custom_object(
+            GW, "v1", "gatewayclasses", local_gateway.gateway_class()
+        )
+    except kubernetes.client.ApiException as e:
+        assert e.status == 409, e
+    custom.create_namespaced_custom_object(
+        GW, "v1", ns, "gateways", local_gateway.gateway("web", traefik.port)
+    )
+    good = DecisionTreeClassifier(max_depth=3, random_state=0).fit(X, Y)
+    register(custom, ns, "v1", good, tmp_path)
+    register(
+        custom, ns, "v2", DecisionTreeClassifier(max_depth=1, random_state=0).fit(X, Y), tmp_path
+    )
+    register(custom, ns, "v3", good, tmp_path)  # the same model: identical answers
+    rollout = {
+        "strategy": "abtest",
+        # alpha 0.01: two identical versions still differ by chance in their samples, and
+        # the test names a winner at a rate of alpha; v2's effect is far beyond it.
+        "abtest": {"split": 50, "sampleSize": 300, "alpha": 0.01, "promoteWinner": True},
+        "gateway": {"name": "web"},
+    }
+    custom.create_namespaced_custom_object(
+        G,
+        V,
+        ns,
+        "models",
+        {
+            "apiVersion": f"{G}/{V}",
+            "kind": "Model",
+            "metadata": {"name": "iris"},
+            "spec": {
+                "version": "v1",
+                "serving": {"replicas": 1, **PROCESS_NODE},
+                "monitoring": {
+                    "feedback": {"store": {"secretKeyRef": {"name": "prediction-store"}}}
+                },
+                "rollout": rollout,
+            },
+        },
+    )
+    # The A/B test reads the labels through the Model's MonitorPolicy source; its one rule
+    # only alerts, so nothing aborts the worse version before the test ends.
+    custom.create_namespaced_custom_object(
+        G,
+        V,
+        ns,
+        "monitorpolicies",
+        {
+            "apiVersion": f"{G}/{V}",
+            "kind": "MonitorPolicy",
+            "metadata": {"name": "iris"},
+            "spec": {
+                "modelRef": {"name": "iris"},
+                "interval": "2s",
+                "source": {"type": "pods"},
+                "rules": [
+                    {"name": "accuracy", "metric": "accuracy", "min": 0.5, "action": "alert"}
+                ],
+            },
+        },
+    )
+
+    def model() -> dict[str, Any]:
+        obj: dict[str, Any] = custom.get_namespaced_custom_object(G, V, ns, "models", "iris")
+        return obj
+
+    wait_for("v1 serving", lambda: model().get("status", {}).get("servingVersion") == "v1", 120)
+    load = Load(traefik.url())
+    try:
+        custom.patch_namespaced_custom_object(
+            G, V, ns, "models", "iris", {"spec": {"version": "v2"}}
+        )
+        wait_for(
+            "v2's A/B test concluded",
+            lambda: (model()["status"].get("abtest") or {}).get("version") == "v2",
+            240,
+        )
+        verdict = model()["status"]["abtest"]
+        assert verdict["winner"] == "v1" and verdict["pValue"] < 0.05, verdict
+        assert verdict["effect"] < 0, verdict
+        wait_for("v2 concluded", lambda: model()["status"]["canary"]["phase"] == "Concluded", 30)
+        assert model()["status"]["servingVersion"] == "v1"
+
+        custom.patch_namespaced_custom_object(
+            G, V, ns, "models", "iris", {"spec": {"version": "v3"}}
+        )
+        wait_for(
+            "v3's A/B test concluded",
+            lambda: (model()["status"].get("abtest") or {}).get("version") == "v3",
+            240,
+        )
+        same = model()["status"]["abtest"]
+        assert "winner" not in same and same["pValue"] >= 0.01, same
+        wait_for("v3 concluded", lambda: model()["status"]["canary"]["phase"] == "Concluded", 30)
+        assert model()["status"]["servingVersion"] == "v1"
+        print("ABTEST-FIGURES " + json.dumps({"worse": verdict, "identical": same}))
+    finally:
+        load.stop()
