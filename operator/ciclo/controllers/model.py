@@ -175,13 +175,14 @@ def _reconcile(kube: Kube, config: Config, namespace: str, name: str) -> float |
             log.info("model %s/%s: service removed", namespace, name)
         for deployment in result.deployments:
             apply_child(kube, DEPLOYMENTS, deployment, existing.get(deployment["metadata"]["name"]))
-        for stale in result.delete_deployments:
-            kube.delete(DEPLOYMENTS, namespace, stale)
-        # A Gateway's route last: it weighs only versions whose pods are ready by now.
+        # A Gateway's route weighs only versions whose pods are ready by now; it moves off
+        # a leaving version before that version's Deployment goes.
         for backend in result.version_services:
             apply_child(kube, SERVICES, backend, None)
         if result.route is not None:
             apply_child(kube, HTTP_ROUTES, result.route, None)
+        for stale in result.delete_deployments:
+            kube.delete(DEPLOYMENTS, namespace, stale)
     except NamespaceTerminating:
         log.info("model %s/%s: its namespace is being deleted", namespace, name)
         return None
