@@ -179,6 +179,7 @@ def store(core: Any, namespace: str, tmp_path: Path) -> Iterator[str]:
     yield from redis_server(tmp_path, port, GATEWAY, password)
 
 
+@pytest.mark.timeout(900)
 def test_a_bad_canary_aborts_at_its_first_step_and_a_good_one_is_promoted(
     custom: Any,
     api: Any,
@@ -365,6 +366,7 @@ def test_a_bad_canary_aborts_at_its_first_step_and_a_good_one_is_promoted(
         load.stop()
 
 
+@pytest.mark.timeout(900)
 def test_an_ab_test_names_the_better_version_and_identical_versions_none(
     custom: Any,
     namespace: str,
