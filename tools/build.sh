@@ -17,7 +17,11 @@ mkdir -p "$bin" "$stamps"
 export CGO_ENABLED=0 GOFLAGS=-trimpath GOTOOLCHAIN=local
 
 # Read a module's pinned version from a go.mod so ldflags cannot drift from the pin.
-pin() { awk -v m="$2" '$1 == m { print $2; exit }' "$here/$1/go.mod"; }
+# Both forms: inside a require block, and a one-line `require module version`.
+pin() {
+  awk -v m="$2" '$1 == m { print $2; exit } $1 == "require" && $2 == m { print $3; exit }' \
+    "$here/$1/go.mod"
+}
 
 k8s=$(pin kubernetes k8s.io/kubernetes)          # v1.36.4
 k8s_minor=$(echo "$k8s" | cut -d. -f2)
