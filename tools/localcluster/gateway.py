@@ -57,6 +57,7 @@ def start(paths: Paths, kubeconfig: Path, home: Path, port: int, ping_port: int)
                 "--ping.entrypoint=traefik",
                 "--providers.kubernetesgateway=true",
                 "--log.level=INFO",
+                "--log.nocolor=true",
                 "--global.checknewversion=false",
                 "--global.sendanonymoususage=false",
             ],
