@@ -13,7 +13,15 @@ from test_controllers_fake import NS, POLICY, Source, evaluate, version
 
 from ciclo.config import Config
 from ciclo.controllers import model as model_controller
-from ciclo.kube.client import DEPLOYMENTS, MODEL_VERSIONS, MODELS, MONITOR_POLICIES, SERVICES, Json
+from ciclo.kube.client import (
+    DEPLOYMENTS,
+    HTTP_ROUTES,
+    MODEL_VERSIONS,
+    MODELS,
+    MONITOR_POLICIES,
+    SERVICES,
+    Json,
+)
 from ciclo.monitoring.evaluation import Reading
 from ciclo.monitoring.sources import Query
 from ciclo.records import promotion
@@ -166,3 +174,15 @@ def test_an_ab_test_between_identical_versions_names_none_and_keeps_the_champion
     assert (progressing["status"], progressing["reason"]) == ("False", "ABTestConcluded")
     evaluate(kube, ByVersion({"v1": 0.93, "v2": 0.99}, 1000))
     assert "winner" not in status(kube)["abtest"], "a concluded test is not judged again"
+
+
+def test_a_gateway_canary_owns_its_route_and_a_converged_one_is_not_written_again() -> None:
+    kube = canary_world({"strategy": "canary", "steps": STEPS, "gateway": {"name": "web"}})
+    route = kube.obj(HTTP_ROUTES, NS, "iris")
+    backends = {b["name"]: b["weight"] for b in route["spec"]["rules"][0]["backendRefs"]}
+    assert backends == {"iris-v-v1": 90, "iris-v-v2": 10}
+    assert route["metadata"]["ownerReferences"][0]["kind"] == "Model"
+    assert kube.obj(SERVICES, NS, "iris-v-v2")["spec"]["selector"]["ciclo.dev/version"] == "v2"
+    writes = kube.count("apply", "httproutes")
+    model_controller.reconcile(any_kube(kube), CONFIG, NS, "iris")
+    assert kube.count("apply", "httproutes") == writes

@@ -177,10 +177,12 @@ def _reconcile(kube: Kube, config: Config, namespace: str, name: str) -> float |
             apply_child(kube, DEPLOYMENTS, deployment, existing.get(deployment["metadata"]["name"]))
         # A Gateway's route weighs only versions whose pods are ready by now; it moves off
         # a leaving version before that version's Deployment goes.
+        # (Read first, so a converged route is not written again: a read is cheaper.)
         for backend in result.version_services:
-            apply_child(kube, SERVICES, backend, None)
+            found = kube.get(SERVICES, namespace, backend["metadata"]["name"])
+            apply_child(kube, SERVICES, backend, found)
         if result.route is not None:
-            apply_child(kube, HTTP_ROUTES, result.route, None)
+            apply_child(kube, HTTP_ROUTES, result.route, kube.get(HTTP_ROUTES, namespace, name))
         for stale in result.delete_deployments:
             kube.delete(DEPLOYMENTS, namespace, stale)
     except NamespaceTerminating:
