@@ -24,7 +24,7 @@ from ciclo.kube.client import (
 )
 from ciclo.monitoring.evaluation import Reading
 from ciclo.monitoring.sources import Query
-from ciclo.records import promotion
+from ciclo.records import canary as canary_records
 
 CONFIG = Config(image="img")
 STEPS = [{"weight": 10, "pause": "1h"}, {"weight": 100, "pause": "1h"}]
@@ -101,26 +101,26 @@ def test_a_breach_of_the_candidate_aborts_its_canary_at_the_first_step() -> None
 
 def test_ciclo_promote_promotes_at_once_and_writes_status_only() -> None:
     kube = canary_world()
-    assert promotion.promote(any_kube(kube), NS, "iris", "looks good") == "v2"
-    assert status(kube)["promotion"]["version"] == "v2"
+    assert canary_records.promote(any_kube(kube), NS, "iris", "looks good") == "v2"
+    assert status(kube)["promoteRequest"]["version"] == "v2"
     settle(kube)
     assert status(kube)["servingVersion"] == "v2"
     assert status(kube)["canary"]["phase"] == "Promoted"
     assert "looks good" in status(kube)["canary"]["message"]
-    assert status(kube)["promotion"]["version"] == "v2", "the controller leaves it alone"
-    with pytest.raises(promotion.NoCanary, match="runs no canary"):
-        promotion.promote(any_kube(kube), NS, "iris", "again")
+    assert status(kube)["promoteRequest"]["version"] == "v2", "the controller leaves it alone"
+    with pytest.raises(canary_records.NoCanary, match="runs no canary"):
+        canary_records.promote(any_kube(kube), NS, "iris", "again")
 
 
 def test_ciclo_abort_marks_the_candidate_and_the_champion_takes_it_all_back() -> None:
     kube = canary_world()
-    done = promotion.abort(any_kube(kube), "img", NS, "iris", "not today")
+    done = canary_records.abort(any_kube(kube), "img", NS, "iris", "not today")
     assert (done.bad, done.target) == ("v2", "v1")
     settle(kube)
     assert status(kube)["canary"]["phase"] == "Aborted"
     assert status(kube)["servingVersion"] == "v1"
-    with pytest.raises(promotion.NoCanary):
-        promotion.abort(any_kube(kube), "img", NS, "iris", "again")
+    with pytest.raises(canary_records.NoCanary):
+        canary_records.abort(any_kube(kube), "img", NS, "iris", "again")
 
 
 class ByVersion:

@@ -11,7 +11,7 @@ from ciclo.api.meta import CONDITIONS_LIST, Condition, ObjectMeta, Schema
 from ciclo.api.rollout import (
     ABTestResult,
     CanaryStatus,
-    PromotionRecord,
+    PromoteRequest,
     Rollout,
     RolloutSpec,
 )
@@ -210,7 +210,7 @@ class ModelStatus(Schema):
     """Set when a MonitorPolicy retired the Model."""
     canary: CanaryStatus | None = None
     """The latest gradual rollout (canary), its step and weight, or how it ended."""
-    promotion: PromotionRecord | None = None
+    promote_request: PromoteRequest | None = None
     """Set by `ciclo promote`: promote the running canary's candidate now."""
     abtest: ABTestResult | None = None
     """The latest A/B test's verdict, set by the monitoring loop when the test ends."""

@@ -155,7 +155,7 @@ class CanaryStatus(Schema):
     """Why it ended, or what it waits for, for people."""
 
 
-class PromotionRecord(Schema):
+class PromoteRequest(Schema):
     """`ciclo promote`: the running canary's candidate is promoted at the operator's next
     plan, whatever step it is at. Written under a field manager of its own."""
 

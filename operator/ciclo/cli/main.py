@@ -27,7 +27,7 @@ from ciclo.kube.client import (
     load_client,
 )
 from ciclo.planning.manifests import dns_label
-from ciclo.records import promotion, rollback
+from ciclo.records import canary, rollback
 
 
 def _kube(args: argparse.Namespace) -> Kube:
@@ -96,8 +96,8 @@ def cmd_rollback(args: argparse.Namespace) -> int:
 
 def cmd_promote(args: argparse.Namespace) -> int:
     try:
-        version = promotion.promote(_kube(args), args.namespace, args.model, args.reason)
-    except promotion.NoCanary as e:
+        version = canary.promote(_kube(args), args.namespace, args.model, args.reason)
+    except canary.NoCanary as e:
         print(f"ciclo promote: {e}", file=sys.stderr)
         return 1
     print(f"model {args.model}: {version} will be promoted")
@@ -106,10 +106,10 @@ def cmd_promote(args: argparse.Namespace) -> int:
 
 def cmd_abort(args: argparse.Namespace) -> int:
     try:
-        done = promotion.abort(
+        done = canary.abort(
             _kube(args), Config.from_env().image, args.namespace, args.model, args.reason
         )
-    except (promotion.NoCanary, rollback.RollbackRefused) as e:
+    except (canary.NoCanary, rollback.RollbackRefused) as e:
         print(f"ciclo abort: {e}", file=sys.stderr)
         return 1
     print(f"model {done.model}: canary of {done.bad} aborted; {done.target} takes all traffic")

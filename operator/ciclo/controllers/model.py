@@ -252,7 +252,7 @@ def _write_status(kube: Kube, model: Model, status: ModelStatus) -> None:
     Alerting have managers of their own."""
     body = _dump(status)
     body.pop("retirement", None)
-    body.pop("promotion", None)
+    body.pop("promoteRequest", None)
     body.pop("abtest", None)
     body["conditions"] = [c for c in body["conditions"] if c["type"] in MODEL_CONDITIONS]
     kube.apply(
@@ -318,7 +318,7 @@ def register(kube: CachedKube, config: Config) -> Queue:
         # an A/B test's verdict.
         meta = body["metadata"]
         retirement = (body.get("status") or {}).get("retirement") or {}
-        promotion = (body.get("status") or {}).get("promotion") or {}
+        promote = (body.get("status") or {}).get("promoteRequest") or {}
         verdict = (body.get("status") or {}).get("abtest") or {}
         if relevance.changed(
             ("model", namespace, name),
@@ -326,7 +326,7 @@ def register(kube: CachedKube, config: Config) -> Queue:
                 meta.get("generation"),
                 meta.get("deletionTimestamp"),
                 retirement.get("at"),
-                promotion.get("at"),
+                promote.get("at"),
                 verdict.get("at"),
             ),
         ):

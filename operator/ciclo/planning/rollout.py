@@ -172,7 +172,7 @@ def decide(
             return Decision(ended(previous, "Promoted", verdict.message, now), promote=True)
         concluded = ended(previous, "Concluded", verdict.message, now)
         return Decision(concluded, split=Split(replicas, 0, 0))
-    asked = model.status.promotion
+    asked = model.status.promote_request
     if asked is not None and asked.version == candidate and asked.at >= previous.since:
         message = f"promoted at step {step + 1}/{len(steps)} by hand: {asked.reason}"
         return Decision(ended(previous, "Promoted", message, now), promote=True)

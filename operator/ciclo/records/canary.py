@@ -1,6 +1,6 @@
 """Asking for a canary's promotion (`ciclo promote`) or abort (`ciclo abort`).
 
-A promotion is `status.promotion` on the Model, written under its own field manager, so
+A promotion is `status.promoteRequest` on the Model, written under its own field manager, so
 the spec stays the user's (Argo CD has nothing to revert); the Model controller promotes
 the running canary's candidate it names at its next plan. An abort is a rollback mark on
 the candidate (records.rollback): the champion takes all traffic back, as on a breach.
@@ -12,7 +12,7 @@ import datetime as dt
 
 from ciclo.api.model import Model
 from ciclo.api.modelversion import ModelVersion, RollbackRecord
-from ciclo.api.rollout import PromotionRecord
+from ciclo.api.rollout import PromoteRequest
 from ciclo.kube.client import MODEL_VERSIONS, MODELS, Kube
 from ciclo.planning.rollout import running
 from ciclo.records import rollback
@@ -39,14 +39,14 @@ def promote(kube: Kube, namespace: str, name: str, reason: str) -> str:
     model = _running(kube, namespace, name)
     assert model.status.canary is not None
     now = dt.datetime.now(dt.UTC).replace(microsecond=0)
-    record = PromotionRecord(version=model.status.canary.version, reason=reason, at=now)
+    record = PromoteRequest(version=model.status.canary.version, reason=reason, at=now)
     kube.apply(
         MODELS,
         {
             "apiVersion": model.api_version,
             "kind": "Model",
             "metadata": {"name": name, "namespace": namespace},
-            "status": {"promotion": record.model_dump(by_alias=True, mode="json")},
+            "status": {"promoteRequest": record.model_dump(by_alias=True, mode="json")},
         },
         manager=MANAGER,
         status=True,
