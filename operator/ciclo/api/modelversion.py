@@ -21,7 +21,18 @@ from ciclo.api.promotion import SHA256_PATTERN, URI_PATTERN, EvaluationRecord, R
 
 Format = Literal["sklearn", "xgboost", "lightgbm", "onnx"]
 
-Phase = Literal["Registered", "Deploying", "Serving", "Standby", "RolledBack", "Failed", "Retired"]
+Phase = Literal[
+    "Registered",
+    "Evaluating",
+    "AwaitingApproval",
+    "Rejected",
+    "Deploying",
+    "Serving",
+    "Standby",
+    "RolledBack",
+    "Failed",
+    "Retired",
+]
 
 
 class Artifact(Schema):

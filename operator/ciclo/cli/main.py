@@ -16,6 +16,7 @@ import yaml
 from ciclo import __version__
 from ciclo.api.meta import API_VERSION
 from ciclo.api.modelversion import ModelVersionSpec
+from ciclo.cli import promotion
 from ciclo.cli.status import render_status
 from ciclo.config import Config
 from ciclo.kube.client import (
@@ -461,6 +462,7 @@ def build_parser(prog: str = "ciclo") -> argparse.ArgumentParser:
         "--dry-run", action="store_true", help="print the manifest instead of creating it"
     )
     register.set_defaults(func=cmd_register)
+    promotion.add_parsers(sub)
     return parser
 
 

@@ -25,6 +25,7 @@ from ciclo.api.model import Model, ModelStatus
 from ciclo.api.modelversion import ModelVersion
 from ciclo.config import Config
 from ciclo.controllers import metrics, prometheus_operator
+from ciclo.controllers import promotion as way_in
 from ciclo.controllers.cache import CachedKube
 from ciclo.controllers.workqueue import Relevance, WorkQueue
 from ciclo.kube import events
@@ -130,6 +131,8 @@ def _reconcile(kube: Kube, config: Config, namespace: str, name: str) -> float |
     model = Model.model_validate(raw)
     raw_versions = kube.list(MODEL_VERSIONS, namespace, fields=f"spec.model={name}")
     versions = [ModelVersion.model_validate(v) for v in raw_versions]
+    # Reviews and a finished evaluation are recorded before the plan that reads them.
+    versions = way_in.record(kube, model, versions, _now())
     selector = f"{manifests.MODEL_LABEL}={name},app.kubernetes.io/managed-by=ciclo"
     existing = {
         d["metadata"]["name"]: d for d in kube.list(DEPLOYMENTS, namespace, labels=selector)
@@ -176,6 +179,7 @@ def _reconcile(kube: Kube, config: Config, namespace: str, name: str) -> float |
             apply_child(kube, DEPLOYMENTS, deployment, existing.get(deployment["metadata"]["name"]))
         for stale in result.delete_deployments:
             kube.delete(DEPLOYMENTS, namespace, stale)
+        way_in.sync_jobs(kube, model, result.evaluation_jobs)
     except NamespaceTerminating:
         log.info("model %s/%s: its namespace is being deleted", namespace, name)
         return None
@@ -311,6 +315,13 @@ def register(kube: CachedKube, config: Config) -> Queue:
             (meta.get("generation"), meta.get("deletionTimestamp"), retirement.get("at")),
         ):
             queue.add((namespace, name))
+
+    @kopf.on.event("ciclo.dev", "v1alpha1", "reviews")
+    def review_event(namespace: str | None, type: str, body: kopf.Body, **_: Any) -> None:
+        # A Review is immutable: its creation is the news (a deleted one stays recorded).
+        model = (body.get("spec") or {}).get("model")
+        if namespace and model and type in ("ADDED", None):
+            queue.add((namespace, model))
 
     @kopf.on.event("apps", "v1", "deployments", labels={"app.kubernetes.io/managed-by": "ciclo"})
     def deployment_event(
