@@ -51,7 +51,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     kube = _kube(args)
     namespace = None if args.all_namespaces else args.namespace
     models, policies = kube.list(MODELS, namespace), kube.list(MONITOR_POLICIES, namespace)
-    sys.stdout.write(render_status(models, policies, args.output))
+    versions = kube.list(MODEL_VERSIONS, namespace)
+    sys.stdout.write(render_status(models, policies, args.output, versions))
     return 0
 
 
