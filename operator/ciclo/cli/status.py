@@ -141,7 +141,7 @@ def version_documents(versions: list[dict[str, Any]]) -> list[dict[str, Any]]:
         reviews = status.get("reviews") or []
         if not (spec.get("tags") or reviews or status.get("phase") in WAY_IN):
             continue
-        validated = next(
+        validated: dict[str, Any] = next(
             (c for c in status.get("conditions", []) if c.get("type") == "Validated"), {}
         )
         out.append(

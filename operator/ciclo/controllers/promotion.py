@@ -70,11 +70,16 @@ def record(
 
 def _record_reviews(kube: Kube, version: ModelVersion, reviews: list[Review]) -> ModelVersion:
     """Every Review of the version, kept in its status newest first; a Review deleted later
-    stays recorded (a rejection is for good)."""
+    stays recorded (a rejection is for good). Reviews older than the version are of an
+    earlier one by the same name: they never count for this one."""
     known = {r.review: r for r in version.status.reviews}
+    born = version.metadata.creation_timestamp
     for r in reviews:
         if r.spec.version != version.spec.version or r.metadata.name in known:
             continue
+        created = r.metadata.creation_timestamp
+        if born is not None and created is not None and created < born:
+            continue  # of an earlier version by the same name, deleted since
         known[r.metadata.name] = ReviewRecord(
             decision=r.spec.decision,
             user=r.spec.user,
