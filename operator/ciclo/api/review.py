@@ -42,12 +42,13 @@ SPEC_RULES = validations(cel("self == oldSelf", "a Review is immutable once crea
 
 
 class ReviewStatus(Schema):
-    """Whether the operator recorded the Review on its ModelVersion."""
+    """Not written so far: the operator's record of a Review is its ModelVersion's
+    status.reviews."""
 
     conditions: Annotated[list[Condition], Field(json_schema_extra=CONDITIONS_LIST)] = Field(
         default_factory=list
     )
-    """Recorded (the Model controller)."""
+    """Reserved for conditions about the Review; none is written yet."""
 
 
 class Review(Schema):
