@@ -377,6 +377,7 @@ def test_the_job_is_placed_like_the_serving_pods() -> None:
     job = evaluation.job(m, mv("v2"), mv("v1"), "img")
     pod = job["spec"]["template"]["spec"]
     assert pod["nodeSelector"] == {"node": "proc"} and pod["restartPolicy"] == "Never"
+    assert pod["automountServiceAccountToken"] is False, "the Job needs no API access"
     container = pod["containers"][0]
     assert container["terminationMessagePath"].startswith(container["volumeMounts"][0]["mountPath"])
     assert job["spec"]["backoffLimit"] == 0 and job["metadata"]["ownerReferences"][0]["uid"] == "u1"

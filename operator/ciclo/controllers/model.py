@@ -42,7 +42,7 @@ from ciclo.kube.client import (
     NotFound,
     Ref,
 )
-from ciclo.planning import conditions, manifests
+from ciclo.planning import conditions, evaluation, manifests
 from ciclo.planning.model import MODEL_CONDITIONS, DeploymentState, plan, with_failure
 from ciclo.planning.pods import crash_loops, fetch_outcomes
 from ciclo.records import retirement, rollback
@@ -364,6 +364,9 @@ def register(kube: CachedKube, config: Config) -> Queue:
         key = ("pod", namespace, name)
         if type == "DELETED":
             relevance.forget(key)
+            # An evaluation pod killed at its Job's deadline: the Job's failure is news.
+            if evaluation.EVALUATES_LABEL in labels:
+                queue.add((namespace, labels[manifests.MODEL_LABEL]))
             return
         # Pods matter for two things: whether a version's fetch step failed or got through,
         # and whether its server crash-loops. A step that failed and waits to run again

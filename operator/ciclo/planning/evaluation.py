@@ -95,6 +95,8 @@ def job(model: Model, candidate: ModelVersion, champion: ModelVersion | None, im
         **manifests.placement(model),
         "securityContext": manifests.pod_security(),
         "restartPolicy": "Never",
+        # It reads files and writes its result; it never calls the API server.
+        "automountServiceAccountToken": False,
         "containers": [container],
         "volumes": [{"name": "work", "emptyDir": {}}],
         "terminationGracePeriodSeconds": 10,
