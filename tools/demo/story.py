@@ -29,7 +29,7 @@ from sklearn.model_selection import train_test_split
 
 import kubernetes
 from ciclo.monitoring.evaluation import seconds
-from demo import canary, reaction
+from demo import canary, reaction, way_in
 from demo.traffic import Traffic
 from localcluster import launcher, prometheus, store
 from localcluster.paths import Paths
@@ -444,6 +444,7 @@ def tell(paths: Paths, workdir: Path, operator_mode: str) -> int:
         step.outcome = f"drift alert in {took:.1f} s, {serving} still serving"
         step.seconds = took
 
+        way_in.chapter(cluster, timeline, workdir, trained, traffic, shared)
         traffic.knobs.shift = None  # the inputs come back: the canaries meet honest traffic
         canary.chapter(
             cluster, timeline, workdir, traffic, trained.x, trained.y,
@@ -557,7 +558,7 @@ def ensure_namespace(cluster: Cluster, timeline: Timeline) -> None:
 def clear_previous(cluster: Cluster, timeline: Timeline) -> None:
     """A second `make demo` tells the same story: the previous run's resources go first,
     with the operator there to release its finalizers (the namespace itself stays)."""
-    kinds = "monitorpolicies,models,modelversions"
+    kinds = "monitorpolicies,models,modelversions,reviews"
     if not cluster.kubectl("get", kinds, "-n", NAMESPACE, "-o", "name").strip():
         return
     timeline.say(f"removing the previous run's model from {NAMESPACE}")

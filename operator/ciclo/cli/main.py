@@ -16,6 +16,7 @@ import yaml
 from ciclo import __version__
 from ciclo.api.meta import API_VERSION
 from ciclo.api.modelversion import ModelVersionSpec
+from ciclo.cli import promotion
 from ciclo.cli.status import render_status
 from ciclo.config import Config
 from ciclo.kube.client import (
@@ -50,7 +51,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     kube = _kube(args)
     namespace = None if args.all_namespaces else args.namespace
     models, policies = kube.list(MODELS, namespace), kube.list(MONITOR_POLICIES, namespace)
-    sys.stdout.write(render_status(models, policies, args.output))
+    versions = kube.list(MODEL_VERSIONS, namespace)
+    sys.stdout.write(render_status(models, policies, args.output, versions))
     return 0
 
 
@@ -495,6 +497,7 @@ def build_parser(prog: str = "ciclo") -> argparse.ArgumentParser:
         "--dry-run", action="store_true", help="print the manifest instead of creating it"
     )
     register.set_defaults(func=cmd_register)
+    promotion.add_parsers(sub)
     return parser
 
 

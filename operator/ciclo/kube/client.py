@@ -82,6 +82,8 @@ MONITOR_POLICIES = Ref("ciclo.dev", "v1alpha1", "monitorpolicies")
 DEPLOYMENTS = Ref("apps", "v1", "deployments")
 SERVICES = Ref("", "v1", "services")
 PODS = Ref("", "v1", "pods")
+JOBS = Ref("batch", "v1", "jobs")
+REVIEWS = Ref("ciclo.dev", "v1alpha1", "reviews")
 EVENTS = Ref("events.k8s.io", "v1", "events")
 SECRETS = Ref("", "v1", "secrets")
 # The Prometheus Operator's kinds: written only while the cluster serves them (Kube.serves).
