@@ -145,15 +145,24 @@ def gateway_api(paths: Paths, kubeconfig: Path) -> None:
     launcher.kubectl(
         paths, kubeconfig, "apply", "--server-side", *(f"--filename={f}" for f in files)
     )
-    launcher.kubectl(
-        paths,
-        kubeconfig,
-        "wait",
-        "--for=condition=Established",
-        "--timeout=60s",
-        f"crd/httproutes.{GW}",
-        f"crd/gateways.{GW}",
-    )
+    names = [f"crd/{kind}.{GW}" for kind in ("httproutes", "gateways", "gatewayclasses")]
+
+    def established() -> bool:
+        done = launcher.kubectl(
+            paths, kubeconfig, "get", *names, "-o", "json", check=False, timeout=30
+        )
+        if done.returncode != 0:
+            return False
+        items = json.loads(done.stdout).get("items", [])
+        return len(items) == len(names) and all(
+            any(
+                c["type"] == "Established" and c["status"] == "True"
+                for c in crd.get("status", {}).get("conditions", [])
+            )
+            for crd in items
+        )
+
+    wait_for("the Gateway API CRDs established", established, 120)
 
 
 @pytest.fixture
@@ -176,7 +185,8 @@ def store(core: Any, namespace: str, tmp_path: Path) -> Iterator[str]:
             data={"url": base64.b64encode(url.encode()).decode()},
         ),
     )
-    yield from redis_server(tmp_path, port, GATEWAY, password)
+    with redis_server(tmp_path, port, GATEWAY, password) as served:
+        yield served
 
 
 @pytest.mark.timeout(900)
