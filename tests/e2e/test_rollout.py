@@ -146,14 +146,17 @@ def gateway_api(paths: Paths, kubeconfig: Path) -> None:
         paths, kubeconfig, "apply", "--server-side", *(f"--filename={f}" for f in files)
     )
     names = [f"crd/{kind}.{GW}" for kind in ("httproutes", "gateways", "gatewayclasses")]
+    seen: list[str] = []
 
     def established() -> bool:
         done = launcher.kubectl(
             paths, kubeconfig, "get", *names, "-o", "json", check=False, timeout=30
         )
         if done.returncode != 0:
+            seen[:] = [done.stderr]
             return False
         items = json.loads(done.stdout).get("items", [])
+        seen[:] = [json.dumps([crd.get("status", {}).get("conditions") for crd in items])]
         return len(items) == len(names) and all(
             any(
                 c["type"] == "Established" and c["status"] == "True"
@@ -162,7 +165,10 @@ def gateway_api(paths: Paths, kubeconfig: Path) -> None:
             for crd in items
         )
 
-    wait_for("the Gateway API CRDs established", established, 120)
+    try:
+        wait_for("the Gateway API CRDs established", established, 120)
+    except Exception as e:
+        raise AssertionError(f"{e}; the API server last said: {seen}") from e
 
 
 @pytest.fixture
