@@ -12,11 +12,15 @@ version's predicted class keys in row order (a JSON list). It expires `max_age` 
 after the prediction; the server's maxmemory and eviction policy bound it besides
 (docs/serving.md).
 
-Writes never touch the request path: put_many() only appends to a bounded queue, and a
-writer thread sends what is queued in pipelined batches. When the store is down or slow
-the queue fills, and what does not fit is dropped and counted as unrecorded (its label
-will be late); inference neither fails nor waits. The client reconnects by itself on
-each attempt, with a back-off between failed ones.
+Writes never touch the request path: a request only reads a flag (notify), put_many()
+only appends to a bounded queue, and a writer thread folds and sends what is queued in
+pipelined batches, at most every LINGER seconds: waking it per request cost a one-request
+load a quarter of its throughput (GIL hand-offs, a fold and a round trip per request;
+docs/benchmarks.md). A prediction thus reaches the store within about LINGER of its
+answer; a flush (feedback on this pod) does not wait for it. When the store is down or
+slow the queue fills, and what does not fit is dropped and counted as unrecorded (its
+label will be late); inference neither fails nor waits. The client reconnects by itself
+on each attempt, with a back-off between failed ones.
 """
 
 from __future__ import annotations
@@ -43,6 +47,9 @@ QUEUE_LIMIT = 10_000
 """Predictions waiting for the writer at most; beyond it they are dropped as unrecorded."""
 BATCH = 500
 """Predictions per pipelined write (two commands each)."""
+LINGER = 0.05
+"""Seconds the writer gathers predictions after the first one before it folds and writes
+them, unless a flush is waiting for them."""
 TIMEOUT = 1.0
 """Seconds a connect or a command to the shared store may take before it counts as down."""
 FLUSH_TIMEOUT = 1.0
@@ -116,7 +123,8 @@ class SharedStore:
         self.lock = threading.Condition()
         self.queued = 0  # predictions ever queued (dropped ones are never queued)
         self.done = 0  # of those, written or given up on
-        self.wake = threading.Event()
+        self.wake = threading.Event()  # something was answered or queued
+        self.hurry = threading.Event()  # a flush waits: write without lingering
         self.stopping = threading.Event()
         self.before_write: Callable[[], None] | None = None
         """Run by the writer before each round (the monitor's fold, which puts here)."""
@@ -155,14 +163,18 @@ class SharedStore:
         """Write what is queued (for at most `timeout` seconds), then stop the writer."""
         self.flush(timeout)
         self.stopping.set()
+        self.hurry.set()
         self.wake.set()
         if self.thread.is_alive():
             self.thread.join(timeout)
         self.client.close()
 
     def notify(self) -> None:
-        """A prediction was answered: wake the writer, which folds and writes it."""
-        self.wake.set()
+        """A prediction was answered: wake the writer, which folds and writes it. Per
+        request this is an attribute read: once the writer is awake (lingering), the flag
+        stays set until it folds."""
+        if not self.wake.is_set():
+            self.wake.set()
 
     def put_many(self, items: Iterable[Item]) -> None:
         """Queue predictions for the writer: O(1) each, no I/O; beyond the queue's limit
@@ -179,13 +191,15 @@ class SharedStore:
                     dropped += 1
         if dropped:
             self.unrecorded.inc(dropped)
-        self.wake.set()
+        if not self.wake.is_set():
+            self.wake.set()
 
     def flush(self, timeout: float) -> None:
         if self.before_write is not None:
             self.before_write()
         with self.lock:
             target = self.queued
+            self.hurry.set()
             self.wake.set()
             self.lock.wait_for(lambda: self.done >= target, timeout)
 
@@ -234,6 +248,8 @@ class SharedStore:
         wait = BACKOFF[0]
         while not self.stopping.is_set():
             self.wake.wait()
+            self.hurry.wait(LINGER)  # gather more predictions per fold and per write
+            self.hurry.clear()
             self.wake.clear()
             if self.before_write is not None:
                 try:
