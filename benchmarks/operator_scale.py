@@ -14,7 +14,6 @@ applies the same objects with no operator running (what the API server alone tak
 from __future__ import annotations
 
 import argparse
-import fcntl
 import os
 import re
 import subprocess
@@ -23,7 +22,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from common import apply, models, peak_rss_mb, ready_models
+from common import apply, cluster_lock, models, peak_rss_mb, ready_models
 from localcluster import launcher
 from localcluster.paths import Paths
 
@@ -98,14 +97,7 @@ def main() -> int:
     )
     args = parser.parse_args()
     paths = Paths.from_env()
-    paths.cache.mkdir(parents=True, exist_ok=True)
-    # the test suite and the demo hold this lock while they use the one local cluster
-    with (paths.cache / "cluster.lock").open("w") as lock:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            print("waiting for whoever is using the local cluster", flush=True)
-            fcntl.flock(lock, fcntl.LOCK_EX)
+    with cluster_lock(paths):
         return bench(args, paths)
 
 
