@@ -14,13 +14,13 @@ after the prediction; the server's maxmemory and eviction policy bound it beside
 
 Writes never touch the request path: a request only reads a flag (notify), put_many()
 only appends to a bounded queue, and a writer thread folds and sends what is queued in
-pipelined batches, at most every LINGER seconds: waking it per request cost a one-request
-load a quarter of its throughput (GIL hand-offs, a fold and a round trip per request;
-docs/benchmarks.md). A prediction thus reaches the store within about LINGER of its
-answer; a flush (feedback on this pod) does not wait for it. When the store is down or
-slow the queue fills, and what does not fit is dropped and counted as unrecorded (its
-label will be late); inference neither fails nor waits. The client reconnects by itself
-on each attempt, with a back-off between failed ones.
+batches, one round trip each (a script call), at most every LINGER seconds: waking it
+per request cost a one-request load a quarter of its throughput (GIL hand-offs, a fold
+and a round trip per request; docs/benchmarks.md). A prediction thus reaches the store
+within about LINGER of its answer; a flush (feedback on this pod) does not wait for it.
+When the store is down or slow the queue fills, and what does not fit is dropped and
+counted as unrecorded (its label will be late); inference neither fails nor waits. The
+client reconnects by itself on each attempt, with a back-off between failed ones.
 """
 
 from __future__ import annotations
@@ -46,10 +46,19 @@ Item = tuple[str, tuple[str, ...], float]
 QUEUE_LIMIT = 10_000
 """Predictions waiting for the writer at most; beyond it they are dropped as unrecorded."""
 BATCH = 500
-"""Predictions per pipelined write (two commands each)."""
+"""Predictions per write (one script call: HSET and PEXPIRE each, on the server)."""
 LINGER = 0.05
 """Seconds the writer gathers predictions after the first one before it folds and writes
 them, unless a flush is waiting for them."""
+PUT = """
+for i, key in ipairs(KEYS) do
+  redis.call('HSET', key, ARGV[1], ARGV[2 * i])
+  redis.call('PEXPIRE', key, ARGV[2 * i + 1])
+end
+return #KEYS
+"""
+"""A batch's writes (EVALSHA): KEYS the entries; ARGV the version, then each entry's class
+keys (JSON) and milliseconds to live."""
 TIMEOUT = 1.0
 """Seconds a connect or a command to the shared store may take before it counts as down."""
 FLUSH_TIMEOUT = 1.0
@@ -114,6 +123,9 @@ class SharedStore:
             socket_connect_timeout=timeout,
             retry=Retry(NoBackoff(), 0),
         )
+        # one call a batch: redis-py's pipeline spent ~30 us of the pod's CPU per
+        # prediction packing two commands and parsing two answers; a script call, ~4
+        self.put_script = self.client.register_script(PUT)
         self.prefix = f"ciclo:{prefix}:".encode()
         self.version = version.encode()
         self.max_age = max_age
@@ -274,19 +286,16 @@ class SharedStore:
                 wait = min(wait * 2, BACKOFF[1])
 
     def _write(self, batch: list[Item]) -> bool:
-        pipe = self.client.pipeline(transaction=False)
-        now, written = self.clock(), 0
-        for request_id, keys, stamp in batch:
+        now, keys, args = self.clock(), [], [self.version]
+        for request_id, predicted, stamp in batch:
             ttl = int((self.max_age - (now - stamp)) * 1000)
             if ttl <= 0:  # aged out while it waited
                 continue
-            key = self._key(request_id)
-            pipe.hset(key, self.version, orjson.dumps(keys))
-            pipe.pexpire(key, ttl)
-            written += 1
+            keys.append(self._key(request_id))
+            args += (orjson.dumps(predicted), ttl)
         try:
-            if written:
-                pipe.execute()
+            if keys:
+                self.put_script(keys=keys, args=args)
         except redis.RedisError as e:
             if self.available:  # the first failure of an outage only
                 log.warning("the shared prediction store is down (%s); predictions are dropped", e)
@@ -296,6 +305,6 @@ class SharedStore:
         if not self.available:
             log.warning("the shared prediction store is back")
         self._available(True)
-        self.recorded.inc(written)
-        self.unrecorded.inc(len(batch) - written)
+        self.recorded.inc(len(keys))
+        self.unrecorded.inc(len(batch) - len(keys))
         return True
