@@ -286,7 +286,8 @@ class SharedStore:
                 wait = min(wait * 2, BACKOFF[1])
 
     def _write(self, batch: list[Item]) -> bool:
-        now, keys, args = self.clock(), [], [self.version]
+        now, keys = self.clock(), list[bytes]()
+        args: list[bytes | int] = [self.version]
         for request_id, predicted, stamp in batch:
             ttl = int((self.max_age - (now - stamp)) * 1000)
             if ttl <= 0:  # aged out while it waited
