@@ -75,6 +75,8 @@ def run(n: int, paths: Paths, kubeconfig: Path, pid: int) -> dict[str, float]:
     reads = sum(v for (verb, _), v in spent.items() if verb == "GET")
     for (verb, resource), count in sorted(spent.items(), key=lambda kv: -kv[1]):
         print(f"    {verb:6} {resource:28} {count / n:6.2f} per Model", flush=True)
+    print(f"    {n} Models: apply {applied:.1f} s, all Ready {all_ready:.1f} s, "
+          f"{writes / n:.1f} writes and {reads / n:.1f} reads per Model", flush=True)  # fmt: skip
     # The operator releases its finalizers, so the namespace goes before the next size runs.
     launcher.kubectl(
         paths, kubeconfig, "delete", "namespace", namespace, "--timeout=600s", timeout=700
