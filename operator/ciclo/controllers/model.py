@@ -243,6 +243,8 @@ def _write_status(kube: Kube, model: Model, status: ModelStatus) -> None:
     Alerting have managers of their own."""
     body = _dump(status)
     body.pop("retirement", None)
+    body.pop("retrainRequest", None)  # ciclo-retrain's
+    body.pop("training", None)  # the training controller's
     body["conditions"] = [c for c in body["conditions"] if c["type"] in MODEL_CONDITIONS]
     kube.apply(
         MODELS,
@@ -306,9 +308,11 @@ def register(kube: CachedKube, config: Config) -> Queue:
         # So does a retirement recorded (or cleared) by a MonitorPolicy.
         meta = body["metadata"]
         retirement = (body.get("status") or {}).get("retirement") or {}
+        # ... and a version a training run registered, which may be the candidate.
+        trained = ((body.get("status") or {}).get("training") or {}).get("trainedVersion")
         if relevance.changed(
             ("model", namespace, name),
-            (meta.get("generation"), meta.get("deletionTimestamp"), retirement.get("at")),
+            (meta.get("generation"), meta.get("deletionTimestamp"), retirement.get("at"), trained),
         ):
             queue.add((namespace, name))
 
