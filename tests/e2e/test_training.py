@@ -1,0 +1,239 @@
+"""Retraining on the local cluster, all real: kube-controller-manager runs the training
+Jobs and the CronJob, the process node runs examples/training/train.py with the Job's
+ServiceAccount token, and `ciclo register` inside it creates the ModelVersion.
+
+Two `ciclo retrain` in quick succession -> one Job -> v2 registered with lineage naming
+the trigger and the parent -> v2 serves (autoPromote), spec.version untouched; a failing
+Job -> TrainingFailed with its log tail, nothing registered; a schedule of every minute
+-> a run at its time."""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+from pathlib import Path
+from typing import Any
+
+import joblib
+import pytest
+from sklearn.datasets import load_iris
+from sklearn.linear_model import LogisticRegression
+from tests.integration.waiting import wait_for
+
+import kubernetes
+from ciclo.cli.main import main as ciclo
+
+pytestmark = pytest.mark.e2e
+
+G, V = "ciclo.dev", "v1alpha1"
+ROOT = Path(__file__).resolve().parents[2]
+TRAIN = ROOT / "examples" / "training" / "train.py"
+PROCESS_NODE = {
+    "nodeSelector": {"ciclo.dev/process-node": "true"},
+    "tolerations": [
+        {"key": "ciclo.dev/process-node", "operator": "Exists", "effect": "NoSchedule"}
+    ],
+}
+TRAINER = "ciclo-train-iris"
+
+
+def rbac(api: kubernetes.client.ApiClient, ns: str) -> None:
+    """docs/training.md's RBAC: the trainer may read its Model and create ModelVersions."""
+    core, rbac_api = kubernetes.client.CoreV1Api(api), kubernetes.client.RbacAuthorizationV1Api(api)
+    core.create_namespaced_service_account(ns, {"metadata": {"name": TRAINER}})
+    rbac_api.create_namespaced_role(
+        ns,
+        {
+            "metadata": {"name": TRAINER},
+            "rules": [
+                {"apiGroups": [G], "resources": ["modelversions"], "verbs": ["create", "get"]},
+                {"apiGroups": [G], "resources": ["models"], "verbs": ["get"]},
+            ],
+        },
+    )
+    rbac_api.create_namespaced_role_binding(
+        ns,
+        {
+            "metadata": {"name": TRAINER},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": TRAINER},
+            "subjects": [{"kind": "ServiceAccount", "name": TRAINER, "namespace": ns}],
+        },
+    )
+
+
+def v1(custom: Any, ns: str, home: Path) -> None:
+    x, y = load_iris(return_X_y=True)
+    artifact = home / "iris-v1.joblib"
+    joblib.dump(LogisticRegression(max_iter=300).fit(x, y), artifact)
+    digest = hashlib.sha256(artifact.read_bytes()).hexdigest()
+    custom.create_namespaced_custom_object(
+        G,
+        V,
+        ns,
+        "modelversions",
+        {
+            "apiVersion": f"{G}/{V}",
+            "kind": "ModelVersion",
+            "metadata": {"name": "iris-v1"},
+            "spec": {
+                "model": "iris",
+                "version": "v1",
+                "artifact": {"uri": artifact.as_uri(), "format": "sklearn", "sha256": digest},
+            },
+        },
+    )
+
+
+def iris(home: Path, command: list[str], **training: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": f"{G}/{V}",
+        "kind": "Model",
+        "metadata": {"name": "iris"},
+        "spec": {
+            "version": "v1",
+            "serving": {"replicas": 1, **PROCESS_NODE},
+            "training": {
+                "template": {
+                    "containers": [{"command": command, "workingDir": str(ROOT)}],
+                    "serviceAccountName": TRAINER,
+                    **PROCESS_NODE,
+                },
+                "artifactStore": (home / "store").as_uri(),
+                **training,
+            },
+        },
+    }
+
+
+def get(custom: Any, ns: str, plural: str, name: str) -> dict[str, Any]:
+    got: dict[str, Any] = custom.get_namespaced_custom_object(G, V, ns, plural, name)
+    return got
+
+
+def condition(obj: dict[str, Any], kind: str) -> dict[str, Any]:
+    return next((c for c in obj.get("status", {}).get("conditions", []) if c["type"] == kind), {})
+
+
+def jobs(api: kubernetes.client.ApiClient, ns: str) -> list[Any]:
+    batch = kubernetes.client.BatchV1Api(api)
+    items: list[Any] = batch.list_namespaced_job(ns, label_selector="ciclo.dev/training=true").items
+    return items
+
+
+def test_retrain_registers_a_version_with_lineage_and_it_serves(
+    api, custom, namespace, operator, kubeconfig, tmp_path
+):
+    rbac(api, namespace)
+    v1(custom, namespace, tmp_path)
+    manifest = iris(tmp_path, [sys.executable, str(TRAIN)], autoPromote=True)
+    custom.create_namespaced_custom_object(G, V, namespace, "models", manifest)
+    wait_for(
+        "v1 serving",
+        lambda: (
+            get(custom, namespace, "models", "iris").get("status", {}).get("servingVersion") == "v1"
+        ),
+        timeout=120,
+    )
+
+    # Two triggers in quick succession: one Job.
+    args = ["--kubeconfig", str(kubeconfig), "retrain", "iris", "-n", namespace]
+    assert ciclo(args) == 0
+    assert ciclo([*args, "--reason", "once more"]) == 0
+
+    version = wait_for(
+        "v2 registered by the run",
+        lambda: next(
+            (
+                v
+                for v in custom.list_namespaced_custom_object(G, V, namespace, "modelversions")[
+                    "items"
+                ]
+                if v["spec"]["version"] == "v2"
+            ),
+            None,
+        ),
+        timeout=180,
+    )
+    assert len(jobs(api, namespace)) == 1
+    job = jobs(api, namespace)[0]
+    source = version["spec"]["source"]
+    assert source["runId"] == job.metadata.name
+    assert source["trigger"].startswith("manual-")
+    assert source["trigger"] == job.metadata.annotations["ciclo.dev/trigger"]
+    assert source["parentVersion"] == "v1"
+    assert len(source["datasetSha256"]) == 64
+    assert version["spec"]["dataset"].startswith((tmp_path / "store").as_uri())
+    assert version["spec"]["metrics"]["accuracy"] > 0.8
+    assert version["spec"]["baseline"]["sha256"]
+
+    def serving_v2() -> bool:
+        model = get(custom, namespace, "models", "iris")
+        return model["status"].get("servingVersion") == "v2"
+
+    wait_for("v2 serving (autoPromote)", serving_v2, timeout=180)
+    model = get(custom, namespace, "models", "iris")
+    assert model["spec"]["version"] == "v1"  # the spec stays the user's
+    assert model["status"]["training"]["trainedVersion"] == "v2"
+    assert condition(model, "TrainingFailed")["status"] == "False"
+    assert len(jobs(api, namespace)) == 1
+
+
+def test_failing_run_is_training_failed_and_registers_nothing(
+    api, custom, namespace, operator, kubeconfig, tmp_path
+):
+    rbac(api, namespace)
+    v1(custom, namespace, tmp_path)
+    boom = [sys.executable, "-c", "import sys; print('no training data today'); sys.exit(3)"]
+    manifest = iris(tmp_path, boom, maxRetries=0)
+    custom.create_namespaced_custom_object(G, V, namespace, "models", manifest)
+    assert ciclo(["--kubeconfig", str(kubeconfig), "retrain", "iris", "-n", namespace]) == 0
+
+    failed = wait_for(
+        "TrainingFailed",
+        lambda: (
+            (c := condition(get(custom, namespace, "models", "iris"), "TrainingFailed"))
+            and c["status"] == "True"
+            and c
+        ),
+        timeout=120,
+    )
+    assert failed["reason"] == "BackoffLimitExceeded"
+    assert "no training data today" in failed["message"]
+    assert "given up after 1 attempts" in failed["message"]
+    versions = custom.list_namespaced_custom_object(G, V, namespace, "modelversions")["items"]
+    assert [v["spec"]["version"] for v in versions] == ["v1"]
+
+
+def test_a_scheduled_run_fires_at_its_time(api, custom, namespace, operator, tmp_path):
+    rbac(api, namespace)
+    v1(custom, namespace, tmp_path)
+    manifest = iris(tmp_path, [sys.executable, str(TRAIN)], schedule="* * * * *")
+    custom.create_namespaced_custom_object(G, V, namespace, "models", manifest)
+    batch = kubernetes.client.BatchV1Api(api)
+    cron = wait_for(
+        "the CronJob",
+        lambda: batch.list_namespaced_cron_job(namespace).items,
+        timeout=60,
+    )[0]
+    assert cron.metadata.owner_references[0].kind == "Model"
+    run = wait_for("a scheduled Job", lambda: jobs(api, namespace), timeout=120)[0]
+    assert run.metadata.annotations["ciclo.dev/trigger"] == "schedule"
+    version = wait_for(
+        "the scheduled run's version",
+        lambda: next(
+            (
+                v
+                for v in custom.list_namespaced_custom_object(G, V, namespace, "modelversions")[
+                    "items"
+                ]
+                if v["spec"]["version"] == "v2"
+            ),
+            None,
+        ),
+        timeout=180,
+    )
+    assert version["spec"]["source"]["trigger"] == "schedule"
+    assert version["spec"]["source"]["runId"] == run.metadata.name
+    # not auto-promoted: v1 still serves, v2 waits Registered
+    model = get(custom, namespace, "models", "iris")
+    assert model["status"].get("servingVersion") in (None, "v1")
