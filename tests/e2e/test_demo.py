@@ -78,7 +78,17 @@ def test_make_demo_tells_the_whole_story_twice(
         assert alerts and alerts[0]["value"] > 0.2
         assert alerts[0]["version"] == "v1", "the drift alert came while v1 served, after rollback"
 
+        v3 = get(custom, "modelversions", "iris-v3")  # retrained on the drift
+        source = v3["spec"]["source"]
+        assert source["trigger"].startswith("input-drift-retrain/v1/"), source
+        assert source["parentVersion"] == "v1"
+        assert v3["spec"]["artifact"]["sha256"] and v3["spec"]["baseline"]["sha256"]
+        retrains = [a for a in actions if a["action"] == "retrain"]
+        # (the drift goes on while v3 serves: a later retrain of v3 may be recorded too)
+        assert retrains[0]["id"] == source["trigger"], retrains
+
         events = core.list_namespaced_event(NS).items
         assert any(e.reason == "RolledBack" for e in events), [e.reason for e in events]
-        for step in ("v1 serves", "rolled back to v1", "drift alert", "retired", "Summary"):
+        steps = ("v1 serves", "rolled back to v1", "drift alert", "v3 serves", "retired", "Summary")
+        for step in steps:
             assert step in done.stdout, f"{step!r} missing from the demo's timeline"

@@ -237,3 +237,109 @@ def test_a_scheduled_run_fires_at_its_time(api, custom, namespace, operator, tmp
     # not auto-promoted: v1 still serves, v2 waits Registered
     model = get(custom, namespace, "models", "iris")
     assert model["status"].get("servingVersion") in (None, "v1")
+
+
+def test_a_drift_breach_retrains_and_the_new_version_serves(
+    api, custom, namespace, operator, tmp_path
+):
+    """The loop closed: a MonitorPolicy's drift rule with action retrain -> one Job -> v2
+    registered with lineage naming the policy's action and v1 -> v2 serves (autoPromote)."""
+    from tests.e2e.test_monitor_loop import Load
+
+    rbac(api, namespace)
+    v1(custom, namespace, tmp_path)
+    data = tmp_path / "train.csv"
+    x, y = load_iris(return_X_y=True)
+    names = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
+    data.write_text(
+        ",".join([*names, "species"])
+        + "\n"
+        + "".join(",".join(map(str, [*r, t])) + "\n" for r, t in zip(x, y, strict=True))
+    )
+    profile = tmp_path / "profile.json"
+    assert ciclo(["profile", str(data), "--target", "species", "--out", str(profile)]) == 0
+    custom.patch_namespaced_custom_object(
+        G,
+        V,
+        namespace,
+        "modelversions",
+        "iris-v1",
+        {
+            "spec": {
+                "baseline": {
+                    "uri": profile.as_uri(),
+                    "sha256": hashlib.sha256(profile.read_bytes()).hexdigest(),
+                }
+            }
+        },
+    )
+    manifest = iris(tmp_path, [sys.executable, str(TRAIN)], autoPromote=True)
+    custom.create_namespaced_custom_object(G, V, namespace, "models", manifest)
+    wait_for(
+        "v1 serving",
+        lambda: (
+            get(custom, namespace, "models", "iris").get("status", {}).get("servingVersion") == "v1"
+        ),
+        timeout=120,
+    )
+    load = Load(kubernetes.client.DiscoveryV1Api(api), namespace)
+    try:
+        load.shift = 2.0  # sepal_width moves: drift
+        custom.create_namespaced_custom_object(
+            G,
+            V,
+            namespace,
+            "monitorpolicies",
+            {
+                "apiVersion": f"{G}/{V}",
+                "kind": "MonitorPolicy",
+                "metadata": {"name": "iris"},
+                "spec": {
+                    "modelRef": {"name": "iris"},
+                    "interval": "2s",
+                    "source": {"type": "pods"},
+                    "rules": [
+                        {
+                            "name": "input-drift",
+                            "metric": "feature_drift_psi",
+                            "window": "15s",
+                            "max": 0.2,
+                            "minSamples": 200,
+                            "failureThreshold": 2,
+                            "action": "retrain",
+                        }
+                    ],
+                },
+            },
+        )
+        version = wait_for(
+            "v2 registered by the retrain",
+            lambda: next(
+                (
+                    v
+                    for v in custom.list_namespaced_custom_object(G, V, namespace, "modelversions")[
+                        "items"
+                    ]
+                    if v["spec"]["version"] == "v2"
+                ),
+                None,
+            ),
+            timeout=240,
+        )
+        policy = get(custom, namespace, "monitorpolicies", "iris")
+        acted = [a for a in policy["status"]["actions"] if a["action"] == "retrain"]
+        assert len(acted) == 1, policy["status"]["actions"]
+        source = version["spec"]["source"]
+        assert source["trigger"] == acted[0]["id"]
+        assert source["trigger"].startswith("input-drift/v1/")
+        assert source["parentVersion"] == "v1"
+        wait_for(
+            "v2 serving",
+            lambda: (
+                get(custom, namespace, "models", "iris")["status"].get("servingVersion") == "v2"
+            ),
+            timeout=180,
+        )
+    finally:
+        load.stop()
+    assert len(jobs(api, namespace)) == 1

@@ -58,7 +58,17 @@ def _log_tail(kube: Kube, namespace: str, job: str) -> str:
     if not pods:
         return ""
     pod = max(pods, key=lambda p: p["metadata"].get("creationTimestamp", ""))
-    return kube.log_tail(namespace, pod["metadata"]["name"], LOG_LINES).strip()
+    tail = kube.log_tail(namespace, pod["metadata"]["name"], LOG_LINES).strip()
+    if tail:
+        return tail
+    # No log from the node (it is gone, or serves none): the containers' termination
+    # messages, which FallbackToLogsOnError fills with the log's end.
+    statuses = (pod.get("status") or {}).get("containerStatuses") or []
+    return "\n".join(
+        m
+        for c in statuses
+        if (m := ((c.get("state") or {}).get("terminated") or {}).get("message"))
+    ).strip()
 
 
 def reconcile(kube: Kube, config: Config, namespace: str, name: str) -> float | None:

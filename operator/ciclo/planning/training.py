@@ -169,6 +169,9 @@ def pod_template(
             "command": c.command,
             "args": c.args,
             "env": env,
+            # The log's end in the container's status: TrainingFailed quotes it even where
+            # the node's log is gone.
+            "terminationMessagePolicy": "FallbackToLogsOnError",
         }
         if c.working_dir:
             container["workingDir"] = c.working_dir
