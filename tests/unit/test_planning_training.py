@@ -311,3 +311,10 @@ def test_converged_plan_changes_nothing() -> None:
     assert second.create is None and second.delete == []
     assert second.status == first.status
     assert [c.model_dump() for c in second.conditions] == [c.model_dump() for c in first.conditions]
+
+
+def test_a_retrain_rule_has_an_alert_severity() -> None:
+    from ciclo.planning.prometheusrule import SEVERITY
+
+    assert SEVERITY["retrain"] == "warning"
+    assert set(SEVERITY) == {"alert", "rollback", "retire", "retrain"}
