@@ -61,13 +61,15 @@ def _fingerprint(obj: Json) -> str:
     return str(meta.get("generation") or meta["resourceVersion"])
 
 
-def apply_child(kube: Kube, ref: Ref, manifest: Json, existing: Json | None) -> None:
+def apply_child(
+    kube: Kube, ref: Ref, manifest: Json, existing: Json | None, manager: str = "ciclo"
+) -> None:
     meta = manifest["metadata"]
     key = (ref.plural, meta["namespace"], meta["name"])
     digest = hashlib.sha256(json.dumps(manifest, sort_keys=True).encode()).hexdigest()
     if existing is not None and _applied.get(key) == (digest, _fingerprint(existing)):
         return
-    _applied[key] = (digest, _fingerprint(kube.apply(ref, manifest)))
+    _applied[key] = (digest, _fingerprint(kube.apply(ref, manifest, manager=manager)))
 
 
 def _now() -> dt.datetime:

@@ -21,6 +21,7 @@ from ciclo.api.modelversion import ModelVersion
 from ciclo.config import Config
 from ciclo.controllers import metrics
 from ciclo.controllers.cache import CachedKube
+from ciclo.controllers.model import apply_child
 from ciclo.controllers.workqueue import Relevance, WorkQueue
 from ciclo.kube import events
 from ciclo.kube.client import (
@@ -107,7 +108,7 @@ def reconcile(kube: Kube, config: Config, namespace: str, name: str) -> float | 
         for stale in result.delete:
             kube.delete(JOBS, namespace, stale)
         if result.cronjob is not None:
-            kube.apply(CRON_JOBS, result.cronjob, manager=MANAGER)
+            apply_child(kube, CRON_JOBS, result.cronjob, cronjob[0] if cronjob else None, MANAGER)
         elif result.delete_cronjob:
             for c in cronjob:
                 kube.delete(CRON_JOBS, namespace, c["metadata"]["name"])
@@ -140,7 +141,13 @@ Queue = WorkQueue[tuple[str, str]]
 def register(kube: CachedKube, config: Config) -> Queue:
     """The handlers: a Model's spec, retrain request or retirement changing, and its
     training Jobs' progress, queue it for this controller."""
-    queue: Queue = WorkQueue(lambda key: reconcile(kube, config, *key), max(1, config.workers // 4))
+    # Reads go to the API server, not the operator's memory: the version a run registered
+    # must be seen when its Job's completion is (the memory may lag the watch), and
+    # training reconciles are few.
+    direct = kube.inner
+    queue: Queue = WorkQueue(
+        lambda key: reconcile(direct, config, *key), max(1, config.workers // 4)
+    )
     relevance = Relevance()
 
     @kopf.on.event("ciclo.dev", "v1alpha1", "models")
