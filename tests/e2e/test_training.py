@@ -343,3 +343,37 @@ def test_a_drift_breach_retrains_and_the_new_version_serves(
     finally:
         load.stop()
     assert len(jobs(api, namespace)) == 1
+
+
+def test_retiring_or_deleting_the_model_removes_its_training(
+    api, custom, namespace, operator, kubeconfig, tmp_path
+):
+    """Retired mid-run: the running Job goes. Deleted: its CronJob goes with it (the
+    garbage collector, through ownerReferences)."""
+    rbac(api, namespace)
+    v1(custom, namespace, tmp_path)
+    slow = [sys.executable, "-c", "import time; time.sleep(600)"]
+    manifest = iris(tmp_path, slow, schedule="@yearly")
+    custom.create_namespaced_custom_object(G, V, namespace, "models", manifest)
+    assert ciclo(["--kubeconfig", str(kubeconfig), "retrain", "iris", "-n", namespace]) == 0
+    batch = kubernetes.client.BatchV1Api(api)
+    wait_for("a running Job", lambda: any(j.status.active for j in jobs(api, namespace)), 60)
+    wait_for("the CronJob", lambda: batch.list_namespaced_cron_job(namespace).items, 30)
+    custom.patch_namespaced_custom_object(
+        G, V, namespace, "models", "iris", {"spec": {"retired": True}}
+    )
+    wait_for("the Job removed", lambda: not jobs(api, namespace), 60)
+    wait_for("the CronJob removed", lambda: not batch.list_namespaced_cron_job(namespace).items, 30)
+    training = condition(get(custom, namespace, "models", "iris"), "Training")
+    assert (training["status"], training["reason"]) == ("False", "Retired")
+
+    custom.patch_namespaced_custom_object(
+        G, V, namespace, "models", "iris", {"spec": {"retired": False}}
+    )
+    wait_for("the CronJob back", lambda: batch.list_namespaced_cron_job(namespace).items, 60)
+    custom.delete_namespaced_custom_object(G, V, namespace, "models", "iris")
+    wait_for(
+        "the CronJob collected with its Model",
+        lambda: not batch.list_namespaced_cron_job(namespace).items,
+        90,
+    )
