@@ -238,6 +238,11 @@ def test_the_job_carries_the_contract() -> None:
     assert pod["containers"][0]["image"] == IMAGE
     assert p.create["metadata"]["ownerReferences"][0]["uid"] == "u1"
     assert p.create["spec"]["backoffLimit"] == 0
+    # restricted, as the serving pods are
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert pod["containers"][0]["securityContext"]["allowPrivilegeEscalation"] is False
+    assert pod["containers"][0]["securityContext"]["capabilities"] == {"drop": ["ALL"]}
 
 
 def test_versions_are_numbered_past_every_taken_one() -> None:

@@ -66,6 +66,9 @@ class TrainingTemplate(Schema):
         default_factory=list, max_length=32
     )
     """core/v1 Tolerations of the training pod."""
+    run_as_user: int | None = Field(default=None, ge=1, le=2**31 - 1)
+    """The UID the containers run as; unset, the image's own user, which must not be root:
+    the training pod meets the Pod Security Standards' restricted profile."""
     active_deadline_seconds: int = Field(default=3600, ge=10, le=7 * 86400)
     """How long a run may take before it is stopped and counted as failed (DeadlineExceeded)."""
 

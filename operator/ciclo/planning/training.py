@@ -172,14 +172,24 @@ def pod_template(
             # The log's end in the container's status: TrainingFailed quotes it even where
             # the node's log is gone.
             "terminationMessagePolicy": "FallbackToLogsOnError",
+            # restricted, but with a writable filesystem: training writes its scratch files
+            "securityContext": {
+                "allowPrivilegeEscalation": False,
+                "capabilities": {"drop": ["ALL"]},
+                "runAsNonRoot": True,
+            },
         }
         if c.working_dir:
             container["workingDir"] = c.working_dir
         if c.resources:
             container["resources"] = c.resources
         containers.append(container)
-    spec: Json = {"restartPolicy": "Never", "containers": containers}
     t = training.template
+    # The Pod Security Standards' restricted profile, as the serving pods meet it.
+    security: Json = {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}}
+    if t.run_as_user is not None:
+        security.update(runAsUser=t.run_as_user, runAsGroup=t.run_as_user, fsGroup=t.run_as_user)
+    spec: Json = {"restartPolicy": "Never", "containers": containers, "securityContext": security}
     if t.service_account_name:
         spec["serviceAccountName"] = t.service_account_name
     if t.node_selector:
