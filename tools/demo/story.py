@@ -29,7 +29,7 @@ from sklearn.model_selection import train_test_split
 
 import kubernetes
 from ciclo.monitoring.evaluation import seconds
-from demo import reaction
+from demo import reaction, retraining
 from demo.traffic import Traffic
 from localcluster import launcher, prometheus, store
 from localcluster.paths import Paths
@@ -39,7 +39,6 @@ NAMESPACE = os.environ.get("CICLO_DEMO_NAMESPACE", "ciclo-demo")
 OPERATOR_NAMESPACE = "ciclo-system"
 MODEL = "iris"
 STORE_SECRET = "iris-predictions"
-TRAINER = "ciclo-train-iris"  # may register versions of iris only (docs/training.md)
 FEATURES = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
 GROUP, VERSION = "ciclo.dev", "v1alpha1"
 POLICY_INTERVAL = "5s"
@@ -224,33 +223,17 @@ def train(workdir: Path) -> Trained:
     return Trained(x_train, y_train, accuracy)
 
 
-def model_manifest(
-    version: str, retired: bool = False, shared: bool = True, store: Path | None = None
-) -> dict[str, Any]:
+def model_manifest(version: str, retired: bool = False, shared: bool = True) -> dict[str, Any]:
     """The demo's Model; `shared`: its pods keep predictions in the local cluster's shared
-    prediction store (the Secret STORE_SECRET names it), so labels may go to any pod;
-    `store`: it retrains itself (examples/training/train.py on the process node), writing
-    its runs there, and a retrained version serves without a person (autoPromote)."""
+    prediction store (the Secret STORE_SECRET names it), so labels may go to any pod."""
     spec: dict[str, Any] = {
         "version": version,
         "retired": retired,
         "serving": {"replicas": 1, "warmReplicas": 1, "keepPrevious": 1, **on_process_node()},
     }
     if shared:
-        feedback = {"secretKeyRef": {"name": STORE_SECRET, "key": "url"}}
-        spec["monitoring"] = {"feedback": {"store": feedback}}
-    if store is not None:
-        train = ROOT / "examples" / "training" / "train.py"
-        container = {"command": [sys.executable, str(train)], "workingDir": str(ROOT)}
-        spec["training"] = {
-            "template": {
-                "containers": [container],
-                "serviceAccountName": TRAINER,
-                **on_process_node(),
-            },
-            "artifactStore": store.as_uri(),
-            "autoPromote": True,
-        }
+        store = {"secretKeyRef": {"name": STORE_SECRET, "key": "url"}}
+        spec["monitoring"] = {"feedback": {"store": store}}
     return {
         "apiVersion": f"{GROUP}/{VERSION}",
         "kind": "Model",
@@ -286,16 +269,6 @@ def policy_manifest(source: dict[str, Any]) -> dict[str, Any]:
                     "minSamples": 200,
                     "failureThreshold": 2,
                     "action": "alert",
-                },
-                # the same drift, held a little longer, asks for a new version
-                {
-                    "name": "input-drift-retrain",
-                    "metric": "feature_drift_psi",
-                    "window": "30s",
-                    "max": 0.2,
-                    "minSamples": 200,
-                    "failureThreshold": 3,
-                    "action": "retrain",
                 },
             ],
         },
@@ -366,11 +339,6 @@ def tell(paths: Paths, workdir: Path, operator_mode: str) -> int:
         timeline.say("shared prediction store on the bridge: labels may reach any pod")
     install_operator(cluster, timeline, operator_mode, workdir)
     clear_previous(cluster, timeline)
-    # Retraining runs training Jobs on the process node, so only on the local cluster.
-    runs = workdir / "runs" if external is None else None
-    if runs is not None:
-        trainer_rbac(cluster)
-        timeline.say(f"ServiceAccount {TRAINER}: may register versions of {MODEL} only")
     trained = train(workdir)
     for v in ("v1", "v2"):
         out = cluster.ciclo(
@@ -384,9 +352,7 @@ def tell(paths: Paths, workdir: Path, operator_mode: str) -> int:
 
     step = timeline.step("v1 serves; traffic and labelled feedback flow")
     t0 = time.monotonic()
-    apply(
-        cluster, timeline, model_manifest("v1", shared=shared, store=runs), workdir / "model.yaml"
-    )
+    apply(cluster, timeline, model_manifest("v1", shared=shared), workdir / "model.yaml")
     apply(cluster, timeline, policy_manifest(source), workdir / "policy.yaml")
     wait("v1 Ready", lambda: cluster.condition(cluster.model(), "Ready").get("status") == "True",
          120, lambda: describe(cluster))  # fmt: skip
@@ -409,12 +375,7 @@ def tell(paths: Paths, workdir: Path, operator_mode: str) -> int:
 
         step = timeline.step("v2 is promoted (spec.version: v2, by kubectl apply); v1 stays warm")
         t0 = time.monotonic()
-        apply(
-            cluster,
-            timeline,
-            model_manifest("v2", shared=shared, store=runs),
-            workdir / "model.yaml",
-        )
+        apply(cluster, timeline, model_manifest("v2", shared=shared), workdir / "model.yaml")
         wait("the Service selecting v2", lambda: cluster.selected_version() == "v2", 120,
              lambda: describe(cluster))  # fmt: skip
         warm = cluster.warm_replicas("v1")
@@ -482,14 +443,15 @@ def tell(paths: Paths, workdir: Path, operator_mode: str) -> int:
         timeline.say(f"nothing rolled back: {serving} still serves")
         step.outcome = f"drift alert in {took:.1f} s, {serving} still serving"
         step.seconds = took
-        if runs is not None:
-            retrain_chapter(cluster, timeline)
+
+        if external is None:  # training Jobs run on the local cluster's process node
+            retraining.chapter(cluster, timeline, workdir)
     finally:
         traffic.stop()
 
     step = timeline.step("the model is retired; its versions stay in the registry")
     t0 = time.monotonic()
-    retired = model_manifest("v2", retired=True, shared=shared, store=runs)
+    retired = model_manifest("v2", retired=True, shared=shared)
     apply(cluster, timeline, retired, workdir / "model.yaml")
     wait("the Model retired",
          lambda: cluster.condition(cluster.model(), "Ready").get("reason") == "Retired", 60,
@@ -510,62 +472,6 @@ def tell(paths: Paths, workdir: Path, operator_mode: str) -> int:
     print("  docs/: architecture.md, serving.md, monitoring.md")
     print("The cluster keeps running; `make demo-down` removes it.")
     return 0
-
-
-def retrain_chapter(cluster: Cluster, timeline: Timeline) -> None:
-    """The drift persists: the policy asks for a retrain, a Job trains v3 on fresh data and
-    registers it with its lineage, and v3 serves (autoPromote; spec.version untouched)."""
-    step = timeline.step("the drift persists: the policy retrains, v3 is registered and serves")
-    t0 = time.monotonic()
-    v3 = wait(
-        "v3 registered by a training Job",
-        lambda: cluster.version("v3") or None,
-        300,
-        lambda: json.dumps(cluster.model().get("status", {}).get("training", {})),
-    )
-    registered = time.monotonic() - t0
-    source = v3["spec"].get("source", {})
-    timeline.say(
-        f"v3 registered {registered:.1f} s after the drift alert by job {source.get('runId')}: "
-        f"trigger {source.get('trigger')}, parent {source.get('parentVersion')}, "
-        f"accuracy {v3['spec'].get('metrics', {}).get('accuracy', 0):.3f}"
-    )
-    wait("v3 serving", lambda: cluster.model()["status"].get("servingVersion") == "v3", 180,
-         lambda: describe(cluster))  # fmt: skip
-    took = time.monotonic() - t0
-    model = cluster.model()
-    timeline.say(
-        f"v3 serves; spec.version is still {model['spec']['version']} (the operator never "
-        "writes the spec; pin v3 in Git when you like)"
-    )
-    step.outcome = f"retrained: v3 registered in {registered:.1f} s, serving in {took:.1f} s"
-    step.seconds = took
-
-
-def trainer_rbac(cluster: Cluster) -> None:
-    """docs/training.md's ServiceAccount and Role for the Model's training Jobs."""
-    group = "rbac.authorization.k8s.io"
-    objects = [
-        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": TRAINER}},
-        {
-            "apiVersion": f"{group}/v1",
-            "kind": "Role",
-            "metadata": {"name": TRAINER},
-            "rules": [
-                {"apiGroups": [GROUP], "resources": ["modelversions"], "verbs": ["create", "get"]},
-                {"apiGroups": [GROUP], "resources": ["models"], "verbs": ["get"]},
-            ],
-        },
-        {
-            "apiVersion": f"{group}/v1",
-            "kind": "RoleBinding",
-            "metadata": {"name": TRAINER},
-            "roleRef": {"apiGroup": group, "kind": "Role", "name": TRAINER},
-            "subjects": [{"kind": "ServiceAccount", "name": TRAINER, "namespace": NAMESPACE}],
-        },
-    ]
-    for obj in objects:
-        cluster.kubectl("apply", "--server-side", "-n", NAMESPACE, "-f", "-", stdin=json.dumps(obj))
 
 
 def actions(policy: dict[str, Any]) -> list[dict[str, Any]]:
