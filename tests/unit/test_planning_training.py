@@ -11,15 +11,8 @@ from ciclo.api.model import Model
 from ciclo.api.modelversion import ModelVersion
 from ciclo.planning.model import DeploymentState
 from ciclo.planning.model import plan as plan_model
-from ciclo.planning.training import (
-    SCHEDULE,
-    JobState,
-    job_name,
-    job_state,
-    next_version,
-    plan,
-    trained_candidate,
-)
+from ciclo.planning.training import JobState, job_state, next_version, plan, trained_candidate
+from ciclo.planning.training_jobs import SCHEDULE, job_name
 
 T0 = dt.datetime(2026, 1, 1, 12, tzinfo=dt.UTC)
 IMAGE = "ciclo:test"

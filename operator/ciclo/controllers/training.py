@@ -39,11 +39,11 @@ from ciclo.planning.manifests import MODEL_LABEL
 from ciclo.planning.training import (
     LOG_LINES,
     TRAINING_CONDITIONS,
-    TRAINING_LABEL,
     failed_log_wanted,
     job_state,
     plan,
 )
+from ciclo.planning.training_jobs import TRAINING_LABEL, TRIGGER_ANNOTATION
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +98,7 @@ def reconcile(kube: Kube, config: Config, namespace: str, name: str) -> float | 
         if result.create is not None:
             job = result.create["metadata"]["name"]
             # Event first, named after the Job: a restart between the two meets the same name.
-            trigger = result.create["metadata"]["annotations"]["ciclo.dev/trigger"]
+            trigger = result.create["metadata"]["annotations"][TRIGGER_ANNOTATION]
             events.emit(kube, raw, "TrainingStarted", f"job {job} (trigger {trigger})", job)
             try:
                 kube.create(JOBS, namespace, result.create)

@@ -167,7 +167,7 @@ def plan(
     # A version a training run registered stands in for spec.version while the Model asks
     # for that (spec.training.autoPromote) and spec.version is still what it was when the
     # run started; the spec stays the user's (docs/training.md).
-    if (trained := trained_candidate(model, set(by_version), unusable)) is not None:
+    if (trained := trained_candidate(model, set(by_version), rolled_back)) is not None:
         desired = trained
     history = [h.model_copy() for h in status.history]
     target: str | None = desired
