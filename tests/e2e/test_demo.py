@@ -98,6 +98,13 @@ def test_make_demo_tells_the_whole_story_twice(
 
         events = core.list_namespaced_event(NS).items
         assert any(e.reason == "RolledBack" for e in events), [e.reason for e in events]
-        steps = ("v1 serves", "rolled back to v1", "drift alert", "retrained", "retired", "Summary")
+        # The way in: v3 stopped at its gate, v4 approved by the demo's (authenticated) user.
+        v3, v4 = get(custom, "modelversions", "iris-v3"), get(custom, "modelversions", "iris-v4")
+        assert v3["status"]["phase"] == "Failed"
+        assert v3["status"]["evaluation"]["champion"] == "v1"
+        assert [r["decision"] for r in v4["status"]["reviews"]] == ["Approve"]
+        assert v4["status"]["servedAt"]
+        steps = ("v1 serves", "rolled back to v1", "drift alert", "stopped at its gate",
+                 "approved and serving", "retrained", "retired", "Summary")  # fmt: skip
         for step in steps:
             assert step in done.stdout, f"{step!r} missing from the demo's timeline"

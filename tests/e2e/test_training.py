@@ -377,3 +377,55 @@ def test_retiring_or_deleting_the_model_removes_its_training(
         lambda: not batch.list_namespaced_cron_job(namespace).items,
         90,
     )
+
+
+def test_a_worse_retrained_version_stops_at_the_gate(
+    api, core, custom, namespace, operator, kubeconfig, tmp_path
+):
+    """With spec.promotion (docs/promotion.md): a retrain whose fresh rows carry wrong labels
+    fails its gate against the champion and never gets a pod; the champion keeps serving."""
+    rbac(api, namespace)
+    v1(custom, namespace, tmp_path)
+    x, y = load_iris(return_X_y=True)
+    data = tmp_path / "holdout.csv"
+    data.write_text(
+        "sepal_length,sepal_width,petal_length,petal_width,species\n"
+        + "".join(",".join(map(str, [*r, t])) + "\n" for r, t in zip(x, y, strict=True))
+    )
+    digest = hashlib.sha256(data.read_bytes()).hexdigest()
+    manifest = iris(tmp_path, [sys.executable, str(TRAIN)], autoPromote=True, cooldown="1s")
+    manifest["spec"]["promotion"] = {
+        "evaluation": {"dataset": {"uri": data.as_uri(), "sha256": digest, "target": "species"}},
+        "gates": [{"metric": "accuracy", "maxDrop": 0.02}],
+    }
+    # the fresh rows are mostly mislabelled: a worse model
+    container = manifest["spec"]["training"]["template"]["containers"][0]
+    container["env"] = [
+        {"name": "FRESH_ROWS", "value": "600"},
+        {"name": "LABEL_NOISE", "value": "0.9"},
+    ]
+    custom.create_namespaced_custom_object(G, V, namespace, "models", manifest)
+    wait_for(
+        "v1 serving",
+        lambda: (
+            get(custom, namespace, "models", "iris").get("status", {}).get("servingVersion") == "v1"
+        ),
+        timeout=180,
+    )
+    assert ciclo(["--kubeconfig", str(kubeconfig), "retrain", "iris", "-n", namespace]) == 0
+    degraded = wait_for(
+        "v2 stopped at its gate",
+        lambda: (
+            (c := condition(get(custom, namespace, "models", "iris"), "Degraded")).get("reason")
+            == "GateFailed"
+            and c
+        ),
+        timeout=300,
+    )
+    assert "v2" in degraded["message"]
+    v2 = get(custom, namespace, "modelversions", "iris-v2")
+    assert v2["spec"]["source"]["parentVersion"] == "v1"
+    assert v2["status"]["phase"] == "Failed"
+    assert core.list_namespaced_pod(namespace, label_selector="ciclo.dev/version=v2").items == []
+    model = get(custom, namespace, "models", "iris")
+    assert model["status"]["servingVersion"] == "v1" and model["spec"]["version"] == "v1"

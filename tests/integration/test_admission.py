@@ -11,7 +11,13 @@ from kubernetes.client.exceptions import ApiException
 pytestmark = pytest.mark.integration
 
 DIGEST = "a" * 64
-PLURALS = {"Model": "models", "ModelVersion": "modelversions", "MonitorPolicy": "monitorpolicies"}
+PLURALS = {
+    "Model": "models",
+    "ModelVersion": "modelversions",
+    "MonitorPolicy": "monitorpolicies",
+    "Review": "reviews",
+}
+DATASET = {"uri": "file:///data/eval.csv", "sha256": DIGEST, "target": "species"}
 
 
 def model_version(**spec: Any) -> dict[str, Any]:
@@ -66,6 +72,11 @@ def with_training(**training: Any) -> dict[str, Any]:
         "artifactStore": "file:///data/models/iris",
     }
     return model(training={**base, **training})
+
+
+def promotion(**fields: Any) -> dict[str, Any]:
+    gates = [{"metric": "accuracy", "maxDrop": 0.01}]
+    return model(promotion={"evaluation": {"dataset": DATASET}, "gates": gates, **fields})
 
 
 def create(custom: Any, namespace: str, manifest: dict[str, Any]) -> Any:
@@ -208,6 +219,47 @@ CREATE_CASES = [
         "short-progress-deadline",
         with_serving(progressDeadlineSeconds=1),
         ["spec.serving.progressDeadlineSeconds", "greater than or equal to 10"],
+    ),
+    # The way in (spec.promotion).
+    (
+        "gate-on-unknown-metric",
+        promotion(gates=[{"metric": "auc", "min": 0.9}]),
+        ["spec.promotion.gates[0].metric", "Unsupported value"],
+    ),
+    (
+        "dataset-without-sha256",
+        promotion(evaluation={"dataset": {"uri": "file:///data/eval.csv"}}),
+        ["spec.promotion.evaluation.dataset.sha256", "Required value"],
+    ),
+    (
+        "dataset-bad-sha256",
+        promotion(evaluation={"dataset": {**DATASET, "sha256": "abc"}}),
+        ["spec.promotion.evaluation.dataset.sha256", "should match"],
+    ),
+    (
+        "gate-without-bound",
+        promotion(gates=[{"metric": "f1"}]),
+        ["spec.promotion.gates[0]", "a gate needs a bound"],
+    ),
+    (
+        "gates-without-dataset",
+        model(promotion={"gates": [{"metric": "f1", "min": 0.9}]}),
+        ["spec.promotion.evaluation", "gates need an evaluation dataset"],
+    ),
+    (
+        "dataset-unknown-format",
+        promotion(evaluation={"dataset": {**DATASET, "format": "xlsx"}}),
+        ["spec.promotion.evaluation.dataset.format", "Unsupported value"],
+    ),
+    (
+        "review-unknown-decision",
+        {
+            "apiVersion": "ciclo.dev/v1alpha1",
+            "kind": "Review",
+            "metadata": {"name": "r1"},
+            "spec": {"model": "iris", "version": "v1", "decision": "Maybe", "user": "a"},
+        },
+        ["spec.decision", "Unsupported value"],
     ),
 ]
 

@@ -53,3 +53,29 @@ def test_iris_example_serves_and_promotes(paths, kubeconfig, namespace, operator
         for v in get(paths, kubeconfig, namespace, "modelversions")["items"]
     }
     assert phases == {"v1": "Standby", "v2": "Serving"}
+
+
+def test_promotion_example_evaluates_before_serving(paths, kubeconfig, namespace, operator):
+    """The datasets and artifacts are placeholders (https://*.example.com): what the example
+    shows is accepted, and the first version is evaluated before anything serves."""
+    launcher.kubectl(paths, kubeconfig, "apply", "-n", namespace, "-f", str(EXAMPLES / "promotion"))
+
+    def evaluating() -> dict | None:
+        model = get(paths, kubeconfig, namespace, "model/churn")
+        ready = [c for c in model.get("status", {}).get("conditions", []) if c["type"] == "Ready"]
+        return model if ready and ready[0]["reason"] == "Evaluating" else None
+
+    deadline = time.monotonic() + 30
+    while not (model := evaluating()):
+        assert time.monotonic() < deadline, "the example Model is not Evaluating"
+        time.sleep(0.2)
+    assert model["status"].get("servingVersion") is None
+    [job] = get(paths, kubeconfig, namespace, "jobs")["items"]
+    command = job["spec"]["template"]["spec"]["containers"][0]["command"]
+    assert command[:2] == ["ciclo", "evaluate"]
+    dataset = model["spec"]["promotion"]["evaluation"]["dataset"]
+    assert command[command.index("--dataset") + 1] == dataset["uri"]
+    assert "--champion" not in command, "a first version has no champion"
+    version = get(paths, kubeconfig, namespace, "modelversion/churn-v1")
+    assert version["status"]["phase"] == "Evaluating"
+    assert version["spec"]["tags"] == ["baseline"]

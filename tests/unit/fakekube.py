@@ -97,14 +97,18 @@ class FakeKube:
         fields: str | None = None,
     ) -> list[Json]:
         self._call("list", ref, "")
-        wanted = dict(kv.split("=", 1) for kv in labels.split(",")) if labels else {}
+        terms = labels.split(",") if labels else []
+        wanted = dict(kv.split("=", 1) for kv in terms if "=" in kv)
+        present = [t for t in terms if "=" not in t]  # `key`: the label exists
         model = fields.removeprefix("spec.model=") if fields else None
         out = []
         for (plural, ns, _), obj in self.objects.items():
             if plural != ref.plural or (namespace is not None and ns != namespace):
                 continue
             have = obj["metadata"].get("labels", {})
-            if any(have.get(k) != v for k, v in wanted.items()):
+            if any(have.get(k) != v for k, v in wanted.items()) or any(
+                k not in have for k in present
+            ):
                 continue
             if model is not None and obj.get("spec", {}).get("model") != model:
                 continue

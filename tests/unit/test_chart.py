@@ -198,11 +198,49 @@ def rules(role: Manifest) -> dict[tuple[str, str], set[str]]:
     return out
 
 
+def operator_roles(manifests: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The ClusterRoles bound to the operator (not the reviewers' role, bound to no one)."""
+    return [
+        r
+        for r in of_kind(manifests, "ClusterRole")
+        if not r["metadata"]["name"].endswith("-reviewer")
+    ]
+
+
+def test_reviewing_is_granted_apart_and_signed_by_the_api_server() -> None:
+    manifests = render()
+    [reviewer] = [
+        r for r in of_kind(manifests, "ClusterRole") if r["metadata"]["name"].endswith("-reviewer")
+    ]
+    granted = rules(reviewer)
+    assert granted[("ciclo.dev", "reviews")] == {"get", "list", "watch", "create"}
+    # Reviewers read Models and versions; they never edit them.
+    assert granted[("ciclo.dev", "models")] == {"get", "list", "watch"}
+    assert not any(b["roleRef"]["name"] == reviewer["metadata"]["name"]
+                   for b in of_kind(manifests, "ClusterRoleBinding"))  # fmt: skip
+    [policy] = [
+        p
+        for p in of_kind(manifests, "ValidatingAdmissionPolicy")
+        if "review" in p["metadata"]["name"]
+    ]
+    [check] = policy["spec"]["validations"]
+    assert check["expression"] == "object.spec.user == request.userInfo.username"
+    [_binding] = [
+        b
+        for b in of_kind(manifests, "ValidatingAdmissionPolicyBinding")
+        if b["spec"]["policyName"] == policy["metadata"]["name"]
+    ]
+    without = render("review.create=false")
+    assert all(
+        "review" not in p["metadata"]["name"] for p in of_kind(without, "ValidatingAdmissionPolicy")
+    )
+
+
 def test_cluster_wide_rbac_by_default() -> None:
     manifests = render()
     assert not of_kind(manifests, "Role")
     granted: dict[tuple[str, str], set[str]] = {}
-    for role in of_kind(manifests, "ClusterRole"):
+    for role in operator_roles(manifests):
         granted.update(rules(role))
     # What ciclo.kube and kopf call, and no more.
     assert granted[("ciclo.dev", "models")] == {"get", "list", "watch", "patch"}
@@ -212,6 +250,10 @@ def test_cluster_wide_rbac_by_default() -> None:
     assert granted[("", "pods")] == {"get", "list", "watch"}
     assert granted[("", "secrets")] == {"get"}
     assert granted[("", "events")] == {"create"}
+    # The way in: evaluation Jobs applied, read, deleted; Reviews read.
+    # evaluation Jobs (the way in) and training Jobs, whose progress is watched
+    assert granted[("batch", "jobs")] == {"get", "list", "watch", "create", "patch", "delete"}
+    assert granted[("ciclo.dev", "reviews")] == {"get", "list", "watch"}
     # ciclo.controllers.prometheus_operator: apply (create, patch) after a get; a
     # PrometheusRule is deleted when its policy stops asking for one.
     assert granted[("monitoring.coreos.com", "podmonitors")] == {"get", "create", "patch"}
@@ -231,7 +273,7 @@ def test_watch_namespaces_limits_rbac_and_the_operator() -> None:
     assert sorted(r["metadata"]["namespace"] for r in roles) == ["team-a", "team-b"]
     bindings = of_kind(manifests, "RoleBinding")
     assert sorted(b["metadata"]["namespace"] for b in bindings) == ["team-a", "team-b"]
-    for cluster_role in of_kind(manifests, "ClusterRole"):
+    for cluster_role in operator_roles(manifests):
         # only discovery is cluster-wide: no ciclo objects, pods or secrets elsewhere
         assert {g for g, _ in rules(cluster_role)} <= {"apiextensions.k8s.io", ""}
         assert ("", "secrets") not in rules(cluster_role)

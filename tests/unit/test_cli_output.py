@@ -216,3 +216,30 @@ def test_kubectl_runs_the_plugin_as_kubectl_ciclo() -> None:
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.startswith("usage: kubectl ciclo status")
+
+
+def test_status_shows_tags_and_reviews_of_versions() -> None:
+    tagged = {
+        "metadata": {"namespace": "ml", "name": "iris-v4"},
+        "spec": {"model": "iris", "version": "v4", "tags": ["candidate", "q3"]},
+        "status": {
+            "phase": "AwaitingApproval",
+            "conditions": [{"type": "Validated", "status": "True", "reason": "GatesPassed"}],
+            "reviews": [
+                {"decision": "Comment", "user": "bob", "comment": "looks fine", "at": "2026-01-01"}
+            ],
+        },
+    }
+    plain = {
+        "metadata": {"namespace": "ml", "name": "iris-v1"},
+        "spec": {"model": "iris", "version": "v1"},
+    }
+    out = render_status([MODEL], [POLICY], None, [plain, tagged])
+    [row] = [line for line in out.splitlines() if "v4" in line and "AwaitingApproval" in line]
+    assert "GatesPassed" in row and "candidate,q3" in row and "Comment by bob: looks fine" in row
+    versions_table = out.split("\n\n")[1].splitlines()
+    assert len(versions_table) == 2, "the header and v4: v1 is neither tagged nor reviewed"
+    documents = json.loads(render_status([MODEL], [POLICY], "json", [plain, tagged]))
+    assert documents["versions"][0]["reviews"][0]["user"] == "bob"
+    # Nothing tagged or reviewed: the output is what it always was.
+    assert render_status([MODEL], [POLICY], None, [plain]) == render_status([MODEL], [POLICY], None)

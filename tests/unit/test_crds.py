@@ -43,7 +43,17 @@ def test_schemas_are_structural() -> None:
 def test_printer_columns_show_what_kubectl_get_promises() -> None:
     columns = {k.kind: [c["name"] for c in k.columns if not c.get("priority")] for k in crd.KINDS}
     assert columns["Model"] == ["Serving", "Desired", "Ready", "Age"]
-    assert columns["ModelVersion"] == ["Model", "Version", "Phase", "Format", "Age"]
+    assert columns["ModelVersion"] == [
+        "Model",
+        "Version",
+        "Phase",
+        "Format",
+        "Validated",
+        "Review",
+        "Tags",
+        "Age",
+    ]
+    assert columns["Review"] == ["Model", "Version", "Decision", "User", "Age"]
 
 
 def undescribed(node: dict[str, Any], path: str) -> list[str]:

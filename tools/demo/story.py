@@ -29,7 +29,7 @@ from sklearn.model_selection import train_test_split
 
 import kubernetes
 from ciclo.monitoring.evaluation import seconds
-from demo import reaction, retraining
+from demo import reaction, retraining, way_in
 from demo.traffic import Traffic
 from localcluster import launcher, prometheus, store
 from localcluster.paths import Paths
@@ -444,6 +444,7 @@ def tell(paths: Paths, workdir: Path, operator_mode: str) -> int:
         step.outcome = f"drift alert in {took:.1f} s, {serving} still serving"
         step.seconds = took
 
+        way_in.chapter(cluster, timeline, workdir, trained, traffic, shared)
         if external is None:  # training Jobs run on the local cluster's process node
             retraining.chapter(cluster, timeline, workdir)
     finally:
@@ -451,7 +452,7 @@ def tell(paths: Paths, workdir: Path, operator_mode: str) -> int:
 
     step = timeline.step("the model is retired; its versions stay in the registry")
     t0 = time.monotonic()
-    retired = model_manifest("v2", retired=True, shared=shared)
+    retired = model_manifest("v4", retired=True, shared=shared)
     apply(cluster, timeline, retired, workdir / "model.yaml")
     wait("the Model retired",
          lambda: cluster.condition(cluster.model(), "Ready").get("reason") == "Retired", 60,
@@ -459,7 +460,7 @@ def tell(paths: Paths, workdir: Path, operator_mode: str) -> int:
     timeline.say(f"$ kubectl get modelversions -n {NAMESPACE}")
     for line in cluster.kubectl("get", "modelversions", "-n", NAMESPACE).splitlines():
         timeline.say(f"  {line}")
-    step.outcome = "retired; v1 and v2 still registered"
+    step.outcome = "retired; every version still registered"
     step.seconds = time.monotonic() - t0
 
     timeline.summary()
@@ -554,7 +555,7 @@ def ensure_namespace(cluster: Cluster, timeline: Timeline) -> None:
 def clear_previous(cluster: Cluster, timeline: Timeline) -> None:
     """A second `make demo` tells the same story: the previous run's resources go first,
     with the operator there to release its finalizers (the namespace itself stays)."""
-    kinds = "monitorpolicies,models,modelversions"
+    kinds = "monitorpolicies,models,modelversions,reviews"
     if not cluster.kubectl("get", kinds, "-n", NAMESPACE, "-o", "name").strip():
         return
     timeline.say(f"removing the previous run's model from {NAMESPACE}")

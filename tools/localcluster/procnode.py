@@ -219,7 +219,18 @@ class Container:
     def exited(self) -> int | None:
         return None if self.proc is None else self.proc.poll()
 
-    def mark_exited(self, code: int) -> None:
+    def message_file(self, mounts: dict[str, Path]) -> Path | None:
+        """The host file behind terminationMessagePath, when the path lies in one of the
+        container's volumes (the pods share the host's filesystem; the kubelet's own
+        bind-mounted file at /dev/termination-log is not made here)."""
+        path = str(self.spec.get("terminationMessagePath") or "")
+        for m in self.spec.get("volumeMounts", []) if path else []:
+            root = str(m["mountPath"]).rstrip("/") + "/"
+            if path.startswith(root) and m["name"] in mounts:
+                return Path(mounts[m["name"]]) / path[len(root) :]
+        return None
+
+    def mark_exited(self, code: int, mounts: dict[str, Path] | None = None) -> None:
         self.ready = False
         terminated: Json = {
             "exitCode": code,
@@ -227,7 +238,13 @@ class Container:
             "startedAt": self.started_at,
             "finishedAt": now(),
         }
-        if code != 0:
+        # As the kubelet does: the file's first 4096 bytes, whatever the exit code.
+        found = self.message_file(mounts or {})
+        if found is not None and found.is_file():
+            message = found.read_bytes()[:4096].decode(errors="replace")
+            if message.strip():
+                terminated["message"] = message
+        if code != 0 and "message" not in terminated:
             # terminationMessagePolicy FallbackToLogsOnError: the log's last line says why.
             lines = self.logfile.read_text(errors="replace").strip().splitlines()
             if lines:
@@ -488,7 +505,7 @@ class PodRunner(threading.Thread):
             for c in self.mains:
                 code = c.exited()
                 if code is not None and "running" in c.state:
-                    c.mark_exited(code)
+                    c.mark_exited(code, self.mounts)
                     # As the kubelet does, a container that ran well for a while starts
                     # its back-off afresh (the kubelet waits 10 min at a 5 min cap; here
                     # the cap is 30 s): a killed operator comes back in half a second.
@@ -526,7 +543,7 @@ class PodRunner(threading.Thread):
             if self.stopping.is_set():
                 return False
             code = c.exited() or 0
-            c.mark_exited(code)
+            c.mark_exited(code, self.mounts)
             if code == 0:
                 self.report()
                 return True

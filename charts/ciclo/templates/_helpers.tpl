@@ -76,6 +76,15 @@ seccompProfile:
 - apiGroups: [""]
   resources: [services]
   verbs: [get, list, watch, create, patch, delete]
+# Reviews (approve, reject, comment): read, and recorded on their ModelVersion.
+- apiGroups: [ciclo.dev]
+  resources: [reviews]
+  verbs: [get, list, watch]
+# A candidate's evaluation Job (spec.promotion): created by server-side apply, read for
+# its outcome, deleted once recorded.
+- apiGroups: [batch]
+  resources: [jobs]
+  verbs: [get, list, create, patch, delete]
 # Serving pods: readiness, and their /metrics for a MonitorPolicy with source "pods".
 - apiGroups: [""]
   resources: [pods]

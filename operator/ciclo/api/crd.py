@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel
 
-from ciclo.api import model, modelversion, monitorpolicy
+from ciclo.api import model, modelversion, monitorpolicy, review
 from ciclo.api.meta import GROUP, VERSION
 
 Json = dict[str, Any]
@@ -110,6 +110,14 @@ KINDS = [
             _column("Version", ".spec.version"),
             _column("Phase", ".status.phase"),
             _column("Format", ".spec.artifact.format"),
+            _column(
+                "Validated",
+                '.status.conditions[?(@.type=="Validated")].reason',
+                description="evaluation and digest: GatesPassed, GateFailed, Evaluating, ...",
+            ),
+            _column("Review", ".status.reviews[0].decision", description="the latest review"),
+            _column("Tags", ".spec.tags"),
+            _column("Comment", ".status.reviews[0].comment", priority=1),
             _column("Digest", ".spec.artifact.sha256", priority=1),
             AGE,
         ],
@@ -125,6 +133,23 @@ KINDS = [
             _column("Interval", ".spec.interval"),
             _column("Healthy", '.status.conditions[?(@.type=="Healthy")].status'),
             _column("Reason", '.status.conditions[?(@.type=="Healthy")].reason'),
+            AGE,
+        ],
+    ),
+    Kind(
+        kind="Review",
+        plural="reviews",
+        short_names=["rv"],
+        spec=review.ReviewSpec,
+        status=review.ReviewStatus,
+        spec_rules=review.SPEC_RULES["x-kubernetes-validations"],
+        selectable=[".spec.model"],
+        columns=[
+            _column("Model", ".spec.model"),
+            _column("Version", ".spec.version"),
+            _column("Decision", ".spec.decision"),
+            _column("User", ".spec.user"),
+            _column("Comment", ".spec.comment", priority=1),
             AGE,
         ],
     ),

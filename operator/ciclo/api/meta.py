@@ -101,3 +101,4 @@ class ObjectMeta(BaseModel):
     annotations: dict[str, str] = Field(default_factory=dict)
     finalizers: list[str] = Field(default_factory=list)
     deletion_timestamp: dt.datetime | None = None
+    creation_timestamp: dt.datetime | None = None

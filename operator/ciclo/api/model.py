@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field
 
 from ciclo.api.meta import CONDITIONS_LIST, Condition, ObjectMeta, Schema
+from ciclo.api.promotion import PROMOTION_RULES, Promotion
 from ciclo.api.training import RetrainRequest, Training, TrainingStatus
 
 Quantity = Annotated[
@@ -135,6 +136,9 @@ class ModelSpec(Schema):
     """How the serving pods run."""
     monitoring: Monitoring = Field(default_factory=Monitoring)
     """What the serving pods need to measure quality: the shared prediction store."""
+    promotion: Annotated[Promotion, Field(json_schema_extra=PROMOTION_RULES)] | None = None
+    """What a new spec.version must pass (an evaluation against the champion, gates, an
+    approval) before it takes any traffic; unset, it takes traffic once its pods are ready."""
     retired: bool = False
     """True scales everything to zero and removes the Service; the registry keeps every version."""
     description: str | None = Field(default=None, max_length=4096)

@@ -17,12 +17,22 @@ from ciclo.api.meta import (
     immutable,
     validations,
 )
+from ciclo.api.promotion import SHA256_PATTERN, URI_PATTERN, EvaluationRecord, ReviewRecord
 
 Format = Literal["sklearn", "xgboost", "lightgbm", "onnx"]
-URI_PATTERN = r"^(s3|gs|https|http|file|pvc)://.+"
-SHA256_PATTERN = r"^[a-f0-9]{64}$"
 
-Phase = Literal["Registered", "Deploying", "Serving", "Standby", "RolledBack", "Failed", "Retired"]
+Phase = Literal[
+    "Registered",
+    "Evaluating",
+    "AwaitingApproval",
+    "Rejected",
+    "Deploying",
+    "Serving",
+    "Standby",
+    "RolledBack",
+    "Failed",
+    "Retired",
+]
 
 
 class Artifact(Schema):
@@ -90,6 +100,9 @@ class ModelVersionSpec(Schema):
     """Lineage: the run, commit and author the artifact came from."""
     description: str | None = Field(default=None, max_length=4096)
     """What changed in this version, for people; it may be edited."""
+    tags: list[Annotated[str, Field(max_length=63)]] = Field(default_factory=list, max_length=16)
+    """Free words for people (baseline, candidate, gdpr-reviewed); they may be edited and show
+    in `kubectl get modelversions` and `ciclo status`."""
 
 
 class RollbackRecord(Schema):
@@ -126,6 +139,10 @@ class ModelVersionStatus(Schema):
     rolled_back: RollbackRecord | None = None
     """Set when the version was marked bad (by a MonitorPolicy or `ciclo rollback`); it does not
     serve again until its Model's spec.version names it anew."""
+    evaluation: EvaluationRecord | None = None
+    """What the evaluation against the champion measured (spec.promotion of its Model)."""
+    reviews: list[ReviewRecord] = Field(default_factory=list, max_length=32)
+    """People's approvals, rejections and comments, newest first."""
 
 
 class ModelVersion(Schema):

@@ -16,7 +16,7 @@ import yaml
 from ciclo import __version__
 from ciclo.api.meta import API_VERSION
 from ciclo.api.modelversion import ModelVersionSpec
-from ciclo.cli import training
+from ciclo.cli import promotion, training
 from ciclo.cli.status import render_status
 from ciclo.config import Config
 from ciclo.kube.client import (
@@ -51,7 +51,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     kube = _kube(args)
     namespace = None if args.all_namespaces else args.namespace
     models, policies = kube.list(MODELS, namespace), kube.list(MONITOR_POLICIES, namespace)
-    sys.stdout.write(render_status(models, policies, args.output))
+    versions = kube.list(MODEL_VERSIONS, namespace)
+    sys.stdout.write(render_status(models, policies, args.output, versions))
     return 0
 
 
@@ -480,6 +481,7 @@ def build_parser(prog: str = "ciclo") -> argparse.ArgumentParser:
     )
     register.set_defaults(func=cmd_register)
     training.add_retrain_parser(sub, lambda args: training.cmd_retrain(args, _kube(args)))
+    promotion.add_parsers(sub)
     return parser
 
 

@@ -123,11 +123,83 @@ def table(rows: list[list[str]]) -> str:
     )
 
 
+WAY_IN = ("Evaluating", "AwaitingApproval", "Rejected")
+
+
+def version_documents(versions: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The versions worth a person's eye: tagged, reviewed, or on the way in."""
+    out = []
+    for v in sorted(
+        versions,
+        key=lambda v: (
+            v["metadata"].get("namespace", ""),
+            v["spec"]["model"],
+            v["spec"]["version"],
+        ),
+    ):
+        status, spec = v.get("status", {}), v["spec"]
+        reviews = status.get("reviews") or []
+        if not (spec.get("tags") or reviews or status.get("phase") in WAY_IN):
+            continue
+        validated: dict[str, Any] = next(
+            (c for c in status.get("conditions", []) if c.get("type") == "Validated"), {}
+        )
+        out.append(
+            {
+                "namespace": v["metadata"].get("namespace", ""),
+                "model": spec["model"],
+                "version": spec["version"],
+                "phase": status.get("phase"),
+                "validated": validated.get("reason"),
+                "tags": spec.get("tags") or [],
+                "reviews": [
+                    {k: r.get(k) for k in ("decision", "user", "comment", "at")} for r in reviews
+                ],
+            }
+        )
+    return out
+
+
+def version_rows(versions: list[dict[str, Any]]) -> list[list[str]]:
+    rows = [["NAMESPACE", "MODEL", "VERSION", "PHASE", "VALIDATED", "TAGS", "LATEST REVIEW"]]
+    for d in version_documents(versions):
+        latest = d["reviews"][0] if d["reviews"] else None
+        said = (
+            f"{latest['decision']} by {latest['user']}"
+            + (f": {latest['comment']}" if latest.get("comment") else "")
+            if latest
+            else "-"
+        )
+        rows.append(
+            [
+                d["namespace"],
+                d["model"],
+                d["version"],
+                d["phase"] or "-",
+                d["validated"] or "-",
+                ",".join(d["tags"]) or "-",
+                said,
+            ]
+        )
+    return rows
+
+
 def render_status(
-    models: list[dict[str, Any]], policies: list[dict[str, Any]], output: str | None
+    models: list[dict[str, Any]],
+    policies: list[dict[str, Any]],
+    output: str | None,
+    versions: list[dict[str, Any]] | None = None,
 ) -> str:
-    if output == "json":
-        return json.dumps(status_documents(models, policies), indent=2) + "\n"
-    if output == "yaml":
-        return yaml.safe_dump(status_documents(models, policies), sort_keys=False)
-    return table(status_rows(models, policies, wide=output == "wide"))
+    """The Models; then, when some are tagged, reviewed or on the way in, their versions."""
+    shown = version_documents(versions or [])
+    if output in ("json", "yaml"):
+        documents = status_documents(models, policies)
+        if shown:
+            documents["versions"] = shown
+        if output == "json":
+            return json.dumps(documents, indent=2) + "\n"
+        return yaml.safe_dump(documents, sort_keys=False)
+    out = table(status_rows(models, policies, wide=output == "wide"))
+    if shown:
+        out += "\n" + table(version_rows(versions or []))
+    return out

@@ -25,6 +25,7 @@ from ciclo.api.model import Model, ModelStatus
 from ciclo.api.modelversion import ModelVersion
 from ciclo.config import Config
 from ciclo.controllers import metrics, prometheus_operator
+from ciclo.controllers import promotion as way_in
 from ciclo.controllers.cache import CachedKube
 from ciclo.controllers.workqueue import Relevance, WorkQueue
 from ciclo.kube import events
@@ -41,7 +42,7 @@ from ciclo.kube.client import (
     NotFound,
     Ref,
 )
-from ciclo.planning import conditions, manifests
+from ciclo.planning import conditions, evaluation, manifests
 from ciclo.planning.model import MODEL_CONDITIONS, DeploymentState, plan, with_failure
 from ciclo.planning.pods import crash_loops, fetch_outcomes
 from ciclo.records import retirement, rollback
@@ -132,6 +133,8 @@ def _reconcile(kube: Kube, config: Config, namespace: str, name: str) -> float |
     model = Model.model_validate(raw)
     raw_versions = kube.list(MODEL_VERSIONS, namespace, fields=f"spec.model={name}")
     versions = [ModelVersion.model_validate(v) for v in raw_versions]
+    # Reviews and a finished evaluation are recorded before the plan that reads them.
+    versions = way_in.record(kube, model, versions, _now())
     selector = f"{manifests.MODEL_LABEL}={name},app.kubernetes.io/managed-by=ciclo"
     existing = {
         d["metadata"]["name"]: d for d in kube.list(DEPLOYMENTS, namespace, labels=selector)
@@ -178,6 +181,7 @@ def _reconcile(kube: Kube, config: Config, namespace: str, name: str) -> float |
             apply_child(kube, DEPLOYMENTS, deployment, existing.get(deployment["metadata"]["name"]))
         for stale in result.delete_deployments:
             kube.delete(DEPLOYMENTS, namespace, stale)
+        way_in.sync_jobs(kube, model, result.evaluation_jobs)
     except NamespaceTerminating:
         log.info("model %s/%s: its namespace is being deleted", namespace, name)
         return None
@@ -318,6 +322,13 @@ def register(kube: CachedKube, config: Config) -> Queue:
         ):
             queue.add((namespace, name))
 
+    @kopf.on.event("ciclo.dev", "v1alpha1", "reviews")
+    def review_event(namespace: str | None, type: str, body: kopf.Body, **_: Any) -> None:
+        # A Review is immutable: its creation is the news (a deleted one stays recorded).
+        model = (body.get("spec") or {}).get("model")
+        if namespace and model and type in ("ADDED", None):
+            queue.add((namespace, model))
+
     @kopf.on.event("apps", "v1", "deployments", labels={"app.kubernetes.io/managed-by": "ciclo"})
     def deployment_event(
         namespace: str | None,
@@ -359,6 +370,9 @@ def register(kube: CachedKube, config: Config) -> Queue:
         key = ("pod", namespace, name)
         if type == "DELETED":
             relevance.forget(key)
+            # An evaluation pod killed at its Job's deadline: the Job's failure is news.
+            if evaluation.EVALUATES_LABEL in labels:
+                queue.add((namespace, labels[manifests.MODEL_LABEL]))
             return
         # Pods matter for two things: whether a version's fetch step failed or got through,
         # and whether its server crash-loops. A step that failed and waits to run again

@@ -63,7 +63,8 @@ def owner(obj: Model | MonitorPolicy) -> Json:
     }
 
 
-def _restricted() -> Json:
+def restricted() -> Json:
+    """A container's securityContext under the Pod Security "restricted" profile."""
     return {
         "allowPrivilegeEscalation": False,
         "capabilities": {"drop": ["ALL"]},
@@ -95,7 +96,7 @@ def deployment(model: Model, version: ModelVersion, replicas: int, role: str, im
             "name": "fetch",
             "image": image,
             "command": fetch,
-            "securityContext": _restricted(),
+            "securityContext": restricted(),
             "volumeMounts": [{"name": "models", "mountPath": MODEL_DIR}],
         }
     ]
@@ -136,37 +137,20 @@ def deployment(model: Model, version: ModelVersion, replicas: int, role: str, im
             "periodSeconds": 2,
             "failureThreshold": 3,
         },
-        "securityContext": _restricted(),
+        "securityContext": restricted(),
         "volumeMounts": [{"name": "models", "mountPath": MODEL_DIR, "readOnly": True}],
     }
     resources = serving.resources.model_dump(exclude_defaults=True)
     if resources:
         container["resources"] = resources
     pod_spec: Json = {
-        "securityContext": {
-            "runAsNonRoot": True,
-            "runAsUser": RUNTIME_UID,
-            "runAsGroup": RUNTIME_UID,
-            "fsGroup": RUNTIME_UID,
-            "seccompProfile": {"type": "RuntimeDefault"},
-        },
+        "securityContext": pod_security(),
         "initContainers": init,
         "containers": [container],
         "volumes": [{"name": "models", "emptyDir": {}}],
         "terminationGracePeriodSeconds": 10,
+        **placement(model),
     }
-    if serving.node_selector:
-        pod_spec["nodeSelector"] = serving.node_selector
-    if serving.tolerations:
-        pod_spec["tolerations"] = [
-            t.model_dump(by_alias=True, exclude_none=True) for t in serving.tolerations
-        ]
-    if serving.affinity:
-        pod_spec["affinity"] = serving.affinity
-    if serving.image_pull_secrets:
-        pod_spec["imagePullSecrets"] = [{"name": s.name} for s in serving.image_pull_secrets]
-    if serving.service_account_name:
-        pod_spec["serviceAccountName"] = serving.service_account_name
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -192,6 +176,36 @@ def deployment(model: Model, version: ModelVersion, replicas: int, role: str, im
             },
         },
     }
+
+
+def pod_security() -> Json:
+    """The pod's securityContext: the runtime's own non-root user, the default seccomp."""
+    return {
+        "runAsNonRoot": True,
+        "runAsUser": RUNTIME_UID,
+        "runAsGroup": RUNTIME_UID,
+        "fsGroup": RUNTIME_UID,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
+def placement(model: Model) -> Json:
+    """Where and as whom the Model's pods run (serving and evaluation alike)."""
+    serving = model.spec.serving
+    out: Json = {}
+    if serving.node_selector:
+        out["nodeSelector"] = serving.node_selector
+    if serving.tolerations:
+        out["tolerations"] = [
+            t.model_dump(by_alias=True, exclude_none=True) for t in serving.tolerations
+        ]
+    if serving.affinity:
+        out["affinity"] = serving.affinity
+    if serving.image_pull_secrets:
+        out["imagePullSecrets"] = [{"name": s.name} for s in serving.image_pull_secrets]
+    if serving.service_account_name:
+        out["serviceAccountName"] = serving.service_account_name
+    return out
 
 
 def _store_env(model: Model) -> list[Json]:

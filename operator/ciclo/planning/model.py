@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 
 from ciclo.api.meta import Condition
 from ciclo.api.model import HistoryEntry, Model, ModelStatus, RolloutStatus
-from ciclo.api.modelversion import ModelVersion
-from ciclo.planning import conditions, manifests
+from ciclo.api.modelversion import ModelVersion, Phase
+from ciclo.planning import conditions, evaluation, manifests, promotion
 from ciclo.planning.manifests import Json
 from ciclo.planning.training import trained_candidate
 from ciclo.planning.versions import (
@@ -21,7 +21,6 @@ from ciclo.planning.versions import (
     VersionUpdate,
     failed,
     failure,
-    validated,
     version_update,
     with_conditions,
 )
@@ -49,6 +48,11 @@ class ModelPlan:
     status: ModelStatus = field(default_factory=ModelStatus)
     versions: list[VersionUpdate] = field(default_factory=list)
     events: list[Transition] = field(default_factory=list)
+    evaluation_jobs: list[Json] = field(default_factory=list)
+    """The evaluation Jobs that should exist (planning/evaluation.py): the controller
+    applies them and deletes the Model's others."""
+    verdict: promotion.Verdict | None = None
+    """The way in's answer for spec.version (planning/promotion.py)."""
 
 
 # Those of a Model; Alerting belongs to the monitoring loop.
@@ -83,7 +87,7 @@ def plan(
     versions = [
         with_conditions(
             v,
-            [c] if (c := validated(v, fetch.get(v.spec.version), v.metadata.generation)) else [],
+            [c] if (c := promotion.validated_of(model, v, fetch.get(v.spec.version))) else [],
             now,
         )
         for v in versions
@@ -164,9 +168,9 @@ def plan(
     versions = [by_version[v.spec.version] for v in versions]
     unusable = {v for v in by_version if not usable(v)}
 
-    # A version a training run registered stands in for spec.version while the Model asks
-    # for that (spec.training.autoPromote) and spec.version is still what it was when the
-    # run started; the spec stays the user's (docs/training.md).
+    # A version a training run registered stands in for spec.version while the Model lets it
+    # (spec.training.autoPromote, or spec.promotion's gates) and spec.version is still what
+    # it was when the run started; the spec stays the user's (docs/training.md).
     if (trained := trained_candidate(model, set(by_version), rolled_back)) is not None:
         desired = trained
     history = [h.model_copy() for h in status.history]
@@ -183,11 +187,26 @@ def plan(
         None,
     )
     keep = current if current is not None and current not in unusable else good
+    # The way in: a new version takes no traffic until its evaluation and review allow it.
+    verdict = (
+        promotion.verdict(model, by_version[desired], current) if desired in by_version else None
+    )
+    waiting: tuple[str, str] | None = None
+    held: dict[str, tuple[Phase, str]] = {}
     if desired not in by_version:
         target, problem = keep, ("VersionNotFound", f"no ModelVersion {desired} of model {name}")
     elif (why_failed := failure(by_version[desired])) is not None:
         reason = "VersionInvalid" if why_failed.type == "Validated" else "VersionFailed"
+        if why_failed.reason in ("GateFailed", "EvaluationFailed"):
+            reason = why_failed.reason
         target, problem = keep, (reason, f"{desired}: {why_failed.message}")
+    elif verdict is not None and verdict.reason == "Rejected":
+        target, problem = keep, ("Rejected", verdict.message)
+        held[desired] = ("Rejected", verdict.message)
+    elif verdict is not None and not verdict.may_serve:
+        target, waiting = keep, (verdict.reason, verdict.message)
+        phase: Phase = "Evaluating" if verdict.reason == "Evaluating" else "AwaitingApproval"
+        held[desired] = (phase, verdict.message)
     elif desired in rolled_back:
         record = by_version[desired].status.rolled_back
         why = f"{record.reason}: {record.message}" if record else "rolled back"
@@ -354,6 +373,9 @@ def plan(
         by = f" by {retired_by.reason}: {retired_by.message}" if retired_by else ""
         ready_c = cond("Ready", False, "Retired", f"the model is retired{by}: nothing serves")
         progressing = cond("Progressing", False, "Retired", "retired")
+    elif serving is None and waiting is not None:
+        ready_c = cond("Ready", False, waiting[0], f"nothing serves yet: {waiting[1]}")
+        progressing = cond("Progressing", True, *waiting)
     elif serving is None and pending is not None:
         ready_c = cond("Ready", False, "Progressing", f"nothing serves yet{coming}")
         progressing = cond("Progressing", True, "Rollout", f"rolling out {pending}{coming}")
@@ -381,7 +403,9 @@ def plan(
             )
         )
         progressing = (
-            cond("Progressing", False, "Complete", f"{serving} is rolled out")
+            cond("Progressing", True, waiting[0], f"{serving} serves; {waiting[1]}")
+            if waiting is not None
+            else cond("Progressing", False, "Complete", f"{serving} is rolled out")
             if done
             else cond("Progressing", True, "Rollout", f"{serving}: {ready}/{want} ready{coming}")
         )
@@ -392,7 +416,11 @@ def plan(
             "Degraded",
             False,
             "AsExpected",
-            "spec.version serves" if not pending else f"spec.version {pending} is coming up",
+            waiting[1]
+            if waiting
+            else "spec.version serves"
+            if not pending
+            else f"spec.version {pending} is coming up",
         )
     )
 
@@ -413,6 +441,10 @@ def plan(
     )
     result.events = events
     result.clear_retirement = clear_retirement
+    result.verdict = verdict
+    if verdict is not None and verdict.evaluate and not retired:
+        champion = by_version[current] if current is not None and usable(current) else None
+        result.evaluation_jobs = [evaluation.job(model, by_version[desired], champion, image)]
     if new_rollout is not None:
         deadline = new_rollout.since + dt.timedelta(seconds=spec.serving.progress_deadline_seconds)
         result.requeue_after = max(1.0, (deadline - now).total_seconds() + 1)
@@ -432,6 +464,7 @@ def plan(
                 last_served,
                 now,
                 f"g{generation}-{serving}-from-{current}",
+                held,
             )
         )
         is not None

@@ -277,16 +277,26 @@ def plan(
     return out
 
 
-def trained_candidate(model: Model, registered: set[str], rolled_back: set[str]) -> str | None:
-    """The version a training run registered that should come in in spec.version's place:
-    with spec.training.autoPromote, while spec.version names what it named when the run
-    started, and while that version is registered and not rolled back. A rollback of it, or
-    a new spec.version, ends it; the spec is never written. One whose digest or pods fail
-    stays the candidate, so the Model says why, as it would for spec.version."""
+def trained_name(model: Model) -> str | None:
+    """The version a training run registered that stands for the Model's candidate, as far
+    as the Model's status says: while spec.version names what it named when the run started,
+    and while the Model lets it in (spec.training.autoPromote, or spec.promotion, whose gates
+    it then passes and, without autoPromote, a person's approval: docs/training.md)."""
     training, trained = model.spec.training, model.status.training
-    if training is None or not training.auto_promote or trained is None:
+    if training is None or trained is None:
+        return None
+    if not training.auto_promote and model.spec.promotion is None:
         return None
     version = trained.trained_version
     if trained.trained_for != model.spec.version or version == model.spec.version:
         return None
+    return version
+
+
+def trained_candidate(model: Model, registered: set[str], rolled_back: set[str]) -> str | None:
+    """The trained version that comes in in spec.version's place (`trained_name`) while it is
+    registered and not rolled back; a rollback of it, or a new spec.version, ends it. The
+    spec is never written. One that fails its gates, digest or pods stays the candidate, so
+    the Model says why, as it would for spec.version."""
+    version = trained_name(model)
     return version if version in registered and version not in rolled_back else None

@@ -96,10 +96,13 @@ def version_phase(
     rolled_back: set[str],
     retired: bool,
     last_served: str | None,
+    held: dict[str, tuple[Phase, str]] | None = None,
 ) -> tuple[Phase, str]:
     v = version.spec.version
     if (why := failure(version)) is not None:
         return "Failed", why.message
+    if held and v in held:  # at the door: evaluating, awaiting approval, rejected
+        return held[v]
     if v in rolled_back:
         record = version.status.rolled_back
         return "RolledBack", f"{record.reason}: {record.message}" if record else "rolled back"
@@ -129,8 +132,11 @@ def version_update(
     last_served: str | None,
     now: dt.datetime,
     transition: str,
+    held: dict[str, tuple[Phase, str]] | None = None,
 ) -> VersionUpdate | None:
-    phase, message = version_phase(mv, serving, pending, warm, rolled_back, retired, last_served)
+    phase, message = version_phase(
+        mv, serving, pending, warm, rolled_back, retired, last_served, held
+    )
     serving_c = Condition(
         type="Serving",
         status=conditions.status_of(phase == "Serving"),
@@ -157,7 +163,7 @@ def version_update(
     event = None
     if mv.status.phase != phase:
         kind: Literal["Normal", "Warning"] = (
-            "Warning" if phase in ("RolledBack", "Failed") else "Normal"
+            "Warning" if phase in ("RolledBack", "Failed", "Rejected") else "Normal"
         )
         event = Transition(phase, message, f"{phase.lower()}-{transition}", kind)
     return VersionUpdate(

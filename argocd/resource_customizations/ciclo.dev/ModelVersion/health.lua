@@ -1,7 +1,9 @@
 -- Argo CD health for ciclo.dev ModelVersion, from status.phase and the Validated and
 -- Available conditions (Available=False: its pods never became ready).
 -- A version rolled back by the operator (a MonitorPolicy or `ciclo rollback`) is Degraded;
--- the last version of a retired model is Suspended; every other phase is Healthy.
+-- the last version of a retired model is Suspended; on the way in, an Evaluating version is
+-- Progressing, one AwaitingApproval Suspended (like a paused rollout), a Rejected one
+-- Degraded; every other phase is Healthy.
 local hs = {}
 
 local function condition(kind)
@@ -48,6 +50,22 @@ end
 if phase == "RolledBack" then
   hs.status = "Degraded"
   hs.message = "Rolled back: " .. text(serving, "see status.rolledBack")
+  return hs
+end
+if phase == "Rejected" then
+  hs.status = "Degraded"
+  hs.message = "Rejected: " .. text(serving, "see status.reviews")
+  return hs
+end
+-- The way in (spec.promotion of its Model): evaluated against the champion, then a person.
+if phase == "Evaluating" then
+  hs.status = "Progressing"
+  hs.message = text(validated, "Being evaluated against the champion")
+  return hs
+end
+if phase == "AwaitingApproval" then
+  hs.status = "Suspended"
+  hs.message = "Awaiting approval: " .. text(serving, "see ciclo approve")
   return hs
 end
 if phase == "Retired" then
