@@ -3,13 +3,38 @@ they apply, how they count Ready ones, and the operator process's peak memory.""
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import math
+import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from localcluster import launcher
 from localcluster.paths import Paths
+
+LOCK_HELD = "CICLO_CLUSTER_LOCK_HELD"
+"""Set to 1 by a parent that holds the cluster lock for a chain of runs (flock is per
+open file: a child that took it again would wait for its own parent forever)."""
+
+
+@contextlib.contextmanager
+def cluster_lock(paths: Paths) -> Iterator[None]:
+    """The machine's cluster lock, which the test suite and the demo hold while they use
+    the one local cluster."""
+    if os.environ.get(LOCK_HELD) == "1":
+        yield
+        return
+    paths.cache.mkdir(parents=True, exist_ok=True)
+    with (paths.cache / "cluster.lock").open("w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            print("waiting for whoever is using the local cluster", flush=True)
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
 
 
 def models(n: int, namespace: str, metrics: dict[str, float] | None = None) -> dict[str, object]:

@@ -6,13 +6,19 @@ pending predictions and the labels per second one pod matches.
 
 Same model, body, load generator and CPU pinning as benchmarks/serving.py (server on CPU 1,
 load generator on CPU 0); redis-server runs on CPU 0 too, beside the load generator, so
-the server's core is its own in both configurations. Rounds alternate which goes first;
-the table gives medians.
+the server's core is its own in both configurations. Rounds rotate which goes first;
+the table gives medians, and each cost is the median of the rounds' own ratios (a loaded
+machine moves both configurations of a round together more than it moves two rounds).
+
+`--before DIR` adds a third configuration, the shared store as an older checkout's code
+runs it (DIR holds its `operator/`, e.g. `git archive <commit> operator | tar -x -C DIR`),
+to measure a change before and after in the same run.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.util
 import json
 import os
@@ -49,6 +55,7 @@ def main() -> int:
         "--concurrency", type=lambda s: [int(c) for c in s.split(",")], default=[1, 32]
     )
     parser.add_argument("--labels", type=int, default=20_000, help="for the matching rate")
+    parser.add_argument("--before", type=Path, help="an older checkout: its shared store too")
     parser.add_argument("--out", type=Path, default=bench.CACHE / "feedback-store.json")
     args = parser.parse_args()
     args.pin = (os.cpu_count() or 1) >= 2
@@ -75,25 +82,30 @@ def main() -> int:
              "--version", bench.VERSION, "--host", "127.0.0.1", "--grpc-port", "0",
              "--baseline", str(work / "profile.json")]  # fmt: skip
     configs = {"memory": serve, "shared": [*serve, "--feedback-store", store_url]}
+    envs: dict[str, dict[str, str]] = {}
+    if args.before:
+        configs["before"] = configs["shared"]
+        path = os.pathsep.join(str(args.before.resolve() / d) for d in ("operator", "tools"))
+        envs["before"] = {"PYTHONPATH": path}
     runs: list[dict[str, Any]] = []
     with redis_server(REDIS_PORT, args.pin):
         for n in range(args.rounds):
             print(f"[store] round {n + 1}/{args.rounds}, load average {bench.loadavg()}")
-            order = list(configs) if n % 2 == 0 else list(reversed(configs))
+            names = list(configs)
+            order = names[n % len(names) :] + names[: n % len(names)]
             for i, store in enumerate(order):
                 port = PORT + 5 * i
-                label = "ciclo serve"  # serving.py checks that its monitoring ran
-                server = bench.Server(
-                    label, "sklearn", [*configs[store], "--port", str(port)],
-                    env={"BENCH_PORT": str(port)},
-                )  # fmt: skip
-                for c, r in bench.serve_and_load(server, work, expected, args).items():
+                command = [*configs[store], "--port", str(port)]
+                for c, r in serve_and_load(command, envs.get(store, {}), port, work, expected,
+                                           args).items():  # fmt: skip
                     runs.append({"round": n, "store": store, **r})
                     print(f"[store]   {store:6} c={c:<3} {r['rps']:8.0f} req/s  "
-                          f"p99 {r['p99_ms']:.2f} ms", flush=True)  # fmt: skip
+                          f"p99 {r['p99_ms']:6.2f} ms  CPU {r['cpu_us']:5.0f} us/req  "
+                          f"{r['switches']:.2f} switches/req",
+                          flush=True)  # fmt: skip
         memory = memory_per_100k(store_url)
         rates = {store: labels_per_second(command, store, args, work) for store, command in
-                 configs.items()}  # fmt: skip
+                 configs.items() if store != "before"}  # fmt: skip
     report = {
         "machine": bench.machine(),
         "command": " ".join(sys.argv),
@@ -110,6 +122,70 @@ def main() -> int:
         print(f"[store] labels matched per second by one pod, {store} store: {rate:.0f}")
     print(f"[store] results in {args.out}")
     return 0
+
+
+def serve_and_load(
+    command: list[str],
+    env: dict[str, str],
+    port: int,
+    work: Path,
+    expected: int,
+    args: argparse.Namespace,
+) -> dict[int, dict[str, float]]:
+    """bench.serve_and_load's runs, and the server process's CPU time and voluntary context
+    switches per request (all its threads: the writer's too) over each measured phase; on a shared
+    machine they move less than throughput does, and switches count the hand-offs between
+    the request's thread and the writer's. Each concurrency's warm-up is a run of
+    its own, so the measured phase holds no warm-up."""
+    base = f"http://127.0.0.1:{port}"
+    url = f"{base}/v2/models/{bench.NAME}/infer"
+    body = work / "body-sklearn.json"
+    if args.pin:
+        command = ["taskset", "-c", bench.SERVER_CPU, *command]
+    log = (work / f"serve-{port}.log").open("wb")
+    proc = subprocess.Popen(command, env=dict(os.environ, **env), stdout=log,
+                            stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+    try:
+        bench.wait_ready(base, proc)
+        status, answer = bench.post(url, body.read_bytes())
+        if status != 200 or bench.predicted_class(answer) != expected:
+            raise RuntimeError(f"the server answered {status}: {answer}")
+        results = {}
+        for c in args.concurrency:
+            warm = argparse.Namespace(**{**vars(args), "duration": args.warmup, "warmup": 0})
+            bench.load(url, body, c, warm)
+            cpu, switches = cpu_seconds(proc.pid), context_switches(proc.pid)
+            r = bench.load(url, body, c, argparse.Namespace(**{**vars(args), "warmup": 0}))
+            r["cpu_us"] = (cpu_seconds(proc.pid) - cpu) / r["requests"] * 1e6
+            r["switches"] = (context_switches(proc.pid) - switches) / r["requests"]
+            if r["errors"]:
+                raise RuntimeError(f"c={c}: {r['status']}")
+            results[c] = r
+        if not bench.metric(base, "ciclo_drift_window_samples"):  # monitoring really ran
+            raise RuntimeError("ciclo serve with a baseline reported no drift window")
+        return results
+    finally:
+        bench.stop(proc)
+        log.close()
+
+
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time of a process, all its threads (/proc/PID/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def context_switches(pid: int) -> int:
+    """Voluntary context switches of every thread of a process: each a thread that waited
+    (for the GIL, a lock, an event, a socket); the involuntary ones are other processes'
+    preemptions, which a shared machine makes many of."""
+    total = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(FileNotFoundError):  # a thread that just ended
+            for line in (task / "status").read_text().splitlines():
+                if line.startswith("voluntary_ctxt_switches:"):
+                    total += int(line.split()[1])
+    return total
 
 
 class redis_server:
@@ -202,24 +278,33 @@ def labels_per_second(
 
 
 def table(runs: list[dict[str, Any]]) -> str:
-    groups: dict[tuple[int, str], list[dict[str, Any]]] = {}
+    """Medians per concurrency and store; a cost is the median over rounds of that round's
+    throughput against the in-memory store's."""
+    groups: dict[tuple[int, str], dict[int, dict[str, Any]]] = {}
     for r in runs:
-        groups.setdefault((int(r["concurrency"]), r["store"]), []).append(r)
-    med = {k: {m: statistics.median(r[m] for r in v) for m in ("rps", "p99_ms")}
-           for k, v in groups.items()}  # fmt: skip
-    lines = [
-        "| concurrency | req/s in memory | req/s shared | cost | p99 in memory (ms) "
-        "| p99 shared (ms) |",
-        "| ---: | ---: | ---: | ---: | ---: | ---: |",
-    ]
-    for (c, store), m in sorted(med.items()):
-        if store != "memory":
-            continue
-        s = med[(c, "shared")]
-        lines.append(
-            f"| {c} | {m['rps']:.0f} | {s['rps']:.0f} | {1 - s['rps'] / m['rps']:.1%} "
-            f"| {m['p99_ms']:.2f} | {s['p99_ms']:.2f} |"
-        )
+        groups.setdefault((int(r["concurrency"]), r["store"]), {})[int(r["round"])] = r
+    stores = [s for s in ("shared", "before") if any(k[1] == s for k in groups)]
+    head = ["concurrency", "req/s in memory"]
+    for s in stores:
+        head += [f"req/s {s}", f"cost {s}"]
+    head += ["p99 in memory (ms)", *(f"p99 {s} (ms)" for s in stores)]
+    head += ["CPU/req in memory (us)", *(f"CPU/req {s} (us)" for s in stores)]
+    head += ["switches/req in memory", *(f"switches/req {s}" for s in stores)]
+    lines = ["| " + " | ".join(head) + " |", "|" + " ---: |" * len(head)]
+    for c in sorted({k[0] for k in groups}):
+        memory = groups[(c, "memory")]
+        cells = [str(c), f"{statistics.median(r['rps'] for r in memory.values()):.0f}"]
+        for s in stores:
+            other = groups[(c, s)]
+            costs = [1 - other[n]["rps"] / memory[n]["rps"] for n in other if n in memory]
+            cells += [
+                f"{statistics.median(r['rps'] for r in other.values()):.0f}",
+                f"{statistics.median(costs):.1%}",
+            ]
+        for metric, form in (("p99_ms", "{:.2f}"), ("cpu_us", "{:.0f}"), ("switches", "{:.2f}")):
+            for group in (memory, *(groups[(c, s)] for s in stores)):
+                cells.append(form.format(statistics.median(r[metric] for r in group.values())))
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 

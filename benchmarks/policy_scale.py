@@ -22,7 +22,6 @@ server and Prometheus. Prints a table, writes JSON (--out).
 from __future__ import annotations
 
 import argparse
-import fcntl
 import json
 import math
 import os
@@ -41,7 +40,7 @@ from typing import Any
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from common import apply, items, models, peak_rss_mb, ready_models
+from common import apply, cluster_lock, items, models, peak_rss_mb, ready_models
 from localcluster import launcher
 from localcluster.paths import Paths
 
@@ -407,14 +406,7 @@ def main() -> int:
     parser.add_argument("--keep-cluster", action="store_true", help="leave the cluster running")
     args = parser.parse_args()
     paths = Paths.from_env()
-    paths.cache.mkdir(parents=True, exist_ok=True)
-    # the test suite and the demo hold this lock while they use the one local cluster
-    with (paths.cache / "cluster.lock").open("w") as lock:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            print("waiting for whoever is using the local cluster", flush=True)
-            fcntl.flock(lock, fcntl.LOCK_EX)
+    with cluster_lock(paths):
         return bench(args, paths)
 
 

@@ -46,7 +46,7 @@ def requests_by_verb() -> dict[str, float]:
     text = urllib.request.urlopen(url, timeout=5).read().decode()
     out: dict[str, float] = {}
     for verb, value in re.findall(
-        r'^ciclo_api_requests_total\{code="[0-9]+",verb="(\w+)"\} (\S+)', text, re.M
+        r'^ciclo_api_requests_total\{[^}]*verb="(\w+)"[^}]*\} (\S+)', text, re.M
     ):
         out[verb] = out.get(verb, 0) + float(value)
     return out

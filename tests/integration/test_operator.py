@@ -362,7 +362,7 @@ def test_register_computes_the_digest_and_status_shows_the_model(world, kubeconf
     ]
     assert reconciles and float(reconciles[0].split()[-1]) > 0
     assert "ciclo_reconcile_duration_seconds_bucket" in metrics
-    assert 'ciclo_api_requests_total{code="201",verb="POST"}' in metrics
+    assert 'ciclo_api_requests_total{code="201",resource="events",verb="POST"}' in metrics
 
 
 PROCESS_NODE = {

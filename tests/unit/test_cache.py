@@ -1,6 +1,6 @@
 """The operator's memory of what it watches (controllers/cache.py): reads after a namespace's
 first LIST cost no request, the newest resourceVersion wins, and a converged Model's
-reconcile or a policy's evaluation asks the API server for almost nothing."""
+reconcile or a policy's evaluation asks the API server for nothing it watches."""
 
 from __future__ import annotations
 
@@ -17,8 +17,9 @@ from ciclo.kube.client import MODEL_VERSIONS, MODELS, PODS
 
 
 def reads(kube: FakeKube) -> int:
-    return kube.count("get", "models") + sum(
-        kube.count("list", p) for p in ("models", "modelversions", "deployments", "pods")
+    return sum(kube.count("get", p) for p in ("models", "services")) + sum(
+        kube.count("list", p)
+        for p in ("models", "modelversions", "deployments", "services", "pods")
     )
 
 
@@ -82,3 +83,4 @@ def test_a_converged_model_and_its_policy_cost_no_reads_of_what_is_watched() -> 
         )
     assert reads(fake) == before, fake.calls[writes:]
     assert fake.count("get", "monitorpolicies") == 0
+    assert fake.count("get", "services") == 0, "the Service, from memory"

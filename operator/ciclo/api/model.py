@@ -118,6 +118,10 @@ class Feedback(Schema):
     store: FeedbackStore | None = None
     """The shared prediction store; unset, each pod keeps its own predictions in memory,
     which suits one replica only (docs/serving.md)."""
+    max_age_seconds: int | None = Field(default=None, ge=60, le=7_776_000)
+    """How long a prediction waits for its label, from when it was answered; a later label
+    is late. Unset: a day. It reaches the pods as CICLO_FEEDBACK_MAX_AGE, and the shared
+    store's entries expire after it (docs/serving.md)."""
 
 
 class Monitoring(Schema):

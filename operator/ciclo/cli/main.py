@@ -420,7 +420,10 @@ def build_parser(prog: str = "ciclo") -> argparse.ArgumentParser:
         "--feedback-capacity", type=int, default=100_000, help="predictions kept for feedback, rows"
     )
     serve.add_argument(
-        "--feedback-max-age", type=float, default=86_400.0, help="seconds a prediction is kept"
+        "--feedback-max-age",
+        type=float,
+        default=float(os.environ.get("CICLO_FEEDBACK_MAX_AGE") or 86_400.0),
+        help="seconds a prediction is kept for its label (CICLO_FEEDBACK_MAX_AGE; default a day)",
     )
     serve.add_argument(
         "--feedback-store",

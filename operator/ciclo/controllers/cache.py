@@ -2,7 +2,8 @@
 reads them without asking the API server (an informer's cache, in client-go's terms).
 
 `CachedKube` is a `Kube` whose `get` and `list` of the watched kinds answer from memory:
-Models, ModelVersions, MonitorPolicies, and the Deployments and pods ciclo manages. The
+Models, ModelVersions, MonitorPolicies, and the Deployments, Services and pods ciclo
+manages. The
 memory of a namespace starts with one LIST of it, the first time it is asked for, and is
 kept current by every watch event kopf delivers (`observe`, called by the handlers before
 they queue anything) and by the API server's answer to each of the operator's own writes.
@@ -19,6 +20,8 @@ import threading
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import kopf
+
 from ciclo.kube.client import (
     DEPLOYMENTS,
     FIELD_MANAGER,
@@ -26,6 +29,7 @@ from ciclo.kube.client import (
     MODELS,
     MONITOR_POLICIES,
     PODS,
+    SERVICES,
     Json,
     Kube,
     Ref,
@@ -41,8 +45,13 @@ WATCHED: dict[Ref, str | None] = {
     MODEL_VERSIONS: None,
     MONITOR_POLICIES: None,
     DEPLOYMENTS: MANAGED,
+    SERVICES: MANAGED,
     PODS: MANAGED,
 }
+# Selected kinds whose get by name answers from memory too: a Model's Service is named
+# after it and labelled as ciclo's, and one without the label is not ciclo's. (A get of
+# another selected kind may name an object outside the selection: it asks the server.)
+BY_NAME = frozenset({SERVICES})
 
 
 def _equalities(selector: str | None) -> dict[str, str] | None:
@@ -132,7 +141,7 @@ class CachedKube(Kube):
     # ------------------------------------------------------------ reads from memory
 
     def get(self, ref: Ref, namespace: str, name: str) -> Json | None:
-        if ref not in WATCHED or WATCHED[ref] is not None:
+        if ref not in WATCHED or (WATCHED[ref] is not None and ref not in BY_NAME):
             return self.inner.get(ref, namespace, name)
         store = self._namespace(ref, namespace)
         with self._lock:
@@ -211,3 +220,13 @@ class CachedKube(Kube):
 
     def forget_discovery(self, ref: Ref) -> None:
         self.inner.forget_discovery(ref)
+
+
+def register(kube: CachedKube) -> None:
+    """The watch that keeps the memory of ciclo's Services: nothing is queued on their
+    events (a Model's reconcile applies its Service, and the resync repairs one deleted
+    by hand), so a converged Model's reconcile reads nothing from the API server."""
+
+    @kopf.on.event("", "v1", "services", labels={"app.kubernetes.io/managed-by": "ciclo"})
+    def service_event(body: kopf.Body, type: str, **_: Any) -> None:
+        kube.observe(SERVICES, body, deleted=type == "DELETED")

@@ -12,7 +12,7 @@ from typing import Any
 import kopf
 
 from ciclo.config import Config
-from ciclo.controllers import logs, metrics, model, modelversion, monitorpolicy, training
+from ciclo.controllers import cache, logs, metrics, model, modelversion, monitorpolicy, training
 from ciclo.controllers.cache import CachedKube
 from ciclo.kube.client import Kube, load_client
 
@@ -69,6 +69,7 @@ def run(
 
 def setup(config: Config, kubeconfig: str | None = None) -> Kube:
     kube = CachedKube(Kube(load_client(kubeconfig)))
+    cache.register(kube)
     queue = model.register(kube, config)
     modelversion.register(kube, queue)
     monitorpolicy.register(kube, config)

@@ -23,7 +23,10 @@ Json = dict[str, Any]
 
 # Registered into the operator's registry by ciclo.controllers.metrics.
 REQUESTS = Counter(
-    "ciclo_api_requests", "Kubernetes API requests made by ciclo", ["verb", "code"], registry=None
+    "ciclo_api_requests",
+    "Kubernetes API requests made by ciclo",
+    ["verb", "code", "resource"],
+    registry=None,
 )
 
 FIELD_MANAGER = "ciclo"
@@ -93,6 +96,18 @@ POD_MONITORS = Ref("monitoring.coreos.com", "v1", "podmonitors")
 PROMETHEUS_RULES = Ref("monitoring.coreos.com", "v1", "prometheusrules")
 
 
+def resource_of(path: str) -> str:
+    """The kind a request's path names, with its subresource: `models`, `models/status`;
+    `discovery` for a group version's. Bounded: the kinds ciclo uses."""
+    parts = path.split("?", 1)[0].strip("/").split("/")
+    rest = parts[2:] if parts[0] == "api" else parts[3:]  # after /api/v1, /apis/group/v
+    if len(rest) >= 3 and rest[0] == "namespaces":
+        rest = rest[2:]
+    if not rest:
+        return "discovery"
+    return "/".join([rest[0], *rest[2:3]])
+
+
 CONNECTIONS = 64
 """Connections to the API server kept for reuse. urllib3's default (5 x cores) is fewer
 than the operator's threads (kopf's handlers, the reconcile workers, the monitor workers):
@@ -142,7 +157,7 @@ class Kube:
         )
         response = self.client.call_api(m, url, hdrs, data)
         response.read()  # type: ignore[no-untyped-call]
-        REQUESTS.labels(method, str(response.status)).inc()
+        REQUESTS.labels(method, str(response.status), resource_of(path)).inc()
         try:
             payload: Json = json.loads(response.data) if response.data else {}
         except ValueError:
@@ -247,7 +262,7 @@ class Kube:
         )
         response = self.client.call_api(m, url, hdrs, data)
         response.read()  # type: ignore[no-untyped-call]
-        REQUESTS.labels("GET", str(response.status)).inc()
+        REQUESTS.labels("GET", str(response.status), "pods/log").inc()
         if response.status >= 400 or not isinstance(response.data, bytes):
             return ""
         return response.data.decode(errors="replace")

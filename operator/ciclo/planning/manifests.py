@@ -210,12 +210,17 @@ def placement(model: Model) -> Json:
 
 def _store_env(model: Model) -> list[Json]:
     """The shared prediction store's URL, from its Secret (never in the pod spec), and the
-    keys' prefix: namespace/name, so Models sharing one store never meet."""
-    store = model.spec.monitoring.feedback.store
+    keys' prefix: namespace/name, so Models sharing one store never meet; and how long a
+    prediction waits for its label, when the Model says."""
+    feedback = model.spec.monitoring.feedback
+    age = feedback.max_age_seconds
+    env: list[Json] = [] if age is None else [{"name": "CICLO_FEEDBACK_MAX_AGE", "value": str(age)}]
+    store = feedback.store
     if store is None:
-        return []
+        return env
     ref = store.secret_key_ref
     return [
+        *env,
         {
             "name": "CICLO_FEEDBACK_STORE",
             "valueFrom": {"secretKeyRef": {"name": ref.name, "key": ref.key}},

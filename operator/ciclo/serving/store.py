@@ -12,11 +12,15 @@ version's predicted class keys in row order (a JSON list). It expires `max_age` 
 after the prediction; the server's maxmemory and eviction policy bound it besides
 (docs/serving.md).
 
-Writes never touch the request path: put_many() only appends to a bounded queue, and a
-writer thread sends what is queued in pipelined batches. When the store is down or slow
-the queue fills, and what does not fit is dropped and counted as unrecorded (its label
-will be late); inference neither fails nor waits. The client reconnects by itself on
-each attempt, with a back-off between failed ones.
+Writes never touch the request path: a request only reads a flag (notify), put_many()
+only appends to a bounded queue, and a writer thread folds and sends what is queued in
+batches, one round trip each (a script call), at most every LINGER seconds: waking it
+per request cost a one-request load a quarter of its throughput (GIL hand-offs, a fold
+and a round trip per request; docs/benchmarks.md). A prediction thus reaches the store
+within about LINGER of its answer; a flush (feedback on this pod) does not wait for it.
+When the store is down or slow the queue fills, and what does not fit is dropped and
+counted as unrecorded (its label will be late); inference neither fails nor waits. The
+client reconnects by itself on each attempt, with a back-off between failed ones.
 """
 
 from __future__ import annotations
@@ -42,7 +46,19 @@ Item = tuple[str, tuple[str, ...], float]
 QUEUE_LIMIT = 10_000
 """Predictions waiting for the writer at most; beyond it they are dropped as unrecorded."""
 BATCH = 500
-"""Predictions per pipelined write (two commands each)."""
+"""Predictions per write (one script call: HSET and PEXPIRE each, on the server)."""
+LINGER = 0.05
+"""Seconds the writer gathers predictions after the first one before it folds and writes
+them, unless a flush is waiting for them."""
+PUT = """
+for i, key in ipairs(KEYS) do
+  redis.call('HSET', key, ARGV[1], ARGV[2 * i])
+  redis.call('PEXPIRE', key, ARGV[2 * i + 1])
+end
+return #KEYS
+"""
+"""A batch's writes (EVALSHA): KEYS the entries; ARGV the version, then each entry's class
+keys (JSON) and milliseconds to live."""
 TIMEOUT = 1.0
 """Seconds a connect or a command to the shared store may take before it counts as down."""
 FLUSH_TIMEOUT = 1.0
@@ -107,6 +123,9 @@ class SharedStore:
             socket_connect_timeout=timeout,
             retry=Retry(NoBackoff(), 0),
         )
+        # one call a batch: redis-py's pipeline spent ~30 us of the pod's CPU per
+        # prediction packing two commands and parsing two answers; a script call, ~4
+        self.put_script = self.client.register_script(PUT)
         self.prefix = f"ciclo:{prefix}:".encode()
         self.version = version.encode()
         self.max_age = max_age
@@ -116,7 +135,8 @@ class SharedStore:
         self.lock = threading.Condition()
         self.queued = 0  # predictions ever queued (dropped ones are never queued)
         self.done = 0  # of those, written or given up on
-        self.wake = threading.Event()
+        self.wake = threading.Event()  # something was answered or queued
+        self.hurry = threading.Event()  # a flush waits: write without lingering
         self.stopping = threading.Event()
         self.before_write: Callable[[], None] | None = None
         """Run by the writer before each round (the monitor's fold, which puts here)."""
@@ -155,14 +175,18 @@ class SharedStore:
         """Write what is queued (for at most `timeout` seconds), then stop the writer."""
         self.flush(timeout)
         self.stopping.set()
+        self.hurry.set()
         self.wake.set()
         if self.thread.is_alive():
             self.thread.join(timeout)
         self.client.close()
 
     def notify(self) -> None:
-        """A prediction was answered: wake the writer, which folds and writes it."""
-        self.wake.set()
+        """A prediction was answered: wake the writer, which folds and writes it. Per
+        request this is an attribute read: once the writer is awake (lingering), the flag
+        stays set until it folds."""
+        if not self.wake.is_set():
+            self.wake.set()
 
     def put_many(self, items: Iterable[Item]) -> None:
         """Queue predictions for the writer: O(1) each, no I/O; beyond the queue's limit
@@ -179,13 +203,15 @@ class SharedStore:
                     dropped += 1
         if dropped:
             self.unrecorded.inc(dropped)
-        self.wake.set()
+        if not self.wake.is_set():
+            self.wake.set()
 
     def flush(self, timeout: float) -> None:
         if self.before_write is not None:
             self.before_write()
         with self.lock:
             target = self.queued
+            self.hurry.set()
             self.wake.set()
             self.lock.wait_for(lambda: self.done >= target, timeout)
 
@@ -234,6 +260,8 @@ class SharedStore:
         wait = BACKOFF[0]
         while not self.stopping.is_set():
             self.wake.wait()
+            self.hurry.wait(LINGER)  # gather more predictions per fold and per write
+            self.hurry.clear()
             self.wake.clear()
             if self.before_write is not None:
                 try:
@@ -258,19 +286,17 @@ class SharedStore:
                 wait = min(wait * 2, BACKOFF[1])
 
     def _write(self, batch: list[Item]) -> bool:
-        pipe = self.client.pipeline(transaction=False)
-        now, written = self.clock(), 0
-        for request_id, keys, stamp in batch:
+        now, keys = self.clock(), list[bytes]()
+        args: list[bytes | int] = [self.version]
+        for request_id, predicted, stamp in batch:
             ttl = int((self.max_age - (now - stamp)) * 1000)
             if ttl <= 0:  # aged out while it waited
                 continue
-            key = self._key(request_id)
-            pipe.hset(key, self.version, orjson.dumps(keys))
-            pipe.pexpire(key, ttl)
-            written += 1
+            keys.append(self._key(request_id))
+            args += (orjson.dumps(predicted), ttl)
         try:
-            if written:
-                pipe.execute()
+            if keys:
+                self.put_script(keys=keys, args=args)
         except redis.RedisError as e:
             if self.available:  # the first failure of an outage only
                 log.warning("the shared prediction store is down (%s); predictions are dropped", e)
@@ -280,6 +306,6 @@ class SharedStore:
         if not self.available:
             log.warning("the shared prediction store is back")
         self._available(True)
-        self.recorded.inc(written)
-        self.unrecorded.inc(len(batch) - written)
+        self.recorded.inc(len(keys))
+        self.unrecorded.inc(len(batch) - len(keys))
         return True
