@@ -29,7 +29,7 @@ from sklearn.model_selection import train_test_split
 
 import kubernetes
 from ciclo.monitoring.evaluation import seconds
-from demo import reaction, way_in
+from demo import reaction, retraining, way_in
 from demo.traffic import Traffic
 from localcluster import launcher, prometheus, store
 from localcluster.paths import Paths
@@ -445,6 +445,8 @@ def tell(paths: Paths, workdir: Path, operator_mode: str) -> int:
         step.seconds = took
 
         way_in.chapter(cluster, timeline, workdir, trained, traffic, shared)
+        if external is None:  # training Jobs run on the local cluster's process node
+            retraining.chapter(cluster, timeline, workdir)
     finally:
         traffic.stop()
 

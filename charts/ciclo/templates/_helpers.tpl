@@ -110,4 +110,15 @@ seccompProfile:
 - apiGroups: [monitoring.coreos.com]
   resources: [prometheusrules]
   verbs: [get, create, patch, delete]
+# Training (docs/training.md): a Job per run, a CronJob per scheduled Model (server-side
+# apply), and the tail of a failed run's log for the Model's TrainingFailed condition.
+- apiGroups: [batch]
+  resources: [jobs]
+  verbs: [get, list, watch, create, delete]
+- apiGroups: [batch]
+  resources: [cronjobs]
+  verbs: [get, list, create, patch, delete]
+- apiGroups: [""]
+  resources: [pods/log]
+  verbs: [get]
 {{- end -}}

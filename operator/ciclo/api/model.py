@@ -9,6 +9,7 @@ from pydantic import Field
 
 from ciclo.api.meta import CONDITIONS_LIST, Condition, ObjectMeta, Schema
 from ciclo.api.promotion import PROMOTION_RULES, Promotion
+from ciclo.api.training import RetrainRequest, Training, TrainingStatus
 
 Quantity = Annotated[
     str, Field(pattern=r"^[0-9]+(\.[0-9]+)?(m|k|Ki|Mi|Gi|Ti|M|G|T)?$", max_length=32)
@@ -150,6 +151,8 @@ class ModelSpec(Schema):
     """Who answers for the model: a team or a person, shown on its model card."""
     task: Literal["classification", "regression"] = "classification"
     """What the model predicts: classes (classification) or numbers (regression)."""
+    training: Training | None = None
+    """How new versions are trained: a Job template, a schedule, triggers (docs/training.md)."""
 
 
 class HistoryEntry(Schema):
@@ -207,6 +210,10 @@ class ModelStatus(Schema):
     """The version being brought up while another serves, if any."""
     retirement: RetirementRecord | None = None
     """Set when a MonitorPolicy retired the Model."""
+    retrain_request: RetrainRequest | None = None
+    """The latest request for a training run (`ciclo retrain`, a policy's retrain action)."""
+    training: TrainingStatus | None = None
+    """The training runs and the newest version they registered (the training controller)."""
     endpoint: str | None = None
     """The Service's in-cluster URL, Open Inference Protocol v2 (REST)."""
     history: list[HistoryEntry] = Field(default_factory=list)
@@ -216,7 +223,8 @@ class ModelStatus(Schema):
     conditions: Annotated[list[Condition], Field(json_schema_extra=CONDITIONS_LIST)] = Field(
         default_factory=list
     )
-    """Ready, Progressing, Degraded (the Model controller) and Alerting (the monitoring loop)."""
+    """Ready, Progressing, Degraded (the Model controller), Alerting (the monitoring loop),
+    Training and TrainingFailed (the training controller)."""
 
 
 class Model(Schema):

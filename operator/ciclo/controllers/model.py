@@ -62,13 +62,15 @@ def _fingerprint(obj: Json) -> str:
     return str(meta.get("generation") or meta["resourceVersion"])
 
 
-def apply_child(kube: Kube, ref: Ref, manifest: Json, existing: Json | None) -> None:
+def apply_child(
+    kube: Kube, ref: Ref, manifest: Json, existing: Json | None, manager: str = "ciclo"
+) -> None:
     meta = manifest["metadata"]
     key = (ref.plural, meta["namespace"], meta["name"])
     digest = hashlib.sha256(json.dumps(manifest, sort_keys=True).encode()).hexdigest()
     if existing is not None and _applied.get(key) == (digest, _fingerprint(existing)):
         return
-    _applied[key] = (digest, _fingerprint(kube.apply(ref, manifest)))
+    _applied[key] = (digest, _fingerprint(kube.apply(ref, manifest, manager=manager)))
 
 
 def _now() -> dt.datetime:
@@ -247,6 +249,8 @@ def _write_status(kube: Kube, model: Model, status: ModelStatus) -> None:
     Alerting have managers of their own."""
     body = _dump(status)
     body.pop("retirement", None)
+    body.pop("retrainRequest", None)  # ciclo-retrain's
+    body.pop("training", None)  # the training controller's
     body["conditions"] = [c for c in body["conditions"] if c["type"] in MODEL_CONDITIONS]
     kube.apply(
         MODELS,
@@ -310,9 +314,11 @@ def register(kube: CachedKube, config: Config) -> Queue:
         # So does a retirement recorded (or cleared) by a MonitorPolicy.
         meta = body["metadata"]
         retirement = (body.get("status") or {}).get("retirement") or {}
+        # ... and a version a training run registered, which may be the candidate.
+        trained = ((body.get("status") or {}).get("training") or {}).get("trainedVersion")
         if relevance.changed(
             ("model", namespace, name),
-            (meta.get("generation"), meta.get("deletionTimestamp"), retirement.get("at")),
+            (meta.get("generation"), meta.get("deletionTimestamp"), retirement.get("at"), trained),
         ):
             queue.add((namespace, name))
 
