@@ -1,7 +1,11 @@
 """Retraining on the local cluster: from `ciclo retrain` to the new version registered and
 serving, and the operator's API writes per training run.
 
-    python benchmarks/training.py --runs 3
+    python benchmarks/training.py --runs 3 [--gate]
+
+With --gate the Model has spec.promotion (an evaluation on iris' rows, accuracy no more than
+0.05 below the champion's): the time to Validated (the evaluation Job's result recorded and
+the gate passed) is measured too.
 
 Takes the local cluster's lock, starts a fresh cluster (so the process node runs this
 checkout's `ciclo`), runs `ciclo run` as a subprocess, and on one Model (`autoPromote`,
@@ -56,12 +60,26 @@ def writes(counts: dict[str, float]) -> float:
     return sum(counts.get(v, 0) for v in ("PATCH", "POST", "PUT", "DELETE"))
 
 
-def manifests(home: Path) -> list[dict[str, Any]]:
+def promotion(home: Path, x: Any, y: Any) -> dict[str, Any]:
+    rows = home / "eval.csv"
+    header = ",".join(f"f{i}" for i in range(x.shape[1])) + ",target"
+    body = "\n".join(",".join(map(str, [*r, t])) for r, t in zip(x, y, strict=True))
+    rows.write_text(f"{header}\n{body}\n")
+    digest = hashlib.sha256(rows.read_bytes()).hexdigest()
+    dataset = {"uri": rows.as_uri(), "sha256": digest, "format": "csv", "target": "target"}
+    return {
+        "evaluation": {"dataset": dataset},
+        "gates": [{"metric": "accuracy", "maxDrop": 0.05}],
+    }
+
+
+def manifests(home: Path, gate: bool) -> list[dict[str, Any]]:
     import joblib
     from sklearn.datasets import load_iris
     from sklearn.linear_model import LogisticRegression
 
     x, y = load_iris(return_X_y=True)
+    gates = {"promotion": promotion(home, x, y)} if gate else {}
     artifact = home / "v1.joblib"
     joblib.dump(LogisticRegression(max_iter=300).fit(x, y), artifact)
     digest = hashlib.sha256(artifact.read_bytes()).hexdigest()
@@ -101,6 +119,7 @@ def manifests(home: Path) -> list[dict[str, Any]]:
             "spec": {
                 "version": "v1",
                 "serving": {"replicas": 1, **PROCESS_NODE},
+                **gates,
                 "training": {
                     "template": {
                         "containers": [
@@ -151,6 +170,7 @@ def quiet() -> dict[str, float]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--gate", action="store_true", help="with spec.promotion")
     args = parser.parse_args()
     paths = Paths.from_env()
     paths.cache.mkdir(parents=True, exist_ok=True)
@@ -159,12 +179,20 @@ def main() -> int:
         launcher.down(paths)
         kubeconfig = launcher.up(paths)
         try:
-            return bench(paths, kubeconfig, args.runs)
+            return bench(paths, kubeconfig, args.runs, args.gate)
         finally:
             launcher.down(paths)
 
 
-def bench(paths: Paths, kubeconfig: Path, runs: int) -> int:
+def validated(version: dict[str, Any]) -> bool:
+    """The gate passed: an evaluation recorded and Validated True."""
+    status = version.get("status", {})
+    return status.get("evaluation") is not None and any(
+        c["type"] == "Validated" and c["status"] == "True" for c in status.get("conditions", [])
+    )
+
+
+def bench(paths: Paths, kubeconfig: Path, runs: int, gate: bool) -> int:
     crds = ["apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds")]
     launcher.kubectl(paths, kubeconfig, *crds)
     launcher.kubectl(paths, kubeconfig, "create", "namespace", NS)
@@ -179,7 +207,7 @@ def bench(paths: Paths, kubeconfig: Path, runs: int) -> int:
     home = Path(tempfile.mkdtemp(prefix="bench-training-"))
     try:
         time.sleep(3)
-        for m in manifests(home):
+        for m in manifests(home, gate):
             launcher.kubectl(
                 paths, kubeconfig, "apply", "--server-side", "-n", NS, "-f", "-",
                 stdin=json.dumps(m),
@@ -190,8 +218,11 @@ def bench(paths: Paths, kubeconfig: Path, runs: int) -> int:
 
         wait("v1 serving", lambda: serving() == "v1")
         quiet()
-        print("| run | trigger to registered (s) | trigger to serving (s) | API writes | reads |")
-        print("| ---: | ---: | ---: | ---: | ---: |")
+        print(
+            "| run | trigger to registered (s) | to Validated (s) | to serving (s) "
+            "| API writes | reads |"
+        )
+        print("| ---: | ---: | ---: | ---: | ---: | ---: |")
         for n in range(2, runs + 2):
             before = quiet()
             start = time.monotonic()
@@ -201,11 +232,19 @@ def bench(paths: Paths, kubeconfig: Path, runs: int) -> int:
                 check=True, capture_output=True,
             )  # fmt: skip
             registered = wait(f"v{n}", lambda n=n: get(paths, kubeconfig, f"mv/iris-v{n}"))
+            if gate:
+                passed = wait(
+                    f"v{n} validated",
+                    lambda n=n: validated(get(paths, kubeconfig, f"mv/iris-v{n}")),
+                )
+                to_validated = f"{passed - start:.1f}"
+            else:
+                to_validated = "-"
             served = wait(f"v{n} serving", lambda n=n: serving() == f"v{n}")
             after = quiet()
             reads = after.get("GET", 0) - before.get("GET", 0)
             print(
-                f"| {n - 1} | {registered - start:.1f} | {served - start:.1f} | "
+                f"| {n - 1} | {registered - start:.1f} | {to_validated} | {served - start:.1f} | "
                 f"{writes(after) - writes(before):.0f} | {reads:.0f} |",
                 flush=True,
             )
