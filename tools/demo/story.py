@@ -201,26 +201,34 @@ def train(workdir: Path) -> Trained:
         model = LogisticRegression(C=c, max_iter=1000).fit(x_train, y_train)
         accuracy[v] = float(model.score(x_test, y_test))
         joblib.dump(model, workdir / f"{v}.joblib")
-        subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "ciclo.cli.main",
-                "profile",
-                str(data),
-                "--target",
-                "species",
-                "--model",
-                str(workdir / f"{v}.joblib"),
-                "--format",
-                "sklearn",
-                "--out",
-                str(workdir / f"{v}-profile.json"),
-            ],
-            check=True,
-            capture_output=True,
-        )
+        profile(workdir, v)
     return Trained(x_train, y_train, accuracy)
+
+
+def profile(workdir: Path, v: str) -> Path:
+    """`ciclo profile` of version v's artifact on the training rows: the baseline its drift
+    is measured against (a version without one has no drift reading)."""
+    out = workdir / f"{v}-profile.json"
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ciclo.cli.main",
+            "profile",
+            str(workdir / "train.csv"),
+            "--target",
+            "species",
+            "--model",
+            str(workdir / f"{v}.joblib"),
+            "--format",
+            "sklearn",
+            "--out",
+            str(out),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return out
 
 
 def model_manifest(version: str, retired: bool = False, shared: bool = True) -> dict[str, Any]:
