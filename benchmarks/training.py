@@ -18,7 +18,6 @@ ciclo_api_requests counter: the training controller's writes and the Model contr
 from __future__ import annotations
 
 import argparse
-import fcntl
 import hashlib
 import json
 import os
@@ -31,6 +30,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from common import cluster_lock, stop
 from localcluster import launcher
 from localcluster.paths import Paths
 
@@ -173,9 +173,7 @@ def main() -> int:
     parser.add_argument("--gate", action="store_true", help="with spec.promotion")
     args = parser.parse_args()
     paths = Paths.from_env()
-    paths.cache.mkdir(parents=True, exist_ok=True)
-    with (paths.cache / "cluster.lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with cluster_lock(paths):
         launcher.down(paths)
         kubeconfig = launcher.up(paths)
         try:
@@ -249,11 +247,7 @@ def bench(paths: Paths, kubeconfig: Path, runs: int, gate: bool) -> int:
                 flush=True,
             )
     finally:
-        operator.terminate()
-        try:
-            operator.wait(30)
-        except subprocess.TimeoutExpired:
-            operator.kill()
+        stop(operator)
     return 0
 
 
