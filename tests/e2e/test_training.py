@@ -345,6 +345,10 @@ def test_a_drift_breach_retrains_and_the_new_version_serves(
     assert len(jobs(api, namespace)) == 1
 
 
+def _state(c: dict[str, Any]) -> tuple[str, str]:
+    return c.get("status", ""), c.get("reason", "")
+
+
 def test_retiring_or_deleting_the_model_removes_its_training(
     api, custom, namespace, operator, kubeconfig, tmp_path
 ):
@@ -364,8 +368,15 @@ def test_retiring_or_deleting_the_model_removes_its_training(
     )
     wait_for("the Job removed", lambda: not jobs(api, namespace), 60)
     wait_for("the CronJob removed", lambda: not batch.list_namespaced_cron_job(namespace).items, 30)
-    training = condition(get(custom, namespace, "models", "iris"), "Training")
-    assert (training["status"], training["reason"]) == ("False", "Retired")
+    # The status is written after the removals: the same reconcile, a moment later.
+    wait_for(
+        "Training False/Retired",
+        lambda: (
+            _state(condition(get(custom, namespace, "models", "iris"), "Training"))
+            == ("False", "Retired")
+        ),
+        30,
+    )
 
     custom.patch_namespaced_custom_object(
         G, V, namespace, "models", "iris", {"spec": {"retired": False}}
