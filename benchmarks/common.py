@@ -1,5 +1,6 @@
-"""What the operator benchmarks share (operator_scale.py, policy_scale.py): the Models
-they apply, how they count Ready ones, and the operator process's peak memory."""
+"""What the operator benchmarks share (operator_scale.py, policy_scale.py, promotion.py,
+training.py): the cluster lock, the Models they apply, how they count Ready ones, the
+operator process's peak memory and its stop."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import fcntl
 import json
 import math
 import os
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -104,3 +106,12 @@ def apply(paths: Paths, kubeconfig: Path, body: dict[str, object]) -> None:
     launcher.kubectl(
         paths, kubeconfig, "apply", "--server-side", "-f", "-", stdin=json.dumps(body), timeout=600
     )
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    """Stop the benchmark's operator: SIGTERM, then SIGKILL after 30 s."""
+    process.terminate()
+    try:
+        process.wait(30)
+    except subprocess.TimeoutExpired:
+        process.kill()

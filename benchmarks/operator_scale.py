@@ -22,7 +22,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from common import apply, cluster_lock, models, peak_rss_mb, ready_models
+from common import apply, cluster_lock, models, peak_rss_mb, ready_models, stop
 from localcluster import launcher
 from localcluster.paths import Paths
 
@@ -162,11 +162,7 @@ def bench(args: argparse.Namespace, paths: Paths) -> int:
         print("|" + " ---: |" * len(columns))
         print("\n".join(rows))
     finally:
-        operator.terminate()
-        try:
-            operator.wait(30)
-        except subprocess.TimeoutExpired:
-            operator.kill()
+        stop(operator)
     return 0
 
 

@@ -18,7 +18,6 @@ alone) and for --runs candidates (each scored with the champion on the same rows
 from __future__ import annotations
 
 import argparse
-import fcntl
 import hashlib
 import os
 import statistics
@@ -34,6 +33,7 @@ import numpy as np
 from sklearn.linear_model import LogisticRegression
 
 import kubernetes
+from common import cluster_lock, stop
 from localcluster import launcher
 from localcluster.paths import Paths
 
@@ -118,8 +118,7 @@ def main() -> int:
         path = work / f"v{i + 1}.joblib"
         joblib.dump(LogisticRegression(C=1.0 / (i + 1)).fit(xt, yt), path)
         artifacts[f"v{i + 1}"] = path
-    with (paths.cache / "cluster.lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # one cluster per machine: wait for the tests
+    with cluster_lock(paths):  # one cluster per machine: wait for the tests
         launcher.down(paths)
         kubeconfig = launcher.up(paths)
         try:
@@ -193,11 +192,7 @@ def run(
                       f"min {min(values):.2f}, max {max(values):.2f}")  # fmt: skip
         return 0
     finally:
-        operator.terminate()
-        try:
-            operator.wait(30)
-        except subprocess.TimeoutExpired:
-            operator.kill()
+        stop(operator)
 
 
 if __name__ == "__main__":

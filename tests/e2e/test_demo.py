@@ -85,6 +85,24 @@ def test_make_demo_tells_the_whole_story_twice(
         assert alerts and alerts[0]["value"] > 0.2
         assert alerts[0]["version"] == "v1", "the drift alert came while v1 served, after rollback"
 
+        # retrained on the drift, with its lineage
+        trained = [
+            v
+            for v in custom.list_namespaced_custom_object(G, V, NS, "modelversions")["items"]
+            if (v["spec"].get("source") or {}).get("trigger", "").startswith("input-drift-retrain/")
+        ]
+        assert trained, "no version was retrained"
+        source = trained[0]["spec"]["source"]
+        names = {
+            v["spec"]["version"]
+            for v in custom.list_namespaced_custom_object(G, V, NS, "modelversions")["items"]
+        }
+        assert source["parentVersion"] in names - {trained[0]["spec"]["version"]}
+        assert trained[0]["spec"]["artifact"]["sha256"] and trained[0]["spec"]["baseline"]["sha256"]
+        assert trained[0]["status"]["servedAt"]
+        retrains = [a for a in actions if a["action"] == "retrain"]
+        assert retrains[0]["id"] == source["trigger"], retrains
+
         events = core.list_namespaced_event(NS).items
         assert any(e.reason == "RolledBack" for e in events), [e.reason for e in events]
         # The way in: v3 stopped at its gate, v4 approved by the demo's (authenticated) user.
@@ -94,7 +112,7 @@ def test_make_demo_tells_the_whole_story_twice(
         assert [r["decision"] for r in v4["status"]["reviews"]] == ["Approve"]
         assert v4["status"]["servedAt"]
         steps = ("v1 serves", "rolled back to v1", "drift alert", "stopped at its gate",
-                 "approved and serving", "aborted at step 1", "v6 promoted",
+                 "approved and serving", "aborted at step 1", "v6 promoted", "retrained",
                  "retired", "Summary")  # fmt: skip
         for step in steps:
             assert step in done.stdout, f"{step!r} missing from the demo's timeline"

@@ -66,6 +66,14 @@ def with_serving(**serving: Any) -> dict[str, Any]:
     return model(serving=serving)
 
 
+def with_training(**training: Any) -> dict[str, Any]:
+    base = {
+        "template": {"containers": [{"command": ["python", "/src/train.py"]}]},
+        "artifactStore": "file:///data/models/iris",
+    }
+    return model(training={**base, **training})
+
+
 def promotion(**fields: Any) -> dict[str, Any]:
     gates = [{"metric": "accuracy", "maxDrop": 0.01}]
     return model(promotion={"evaluation": {"dataset": DATASET}, "gates": gates, **fields})
@@ -221,6 +229,41 @@ CREATE_CASES = [
         "abtest-split-100",
         model(rollout={"strategy": "abtest", "abtest": {"split": 100, "duration": "1h"}}),
         ["spec.rollout.abtest.split", "less than or equal to 99"],
+    ),
+    (
+        "bad-cron",
+        with_training(schedule="every minute"),
+        ["spec.training.schedule", "should match"],
+    ),
+    (
+        "cron-of-four-fields",
+        with_training(schedule="* * * *"),
+        ["spec.training.schedule", "should match"],
+    ),
+    (
+        "template-without-containers",
+        with_training(template={"containers": []}),
+        ["spec.training.template.containers", "at least 1 items"],
+    ),
+    (
+        "template-missing-containers",
+        with_training(template={"serviceAccountName": "trainer"}),
+        ["spec.training.template.containers", "Required value"],
+    ),
+    (
+        "container-without-command",
+        with_training(template={"containers": [{"image": "trainer:1"}]}),
+        ["spec.training.template.containers[0].command", "Required value"],
+    ),
+    (
+        "artifact-store-not-a-uri",
+        with_training(artifactStore="/data/models"),
+        ["spec.training.artifactStore", "should match"],
+    ),
+    (
+        "unknown-policy-action",
+        policy(rules=[rule(action="retrain-now")]),
+        ["spec.rules[0].action", "Unsupported value"],
     ),
     (
         "short-progress-deadline",

@@ -58,12 +58,14 @@ def chapter(
     wait: Callable[..., Any],
     describe: Callable[[Any], str],
 ) -> None:
+    from demo.story import profile
+
     accuracy = train(workdir, x, y)
     for v in ("v5", "v6"):
         out = cluster.ciclo(
             "register", str(workdir / f"{v}.joblib"), "--model", "iris", "--version", v,
             "--format", "sklearn", "--metric", f"accuracy={accuracy[v]:.3f}",
-            "-n", cluster_namespace(manifest),
+            "--baseline", str(profile(workdir, v)), "-n", cluster_namespace(manifest),
         )  # fmt: skip
         timeline.say(out.strip())
 

@@ -29,7 +29,7 @@ from sklearn.model_selection import train_test_split
 
 import kubernetes
 from ciclo.monitoring.evaluation import seconds
-from demo import canary, reaction, way_in
+from demo import canary, reaction, retraining, way_in
 from demo.traffic import Traffic
 from localcluster import launcher, prometheus, store
 from localcluster.paths import Paths
@@ -201,26 +201,34 @@ def train(workdir: Path) -> Trained:
         model = LogisticRegression(C=c, max_iter=1000).fit(x_train, y_train)
         accuracy[v] = float(model.score(x_test, y_test))
         joblib.dump(model, workdir / f"{v}.joblib")
-        subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "ciclo.cli.main",
-                "profile",
-                str(data),
-                "--target",
-                "species",
-                "--model",
-                str(workdir / f"{v}.joblib"),
-                "--format",
-                "sklearn",
-                "--out",
-                str(workdir / f"{v}-profile.json"),
-            ],
-            check=True,
-            capture_output=True,
-        )
+        profile(workdir, v)
     return Trained(x_train, y_train, accuracy)
+
+
+def profile(workdir: Path, v: str) -> Path:
+    """`ciclo profile` of version v's artifact on the training rows: the baseline its drift
+    is measured against (a version without one has no drift reading)."""
+    out = workdir / f"{v}-profile.json"
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ciclo.cli.main",
+            "profile",
+            str(workdir / "train.csv"),
+            "--target",
+            "species",
+            "--model",
+            str(workdir / f"{v}.joblib"),
+            "--format",
+            "sklearn",
+            "--out",
+            str(out),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return out
 
 
 def model_manifest(version: str, retired: bool = False, shared: bool = True) -> dict[str, Any]:
@@ -445,11 +453,15 @@ def tell(paths: Paths, workdir: Path, operator_mode: str) -> int:
         step.seconds = took
 
         way_in.chapter(cluster, timeline, workdir, trained, traffic, shared)
+        drift = traffic.knobs.shift
         traffic.knobs.shift = None  # the inputs come back: the canaries meet honest traffic
         canary.chapter(
             cluster, timeline, workdir, traffic, trained.x, trained.y,
             lambda v: model_manifest(v, shared=shared), apply, wait, describe,
         )  # fmt: skip
+        if external is None:  # training Jobs run on the local cluster's process node
+            traffic.knobs.shift = drift  # the drift returns, and now the policy retrains
+            retraining.chapter(cluster, timeline, workdir)
     finally:
         traffic.stop()
 

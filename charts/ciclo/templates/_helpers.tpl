@@ -115,4 +115,15 @@ seccompProfile:
 - apiGroups: [gateway.networking.k8s.io]
   resources: [httproutes]
   verbs: [get, create, patch]
+# Training (docs/training.md): a Job per run, a CronJob per scheduled Model (server-side
+# apply), and the tail of a failed run's log for the Model's TrainingFailed condition.
+- apiGroups: [batch]
+  resources: [jobs]
+  verbs: [get, list, watch, create, delete]
+- apiGroups: [batch]
+  resources: [cronjobs]
+  verbs: [get, list, create, patch, delete]
+- apiGroups: [""]
+  resources: [pods/log]
+  verbs: [get]
 {{- end -}}

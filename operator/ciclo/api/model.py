@@ -16,6 +16,7 @@ from ciclo.api.rollout import (
     Rollout,
     RolloutSpec,
 )
+from ciclo.api.training import RetrainRequest, Training, TrainingStatus
 
 Quantity = Annotated[
     str, Field(pattern=r"^[0-9]+(\.[0-9]+)?(m|k|Ki|Mi|Gi|Ti|M|G|T)?$", max_length=32)
@@ -159,6 +160,8 @@ class ModelSpec(Schema):
     """What the model predicts: classes (classification) or numbers (regression)."""
     rollout: RolloutSpec = Field(default_factory=Rollout)
     """How a new spec.version takes traffic from the one that serves (docs/rollout.md)."""
+    training: Training | None = None
+    """How new versions are trained: a Job template, a schedule, triggers (docs/training.md)."""
 
 
 class HistoryEntry(Schema):
@@ -222,6 +225,10 @@ class ModelStatus(Schema):
     """Set by `ciclo promote`: promote the running canary's candidate now."""
     abtest: ABTestResult | None = None
     """The latest A/B test's verdict, set by the monitoring loop when the test ends."""
+    retrain_request: RetrainRequest | None = None
+    """The latest request for a training run (`ciclo retrain`, a policy's retrain action)."""
+    training: TrainingStatus | None = None
+    """The training runs and the newest version they registered (the training controller)."""
     endpoint: str | None = None
     """The Service's in-cluster URL, Open Inference Protocol v2 (REST)."""
     history: list[HistoryEntry] = Field(default_factory=list)
@@ -231,7 +238,8 @@ class ModelStatus(Schema):
     conditions: Annotated[list[Condition], Field(json_schema_extra=CONDITIONS_LIST)] = Field(
         default_factory=list
     )
-    """Ready, Progressing, Degraded (the Model controller) and Alerting (the monitoring loop)."""
+    """Ready, Progressing, Degraded (the Model controller), Alerting (the monitoring loop),
+    Training and TrainingFailed (the training controller)."""
 
 
 class Model(Schema):

@@ -64,6 +64,12 @@ class Source(Schema):
     """The commit of the training code."""
     author: str | None = Field(default=None, max_length=256)
     """Who trained or registered it."""
+    trigger: str | None = Field(default=None, max_length=512)
+    """What started the training run: `schedule`, or a retrain request's id."""
+    parent_version: str | None = Field(default=None, max_length=40)
+    """The version serving when the run started, which this one is meant to replace."""
+    dataset_sha256: str | None = Field(default=None, pattern=SHA256_PATTERN)
+    """Hex sha256 of the training data spec.dataset names."""
 
 
 class ModelVersionSpec(Schema):

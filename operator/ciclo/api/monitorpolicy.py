@@ -32,7 +32,7 @@ Metric = Literal[
     "estimated_accuracy",
     "estimated_f1",
 ]
-Action = Literal["alert", "rollback", "retire"]
+Action = Literal["alert", "rollback", "retire", "retrain"]
 RuleState = Literal["Ok", "Breaching", "NoData", "Error"]
 
 AT_LEAST_ONE_SECOND = validations(cel("duration(self) >= duration('1s')", "must be at least 1s"))
@@ -86,8 +86,8 @@ class Rule(Schema):
     failure_threshold: int = Field(default=3, ge=1, le=100)
     """Consecutive breaching evaluations before the action is taken."""
     action: Action = "alert"
-    """alert (the Alerting condition, a webhook), rollback (serve the last good version) or
-    retire (stop serving the Model)."""
+    """alert (the Alerting condition, a webhook), rollback (serve the last good version),
+    retire (stop serving the Model) or retrain (ask for a training run: spec.training)."""
 
 
 RULE_RULES = validations(
@@ -227,7 +227,7 @@ class ActionRecord(Schema):
     rule: str
     """The rule that breached."""
     action: Action
-    """What was done: alert, rollback or retire."""
+    """What was done: alert, rollback, retire or retrain."""
     version: str
     """The version the rule judged."""
     value: float | None = None

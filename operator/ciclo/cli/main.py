@@ -16,7 +16,7 @@ import yaml
 from ciclo import __version__
 from ciclo.api.meta import API_VERSION
 from ciclo.api.modelversion import ModelVersionSpec
-from ciclo.cli import promotion
+from ciclo.cli import promotion, training
 from ciclo.cli.status import render_status
 from ciclo.config import Config
 from ciclo.kube.client import (
@@ -128,19 +128,35 @@ def sha256_of(uri: str) -> str:
     return digest.hexdigest()
 
 
+def _as_uri(path: str) -> str:
+    return path if "://" in path else Path(path).resolve().as_uri()
+
+
 def cmd_register(args: argparse.Namespace) -> int:
-    uri = args.artifact if "://" in args.artifact else Path(args.artifact).resolve().as_uri()
+    if not args.model or not args.version:
+        print(
+            "ciclo register: --model and --version (or CICLO_MODEL, CICLO_VERSION)", file=sys.stderr
+        )
+        return 2
+    uri = _as_uri(args.artifact)
     metrics = {k: float(v) for k, v in (m.split("=", 1) for m in args.metric)}
-    fields: dict[str, Any] = {
-        "model": args.model,
-        "version": args.version,
-        "description": args.description,
-        "artifact": {"uri": uri, "format": args.format, "sha256": sha256_of(uri)},
-        "metrics": metrics,
-    }
-    if args.baseline:
-        base = args.baseline if "://" in args.baseline else Path(args.baseline).resolve().as_uri()
-        fields["baseline"] = {"uri": base, "sha256": sha256_of(base)}
+    # Every digest is taken before anything is created: an artifact, profile or dataset
+    # that cannot be read stops here, so no version is ever registered without them.
+    try:
+        fields: dict[str, Any] = {
+            "model": args.model,
+            "version": args.version,
+            "description": args.description,
+            "artifact": {"uri": uri, "format": args.format, "sha256": sha256_of(uri)},
+            "metrics": metrics,
+            **training.lineage_fields(args, sha256_of, _as_uri),
+        }
+        if args.baseline:
+            base = _as_uri(args.baseline)
+            fields["baseline"] = {"uri": base, "sha256": sha256_of(base)}
+    except OSError as e:
+        print(f"ciclo register: nothing registered: {e}", file=sys.stderr)
+        return 1
     spec = ModelVersionSpec.model_validate(fields)
     manifest: dict[str, Any] = {
         "apiVersion": API_VERSION,
@@ -487,19 +503,21 @@ def build_parser(prog: str = "ciclo") -> argparse.ArgumentParser:
     register.add_argument(
         "artifact", help="a local path or a URI (file://, https://, s3://, gs://)"
     )
-    register.add_argument("--model", required=True)
-    register.add_argument("--version", required=True, dest="version")
+    register.add_argument("--model", default=training.env_default("model"))
+    register.add_argument("--version", default=training.env_default("version"), dest="version")
     register.add_argument(
         "--format", required=True, choices=["sklearn", "xgboost", "lightgbm", "onnx"]
     )
     register.add_argument("--metric", action="append", default=[], metavar="NAME=VALUE")
     register.add_argument("--description")
     register.add_argument("--baseline", help="the training profile (`ciclo profile`): path or URI")
-    register.add_argument("-n", "--namespace", default="default")
+    register.add_argument("-n", "--namespace", default=training.env_default("namespace", "default"))
+    training.add_lineage_arguments(register)
     register.add_argument(
         "--dry-run", action="store_true", help="print the manifest instead of creating it"
     )
     register.set_defaults(func=cmd_register)
+    training.add_retrain_parser(sub, lambda args: training.cmd_retrain(args, _kube(args)))
     promotion.add_parsers(sub)
     return parser
 

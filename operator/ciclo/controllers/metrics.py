@@ -23,6 +23,7 @@ RECONCILE_SECONDS = Histogram(
 )
 ROLLBACKS = Counter("ciclo_rollbacks", "Rollbacks carried out", registry=REGISTRY)
 RETIREMENTS = Counter("ciclo_retirements", "Models retired", registry=REGISTRY)
+TRAINING_RUNS = Counter("ciclo_training_runs", "Training Jobs started", registry=REGISTRY)
 REGISTRY.register(client.REQUESTS)
 
 MODELS = Gauge(

@@ -63,13 +63,15 @@ def _fingerprint(obj: Json) -> str:
     return str(meta.get("generation") or meta["resourceVersion"])
 
 
-def apply_child(kube: Kube, ref: Ref, manifest: Json, existing: Json | None) -> None:
+def apply_child(
+    kube: Kube, ref: Ref, manifest: Json, existing: Json | None, manager: str = "ciclo"
+) -> None:
     meta = manifest["metadata"]
     key = (ref.plural, meta["namespace"], meta["name"])
     digest = hashlib.sha256(json.dumps(manifest, sort_keys=True).encode()).hexdigest()
     if existing is not None and _applied.get(key) == (digest, _fingerprint(existing)):
         return
-    _applied[key] = (digest, _fingerprint(kube.apply(ref, manifest)))
+    _applied[key] = (digest, _fingerprint(kube.apply(ref, manifest, manager=manager)))
 
 
 def _now() -> dt.datetime:
@@ -256,8 +258,10 @@ def _write_status(kube: Kube, model: Model, status: ModelStatus) -> None:
     Alerting have managers of their own."""
     body = _dump(status)
     body.pop("retirement", None)
-    body.pop("promoteRequest", None)
-    body.pop("abtest", None)
+    body.pop("promoteRequest", None)  # ciclo promote's
+    body.pop("abtest", None)  # the monitoring loop's
+    body.pop("retrainRequest", None)  # ciclo-retrain's
+    body.pop("training", None)  # the training controller's
     body["conditions"] = [c for c in body["conditions"] if c["type"] in MODEL_CONDITIONS]
     kube.apply(
         MODELS,
@@ -324,6 +328,8 @@ def register(kube: CachedKube, config: Config) -> Queue:
         retirement = (body.get("status") or {}).get("retirement") or {}
         promote = (body.get("status") or {}).get("promoteRequest") or {}
         verdict = (body.get("status") or {}).get("abtest") or {}
+        # ... and a version a training run registered, which may be the candidate.
+        trained = ((body.get("status") or {}).get("training") or {}).get("trainedVersion")
         if relevance.changed(
             ("model", namespace, name),
             (
@@ -332,6 +338,7 @@ def register(kube: CachedKube, config: Config) -> Queue:
                 retirement.get("at"),
                 promote.get("at"),
                 verdict.get("at"),
+                trained,
             ),
         ):
             queue.add((namespace, name))

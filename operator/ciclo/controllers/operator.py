@@ -12,7 +12,7 @@ from typing import Any
 import kopf
 
 from ciclo.config import Config
-from ciclo.controllers import cache, logs, metrics, model, modelversion, monitorpolicy
+from ciclo.controllers import cache, logs, metrics, model, modelversion, monitorpolicy, training
 from ciclo.controllers.cache import CachedKube
 from ciclo.kube.client import Kube, load_client
 
@@ -73,23 +73,30 @@ def setup(config: Config, kubeconfig: str | None = None) -> Kube:
     queue = model.register(kube, config)
     modelversion.register(kube, queue)
     monitorpolicy.register(kube, config)
+    trainer = training.register(kube, config)
 
     @kopf.on.startup()
     async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
         configure(settings, config)
         metrics.serve(config.metrics_port)
-        asyncio.get_running_loop().create_task(resync(kube, config, queue))
+        asyncio.get_running_loop().create_task(resync(kube, config, queue, trainer))
 
     return kube
 
 
-async def resync(kube: Kube, config: Config, queue: model.Queue) -> None:
+async def resync(
+    kube: Kube, config: Config, queue: model.Queue, trainer: training.Queue | None = None
+) -> None:
     """Queue every Model now and then, jittered, off the event loop."""
     loop = asyncio.get_running_loop()
     while True:
         await asyncio.sleep(config.resync_seconds * random.uniform(0.9, 1.1))
         try:
             await loop.run_in_executor(None, model.resync_all, kube, queue, config.namespaces)
+            if trainer is not None:
+                await loop.run_in_executor(
+                    None, training.resync_all, kube, trainer, config.namespaces
+                )
             for namespace in config.namespaces or (None,):
                 await loop.run_in_executor(None, modelversion.release_deleted, kube, namespace)
         except Exception:

@@ -1,4 +1,4 @@
-"""A MonitorPolicy's actions: alert, roll back, retire. Each is idempotent: Events are
+"""A MonitorPolicy's actions: alert, roll back, retire, retrain. Each is idempotent: Events are
 named after the action, and a version or Model already marked is not marked again."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from ciclo.api.monitorpolicy import MonitorPolicy
 from ciclo.kube import events
 from ciclo.kube.client import Json, Kube
 from ciclo.planning.monitorpolicy import Due
-from ciclo.records import retirement, rollback
+from ciclo.records import retirement, retrain, rollback
 
 
 @dataclass(frozen=True)
@@ -60,6 +60,17 @@ def act(kube: Kube, image: str, subject: Subject, due: Due, now: dt.datetime) ->
         moved = f"rolled back from {done.bad} to {done.target}"
         events.emit(kube, policy, "RolledBack", f"{note}; {moved}", f"rollback/{due.id}", "Warning")
         return f"{moved}: {due.detail}"
+    if due.rule.action == "retrain":
+        # A request in the Model's status, named after the action: the training controller
+        # starts one run for it (or folds it into the one running).
+        try:
+            retrain.request(kube, subject.model, due.id, subject.reason, due.detail, now)
+        except retrain.RetrainRefused as e:
+            events.emit(kube, policy, "RetrainRefused", f"{note}; {e}", f"retrain/{due.id}")
+            return f"not retrained: {e}"
+        asked = f"{note}; retraining requested"
+        events.emit(kube, policy, "RetrainRequested", asked, f"retrain/{due.id}", "Warning")
+        return f"retrain requested: {due.detail}"
     # retire: recorded in the Model's status, as a rollback is; the spec stays the user's
     retirement.request(kube, subject.model, subject.reason, due.detail, due.id, now)
     events.emit(kube, policy, "Retired", f"{note}; model retired", f"retire/{due.id}", "Warning")

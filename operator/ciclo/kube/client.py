@@ -89,6 +89,8 @@ JOBS = Ref("batch", "v1", "jobs")
 REVIEWS = Ref("ciclo.dev", "v1alpha1", "reviews")
 EVENTS = Ref("events.k8s.io", "v1", "events")
 SECRETS = Ref("", "v1", "secrets")
+JOBS = Ref("batch", "v1", "jobs")
+CRON_JOBS = Ref("batch", "v1", "cronjobs")
 # The Prometheus Operator's kinds: written only while the cluster serves them (Kube.serves).
 POD_MONITORS = Ref("monitoring.coreos.com", "v1", "podmonitors")
 PROMETHEUS_RULES = Ref("monitoring.coreos.com", "v1", "prometheusrules")
@@ -250,3 +252,19 @@ class Kube:
 
     def create(self, ref: Ref, namespace: str, body: Json) -> Json:
         return self.request("POST", ref.path(namespace), body)
+
+    def log_tail(self, namespace: str, pod: str, lines: int) -> str:
+        """The last `lines` lines of a pod's log (plain text, not JSON); "" when there is none."""
+        m, url, hdrs, data, _ = self.client.param_serialize(
+            "GET",
+            PODS.path(namespace, pod, "log"),
+            query_params=[("tailLines", str(lines))],
+            header_params={"Accept": "text/plain"},
+            auth_settings=["BearerToken"],
+        )
+        response = self.client.call_api(m, url, hdrs, data)
+        response.read()  # type: ignore[no-untyped-call]
+        REQUESTS.labels("GET", str(response.status), "pods/log").inc()
+        if response.status >= 400 or not isinstance(response.data, bytes):
+            return ""
+        return response.data.decode(errors="replace")

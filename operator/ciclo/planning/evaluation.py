@@ -137,6 +137,8 @@ def outcome(
             if ended.get("exitCode") != 0:
                 why = message.splitlines()[-1] if message else ended.get("reason", "failed")
                 return _failed(dataset_sha256, f"exit code {ended.get('exitCode')}: {why}", now)
+            if not message:
+                return _failed(dataset_sha256, "the evaluation ended without a result", now)
             try:
                 raw = json.loads(message)
                 raw["finishedAt"] = finished.isoformat()

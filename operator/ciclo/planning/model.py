@@ -17,6 +17,7 @@ from ciclo.planning import conditions, evaluation, gateway, manifests, promotion
 from ciclo.planning.manifests import Json
 from ciclo.planning.rollout import canary_events, canary_running, first_step
 from ciclo.planning.rollout import decide as decide_canary
+from ciclo.planning.training import trained_candidate
 from ciclo.planning.versions import (
     Transition,
     VersionUpdate,
@@ -179,6 +180,11 @@ def plan(
     versions = [by_version[v.spec.version] for v in versions]
     unusable = {v for v in by_version if not usable(v)}
 
+    # A version a training run registered stands in for spec.version while the Model lets it
+    # (spec.training.autoPromote, or spec.promotion's gates) and spec.version is still what
+    # it was when the run started; the spec stays the user's (docs/training.md).
+    if (trained := trained_candidate(model, set(by_version), rolled_back)) is not None:
+        desired = trained
     history = [h.model_copy() for h in status.history]
     target: str | None = desired
     problem: tuple[str, str] | None = None
@@ -230,7 +236,9 @@ def plan(
             target, problem = good, ("RolledBack", f"{desired} rolled back to {good}: {why}")
 
     retirement = status.retirement
-    clear_retirement = retirement is not None and (spec.retired or retirement.version != desired)
+    clear_retirement = retirement is not None and (
+        spec.retired or retirement.version != spec.version
+    )
     retired_by = None if clear_retirement else retirement
     retired = spec.retired or retired_by is not None
 
@@ -471,7 +479,7 @@ def plan(
     result.status = ModelStatus(
         observed_generation=generation,
         serving_version=serving,
-        desired_version=desired,
+        desired_version=spec.version,
         ready_replicas=ready,
         rollout=new_rollout,
         retirement=retired_by,

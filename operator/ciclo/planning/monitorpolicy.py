@@ -121,6 +121,20 @@ def recovered(
                 message=f"retired: {retired.message}",
             )
         )
+        recorded.add(retired.action)
+    # A retrain request carries the action's id as its own id.
+    asked = model.status.retrain_request if model else None
+    if asked and asked.reason == mine and asked.id not in recorded and "/" in asked.id:
+        records.append(
+            ActionRecord(
+                id=asked.id,
+                rule=asked.id.split("/")[0],
+                action="retrain",
+                version=asked.id.split("/")[1],
+                at=asked.at,
+                message=f"retrain requested: {asked.message}",
+            )
+        )
     return records
 
 

@@ -22,7 +22,7 @@ from ciclo.planning.manifests import Json, labels, owner
 API_VERSION = "monitoring.coreos.com/v1"
 POLICY_LABEL = "ciclo.dev/monitorpolicy"
 # The operator acts on rollback and retire rules itself; people should still hear of them first.
-SEVERITY = {"alert": "warning", "rollback": "critical", "retire": "critical"}
+SEVERITY = {"alert": "warning", "rollback": "critical", "retire": "critical", "retrain": "warning"}
 
 
 @dataclass(frozen=True)

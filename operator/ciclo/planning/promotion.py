@@ -22,6 +22,7 @@ from ciclo.api.model import Model
 from ciclo.api.modelversion import ModelVersion
 from ciclo.api.promotion import LOWER_IS_BETTER, EvaluationRecord, Gate, Promotion
 from ciclo.planning import conditions, versions
+from ciclo.planning.training import trained_name
 
 Reason = Literal[
     "Exempt",
@@ -102,7 +103,7 @@ def is_candidate(model: Model, version: ModelVersion, serving: str | None) -> bo
     it does not serve, and it never served."""
     return (
         model.spec.promotion is not None
-        and version.spec.version == model.spec.version
+        and version.spec.version in (model.spec.version, trained_name(model))
         and version.spec.version != serving
         and version.status.served_at is None
     )
@@ -143,7 +144,11 @@ def verdict(model: Model, version: ModelVersion, serving: str | None) -> Verdict
         if not ok:
             return Verdict(False, "GateFailed", f"{name}: gate {sentence}")
         passed = f"gates passed ({sentence})"
-    if promotion.require_approval:
+    # A retrained version without spec.training.autoPromote goes no further than Validated
+    # without a person (docs/training.md).
+    training = model.spec.training
+    retrained = name != model.spec.version and not (training and training.auto_promote)
+    if promotion.require_approval or retrained:
         if decided is None:
             return Verdict(
                 False,
@@ -163,7 +168,7 @@ def validated(model: Model, version: ModelVersion) -> Condition | None:
     record = current_record(promotion, version)
     generation = version.metadata.generation
     if record is None:
-        if version.spec.version != model.spec.version:
+        if version.spec.version not in (model.spec.version, trained_name(model)):
             return None
         return Condition(
             type="Validated",

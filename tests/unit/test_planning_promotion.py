@@ -406,6 +406,8 @@ def test_outcome_reads_the_result_from_the_termination_message() -> None:
     assert failed and failed.error and failed.error.endswith("sha256 mismatch")
     garbled = evaluation.outcome([pod("v2", 0, "{not json")], None, "v2", SHA, T0)
     assert garbled and garbled.error and "unreadable" in garbled.error
+    silent = evaluation.outcome([pod("v2", 0, "")], None, "v2", SHA, T0)
+    assert silent and silent.error == "the evaluation ended without a result"
     assert evaluation.outcome([pod("v3", 0, "{}")], None, "v2", SHA, T0) is None
     job = {
         "status": {
