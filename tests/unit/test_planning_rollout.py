@@ -11,9 +11,10 @@ from test_planning_model import IMAGE, T0, after, cond, mark_bad, mv, ready, set
 
 from ciclo.api.model import Model
 from ciclo.api.modelversion import ModelVersion
+from ciclo.api.monitorpolicy import MonitorPolicy, RuleStatus
 from ciclo.api.rollout import CanaryStatus
 from ciclo.planning import manifests
-from ciclo.planning.model import ModelPlan, plan
+from ciclo.planning.model import ModelPlan, aborting_rules, plan
 from ciclo.planning.rollout import Split, decide, judged, replica_split
 
 STEPS = [
@@ -242,3 +243,65 @@ def weights(p: ModelPlan) -> dict[str, int]:
 def test_the_first_version_of_a_model_switches_in_without_a_canary():
     _, _, p, seen = settle(canary_model("v1"), [mv("v1")])
     assert p.status.serving_version == "v1" and p.status.canary is None and seen == ["Serving"]
+
+
+def rule(state: str, version: str = "v2", at: dt.datetime | None = None) -> RuleStatus:
+    return RuleStatus(name="accuracy", state=state, version=version, last_evaluated=at)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("case", "rules", "step", "waiting"),
+    [
+        ("no-rule-the-pause-decides", [], 1, None),
+        ("judged-ok-since-the-step", [rule("Ok", at=T0 + 30 * S)], 1, None),
+        ("not-yet-evaluated", [rule("Ok", at=None)], 0, "to judge v2"),
+        ("judged-before-the-step", [rule("Ok", at=T0 - S)], 0, "to judge v2"),
+        ("judged-the-champion", [rule("Ok", version="v1", at=T0 + 30 * S)], 0, "to judge v2"),
+        ("too-few-labels", [rule("NoData", at=T0 + 30 * S)], 0, "(NoData)"),
+        ("breaching-below-threshold", [rule("Breaching", at=T0 + 30 * S)], 0, "(Breaching)"),
+        ("one-of-two-unjudged", [rule("Ok", at=T0 + 30 * S), rule("Ok", at=None)], 0, "judge"),
+    ],
+)
+def test_a_step_ends_only_once_its_rules_judged_the_candidate_ok(
+    case: str, rules: list[RuleStatus], step: int, waiting: str | None
+) -> None:
+    """The pause is over in every case; the policy's verdict decides whether step 1 ends."""
+    m = canary_model("v2", canary=running_canary(0, T0).model_dump(by_alias=True, mode="json"))
+    d = decide(m, "v1", "v2", 10, T0 + 61 * S, None, rules)
+    assert d.canary is not None and (d.canary.phase, d.canary.step) == ("Progressing", step), case
+    assert d.active and not d.promote, case
+    if waiting is None:
+        assert d.canary.step_since == T0 + 61 * S, case
+    else:
+        assert waiting in d.canary.message and d.canary.step_since == T0, case
+        assert d.requeue_after is not None and d.requeue_after <= 5, case
+
+
+def test_the_aborting_rules_are_the_rollback_rules_of_the_models_policies() -> None:
+    def policy(model: str) -> MonitorPolicy:
+        return MonitorPolicy.model_validate(
+            {
+                "metadata": {"name": model, "namespace": "ns"},
+                "spec": {
+                    "modelRef": {"name": model},
+                    "rules": [
+                        {
+                            "name": "accuracy",
+                            "metric": "accuracy",
+                            "min": 0.9,
+                            "action": "rollback",
+                        },
+                        {"name": "drift", "metric": "prediction_drift_psi", "max": 0.2},
+                    ],
+                },
+                "status": {
+                    "rules": [
+                        {"name": "accuracy", "state": "Ok", "version": "v2"},
+                        {"name": "drift", "state": "NoData", "version": "v2"},
+                    ]
+                },
+            }
+        )
+
+    found = aborting_rules([policy("iris"), policy("other")], "iris")
+    assert [(r.name, r.state) for r in found] == [("accuracy", "Ok")]

@@ -23,6 +23,7 @@ import kopf
 from ciclo.api.meta import Condition
 from ciclo.api.model import Model, ModelStatus
 from ciclo.api.modelversion import ModelVersion
+from ciclo.api.monitorpolicy import MonitorPolicy
 from ciclo.config import Config
 from ciclo.controllers import metrics, prometheus_operator
 from ciclo.controllers import promotion as way_in
@@ -34,6 +35,7 @@ from ciclo.kube.client import (
     HTTP_ROUTES,
     MODEL_VERSIONS,
     MODELS,
+    MONITOR_POLICIES,
     PODS,
     SERVICES,
     ApiError,
@@ -44,7 +46,13 @@ from ciclo.kube.client import (
     Ref,
 )
 from ciclo.planning import conditions, evaluation, manifests
-from ciclo.planning.model import MODEL_CONDITIONS, DeploymentState, plan, with_failure
+from ciclo.planning.model import (
+    MODEL_CONDITIONS,
+    DeploymentState,
+    aborting_rules,
+    plan,
+    with_failure,
+)
 from ciclo.planning.pods import crash_loops, fetch_outcomes
 from ciclo.records import retirement, rollback
 
@@ -163,9 +171,22 @@ def _reconcile(kube: Kube, config: Config, namespace: str, name: str) -> float |
     )
     listing = rolling or unjudged or not existing
     pods = kube.list(PODS, namespace, labels=selector) if listing else []
+    # A canary's step waits for the policy's verdict on its candidate (from memory).
+    policies = (
+        [MonitorPolicy.model_validate(p) for p in kube.list(MONITOR_POLICIES, namespace)]
+        if model.spec.rollout.strategy == "canary"
+        else []
+    )
     now = _now()
     result = plan(
-        model, versions, deployments, config.image, now, fetch_outcomes(pods), crash_loops(pods)
+        model,
+        versions,
+        deployments,
+        config.image,
+        now,
+        fetch_outcomes(pods),
+        crash_loops(pods),
+        aborting_rules(policies, name),
     )
 
     model_status = result.status

@@ -8,11 +8,13 @@ its own output changes nothing, which is what makes the controller level-based.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from ciclo.api.meta import Condition
 from ciclo.api.model import HistoryEntry, Model, ModelStatus, RolloutStatus
 from ciclo.api.modelversion import ModelVersion, Phase
+from ciclo.api.monitorpolicy import MonitorPolicy, RuleStatus
 from ciclo.planning import conditions, evaluation, gateway, manifests, promotion
 from ciclo.planning.manifests import Json
 from ciclo.planning.rollout import canary_events, canary_running, first_step
@@ -76,6 +78,20 @@ def required_ready(replicas: int, current: str | None, usable: bool, ready: dict
     return max(1, min(replicas, ready.get(current, 0)))
 
 
+def aborting_rules(policies: Sequence[MonitorPolicy], model: str) -> list[RuleStatus]:
+    """The last evaluations of the rules whose breach rolls the Model's version back: a
+    canary step ends only once they have judged its candidate (planning.rollout)."""
+    return [
+        judged
+        for policy in policies
+        if policy.spec.model_ref.name == model
+        for rule in policy.spec.rules
+        if rule.action == "rollback"
+        for judged in policy.status.rules
+        if judged.name == rule.name
+    ]
+
+
 def plan(
     model: Model,
     versions: list[ModelVersion],
@@ -84,6 +100,7 @@ def plan(
     now: dt.datetime,
     fetch: dict[str, tuple[bool, str]] | None = None,
     crashing: dict[str, str] | None = None,
+    rules: Sequence[RuleStatus] = (),
 ) -> ModelPlan:
     spec, status = model.spec, model.status
     name = model.metadata.name
@@ -262,6 +279,7 @@ def plan(
         ready_of.get(newcomer, 0) if newcomer else 0,
         now,
         problem[1] if problem and problem[0] == "RolledBack" else None,
+        rules,
     )
     if canary.promote:
         serving = newcomer

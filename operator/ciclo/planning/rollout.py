@@ -4,17 +4,23 @@ version, and whether the candidate is promoted or the rollout aborted.
 
 Pure. The MonitorPolicy judges the candidate alone while a canary runs (it reads
 `judged`); a breach marks the candidate rolled back, the Model's plan then targets the
-champion again, and `decide` turns that into an Aborted record. Every step's start is a
-timestamp in status, so re-applying the Model neither restarts nor skips a step.
+champion again, and `decide` turns that into an Aborted record. A step ends when its pause
+has passed and every rule that would abort it has judged the candidate Ok since the step
+began (Flagger's analysis, in effect): a slow verdict holds the step, so a bad candidate is
+aborted at the step that exposed it, never after more of the traffic has gone to it.
+Every step's start is a timestamp in status, so re-applying the Model neither restarts nor
+skips a step.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ciclo.api.model import Model, ModelSpec
+from ciclo.api.monitorpolicy import RuleStatus
 from ciclo.api.rollout import CanaryStatus, CanaryStep
 from ciclo.monitoring.evaluation import seconds
 from ciclo.planning.versions import Transition
@@ -60,6 +66,21 @@ class Decision:
 
 # An A/B test is one step at its split that only its verdict ends.
 UNTIL_CONCLUDED = "87600h"
+# How often a step whose pause has passed looks again for its rules' verdict.
+JUDGEMENT_POLL = 2.0
+
+
+def unjudged(rules: Sequence[RuleStatus], candidate: str, since: dt.datetime) -> str | None:
+    """Why a step may not end yet: a rule that would abort it has not judged the candidate
+    Ok since `since` (not evaluated yet, too few labels, a breach below its threshold).
+    None when all have, or when no rule would abort it (then the pause alone decides)."""
+    for rule in rules:
+        fresh = rule.last_evaluated is not None and rule.last_evaluated >= since
+        if rule.version != candidate or not fresh:
+            return f"waiting for rule {rule.name} to judge {candidate}"
+        if rule.state != "Ok":
+            return f"waiting for rule {rule.name} ({rule.state}) to judge {candidate} Ok"
+    return None
 
 
 def steps_of(spec: ModelSpec) -> list[CanaryStep]:
@@ -104,13 +125,15 @@ def decide(
     candidate_ready: int,
     now: dt.datetime,
     aborted_because: str | None = None,
+    rules: Sequence[RuleStatus] = (),
 ) -> Decision:
     """The canary's next state.
 
     `champion` is what serves (None when nothing usable does: then there is nothing to
     compare against and the candidate simply switches in); `candidate` is the version
     that should serve next, None when the plan targets the champion again (a rollback
-    mark on the candidate: an abort, its reason in `aborted_because`).
+    mark on the candidate: an abort, its reason in `aborted_because`). `rules` are the
+    last evaluations of the MonitorPolicy rules whose breach would abort the canary.
     """
     spec = model.spec
     previous = model.status.canary
@@ -180,6 +203,13 @@ def decide(
         # The pause holds (or the step's pods are not all ready yet: its share is not real).
         current = previous.model_copy(update={"step": step, "weight": split.weight})
         return Decision(current, active=True, split=split, requeue_after=max(1.0, left + 1))
+    waiting = unjudged(rules, candidate, previous.step_since)
+    if waiting is not None:
+        shown = f"step {step + 1}/{len(steps)}: {split.weight}% of requests to {candidate}; "
+        current = previous.model_copy(
+            update={"step": step, "weight": split.weight, "message": shown + waiting}
+        )
+        return Decision(current, active=True, split=split, requeue_after=JUDGEMENT_POLL)
     if step + 1 >= len(steps):
         message = f"passed all {len(steps)} steps: {candidate} promoted"
         return Decision(ended(previous, "Promoted", message, now), promote=True)
