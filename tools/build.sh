@@ -160,12 +160,37 @@ gw_copy() {
   echo "[tools] gateway-api CRDs copied to $gw_dir"
 }
 
+# Traefik's own CRDs (traefik.io), from the pinned Traefik module: a shadow rollout on the
+# local cluster mirrors through a TraefikService, since Traefik's Gateway provider has no
+# RequestMirror filter (docs/rollout.md).
+tr_module=github.com/traefik/traefik/v3
+tr_dir=$cache/crds/traefik
+tr_file=docs/content/reference/dynamic-configuration/kubernetes-crd-definition-v1.yml
+
+tr_stamp() { cat "$here/traefik/go.mod" "$here/traefik/go.sum" | sha256sum | cut -c1-16; }
+
+tr_fresh() {
+  [ "$(cat "$stamps/traefik-crds" 2>/dev/null)" = "$(tr_stamp)" ] && [ -s "$tr_dir/traefik.io.yaml" ]
+}
+
+tr_copy() {
+  local dir
+  dir=$(cd "$here/traefik" && go mod download -json "$tr_module@$traefik" |
+    sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
+  [ -f "$dir/$tr_file" ] || { echo "[tools] $tr_module has no $tr_file" >&2; return 1; }
+  mkdir -p "$tr_dir"
+  install -m 644 "$dir/$tr_file" "$tr_dir/traefik.io.yaml"
+  tr_stamp > "$stamps/traefik-crds"
+  echo "[tools] traefik CRDs copied to $tr_dir"
+}
+
 families="kubernetes etcd kwok helm prometheus traefik"
 if [ "${1:-}" = "--check" ]; then
   stale=0
   for f in $families; do fresh "$f" || { echo "[tools] $f is missing or stale: run 'make tools'"; stale=1; }; done
   po_fresh || { echo "[tools] prometheus-operator CRDs are missing or stale: run 'make tools'"; stale=1; }
   gw_fresh || { echo "[tools] gateway-api CRDs are missing or stale: run 'make tools'"; stale=1; }
+  tr_fresh || { echo "[tools] traefik CRDs are missing or stale: run 'make tools'"; stale=1; }
   exit $stale
 fi
 
@@ -174,4 +199,5 @@ for f in $families; do
 done
 if po_fresh; then echo "[tools] prometheus-operator CRDs are up to date"; else po_copy; fi
 if gw_fresh; then echo "[tools] gateway-api CRDs are up to date"; else gw_copy; fi
+if tr_fresh; then echo "[tools] traefik CRDs are up to date"; else tr_copy; fi
 echo "[tools] binaries in $bin"

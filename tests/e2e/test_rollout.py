@@ -138,14 +138,20 @@ class Load:
 
 @pytest.fixture
 def gateway_api(paths: Paths, kubeconfig: Path) -> None:
-    """The pinned Gateway API CRDs (tools/build.sh copies them), installed once: they are
-    cluster-wide, and nothing else in the suite minds them."""
+    """The pinned Gateway API CRDs and Traefik's own (tools/build.sh copies them), installed
+    once: they are cluster-wide, and nothing else in the suite minds them."""
     files = sorted((paths.cache / "crds" / "gateway-api").glob("*.yaml"))
-    assert files, "the Gateway API CRDs are missing: run `make tools`"
+    traefik_crds = paths.cache / "crds" / "traefik" / "traefik.io.yaml"
+    assert files and traefik_crds.exists(), "CRDs are missing: run `make tools`"
     launcher.kubectl(
-        paths, kubeconfig, "apply", "--server-side", *(f"--filename={f}" for f in files)
+        paths,
+        kubeconfig,
+        "apply",
+        "--server-side",
+        *(f"--filename={f}" for f in [*files, traefik_crds]),
     )
     names = [f"crd/{kind}.{GW}" for kind in ("httproutes", "gateways", "gatewayclasses")]
+    names.append("crd/traefikservices.traefik.io")
     seen: list[str] = []
 
     def established() -> bool:

@@ -6,7 +6,10 @@ EndpointSlices: there is no kube-proxy, and it needs none.
 Traefik maps a Gateway listener to the entry point with the same port, so the Gateway
 made here listens on the port Traefik's `web` entry point binds. Its conformance report
 (Gateway API v1.5.1) passes HTTPRoute backend weights (core) but lists RequestMirror
-unsupported: a shadow rollout needs another implementation (docs/rollout.md).
+unsupported, so its Kubernetes CRD provider runs too (the traefik.io CRDs, which
+tools/build.sh copies from the pinned module, must be installed): a shadow's route names
+a TraefikService that mirrors (spec.rollout.gateway.mirror: TraefikService,
+docs/rollout.md).
 """
 
 from __future__ import annotations
@@ -56,6 +59,7 @@ def start(paths: Paths, kubeconfig: Path, home: Path, port: int, ping_port: int)
                 "--ping=true",
                 "--ping.entrypoint=traefik",
                 "--providers.kubernetesgateway=true",
+                "--providers.kubernetescrd=true",
                 "--log.level=INFO",
                 "--log.nocolor=true",
                 "--global.checknewversion=false",

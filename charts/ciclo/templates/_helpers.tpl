@@ -115,6 +115,11 @@ seccompProfile:
 - apiGroups: [gateway.networking.k8s.io]
   resources: [httproutes]
   verbs: [get, create, patch]
+# A shadow's TraefikService, when the Gateway is Traefik's (spec.rollout.gateway.mirror):
+# made for the shadow, removed after it.
+- apiGroups: [traefik.io]
+  resources: [traefikservices]
+  verbs: [get, create, patch, delete]
 # Training (docs/training.md): a Job per run, a CronJob per scheduled Model (server-side
 # apply), and the tail of a failed run's log for the Model's TrainingFailed condition.
 - apiGroups: [batch]

@@ -15,6 +15,7 @@ from ciclo.api.rollout import (
     PromoteRequest,
     Rollout,
     RolloutSpec,
+    ShadowResult,
 )
 from ciclo.api.training import RetrainRequest, Training, TrainingStatus
 
@@ -225,6 +226,8 @@ class ModelStatus(Schema):
     """Set by `ciclo promote`: promote the running canary's candidate now."""
     abtest: ABTestResult | None = None
     """The latest A/B test's verdict, set by the monitoring loop when the test ends."""
+    shadow: ShadowResult | None = None
+    """The latest shadow's verdict, set by the monitoring loop when its duration ends."""
     retrain_request: RetrainRequest | None = None
     """The latest request for a training run (`ciclo retrain`, a policy's retrain action)."""
     training: TrainingStatus | None = None

@@ -29,13 +29,22 @@ class CanaryStep(Schema):
 
 
 class Shadow(Schema):
-    """The candidate gets a mirror of live traffic; its answers are discarded."""
+    """The candidate gets a mirror of live traffic; its answers are discarded. After
+    `duration` its quality on the same labels, its agreement with the champion and its
+    latency are compared with the champion's, and it is promoted only if all pass."""
 
     duration: Duration = "10m"
     """How long the comparison runs before it is judged."""
+    min_samples: int = Field(default=100, ge=1, le=10_000_000)
+    """Labelled predictions each version needs by then; with fewer the shadow is aborted
+    (too little evidence to promote on)."""
+    max_accuracy_drop: float = Field(default=0.0, ge=0, le=1)
+    """How far the candidate's accuracy may fall below the champion's (absolute)."""
     max_disagreement: float = Field(default=0.1, ge=0, le=1)
-    """The largest share of mirrored requests on which the candidate may disagree with the
-    champion and still be promoted."""
+    """The largest share of labelled mirrored rows on which the candidate may answer
+    differently from the champion."""
+    max_latency_ratio: float | None = Field(default=2.0, gt=0)
+    """The candidate's p99 latency over the champion's at most; unset: latency not judged."""
 
 
 ABTEST_RULES = validations(
@@ -75,6 +84,11 @@ class GatewayReference(Schema):
     """The Gateway's namespace; the Model's when unset."""
     section_name: Name | None = None
     """The Gateway listener to attach to; every listener that allows the route when unset."""
+    mirror: Literal["RequestMirror", "TraefikService"] = "RequestMirror"
+    """How a shadow's mirror is expressed: the Gateway API's RequestMirror filter (Envoy
+    Gateway, NGINX Gateway Fabric, Istio), or a Traefik TraefikService of the mirroring
+    kind that the route names as its backend (Traefik's Gateway provider has no
+    RequestMirror; docs/rollout.md)."""
 
 
 ROLLOUT_RULES = validations(
@@ -176,6 +190,39 @@ class ABTestArm(Schema):
     """Its labelled predictions that were right."""
     total: int = Field(ge=0)
     """Its labelled predictions."""
+
+
+class ShadowResult(Schema):
+    """A shadow's verdict, written by the monitoring loop (it reads the labels and the
+    latencies) when the shadow's duration has passed; the Model controller promotes the
+    candidate or aborts the shadow on it."""
+
+    version: str
+    """The candidate."""
+    champion: str
+    """The version that answered the requests meanwhile."""
+    since: dt.datetime
+    """The start of the shadow it judges (status.canary.since)."""
+    promote: bool
+    """Whether every comparison passed."""
+    accuracy: float | None = None
+    """The candidate's accuracy on the labels of the mirrored requests."""
+    champion_accuracy: float | None = None
+    """The champion's accuracy over the same span."""
+    samples: int = Field(default=0, ge=0)
+    """The candidate's labelled predictions."""
+    agreement: float | None = None
+    """The share of labelled rows on which the candidate answered as the champion did."""
+    latency_p99: float | None = None
+    """The candidate's p99 latency in seconds, on the mirrored requests."""
+    champion_latency_p99: float | None = None
+    """The champion's p99 latency in seconds."""
+    failed: list[str] = Field(default_factory=list, max_length=8)
+    """The comparisons that failed, each with both numbers."""
+    message: str = Field(default="", max_length=4096)
+    """The verdict for people."""
+    at: dt.datetime
+    """When the shadow was judged."""
 
 
 class ABTestResult(Schema):

@@ -38,6 +38,7 @@ from ciclo.kube.client import (
     MONITOR_POLICIES,
     PODS,
     SERVICES,
+    TRAEFIK_SERVICES,
     ApiError,
     Json,
     Kube,
@@ -45,7 +46,7 @@ from ciclo.kube.client import (
     NotFound,
     Ref,
 )
-from ciclo.planning import conditions, evaluation, manifests
+from ciclo.planning import conditions, evaluation, gateway, manifests
 from ciclo.planning.model import (
     MODEL_CONDITIONS,
     DeploymentState,
@@ -207,8 +208,18 @@ def _reconcile(kube: Kube, config: Config, namespace: str, name: str) -> float |
         for backend in result.version_services:
             found = kube.get(SERVICES, namespace, backend["metadata"]["name"])
             apply_child(kube, SERVICES, backend, found)
+        # A shadow's TraefikService exists before the route names it, and goes after the
+        # route has stopped naming it: the champion's requests never meet a missing backend.
+        mirror = model.spec.rollout.gateway and model.spec.rollout.gateway.mirror
+        if result.traefik_mirror is not None:
+            found = kube.get(TRAEFIK_SERVICES, namespace, result.traefik_mirror["metadata"]["name"])
+            apply_child(kube, TRAEFIK_SERVICES, result.traefik_mirror, found)
         if result.route is not None:
             apply_child(kube, HTTP_ROUTES, result.route, kube.get(HTTP_ROUTES, namespace, name))
+        if result.traefik_mirror is None and mirror == "TraefikService":
+            stale = gateway.shadow_service_name(name)
+            if kube.get(TRAEFIK_SERVICES, namespace, stale) is not None:
+                kube.delete(TRAEFIK_SERVICES, namespace, stale)
         for stale in result.delete_deployments:
             kube.delete(DEPLOYMENTS, namespace, stale)
         way_in.sync_jobs(kube, model, result.evaluation_jobs)
@@ -281,6 +292,7 @@ def _write_status(kube: Kube, model: Model, status: ModelStatus) -> None:
     body.pop("retirement", None)
     body.pop("promoteRequest", None)  # ciclo promote's
     body.pop("abtest", None)  # the monitoring loop's
+    body.pop("shadow", None)  # the monitoring loop's
     body.pop("retrainRequest", None)  # ciclo-retrain's
     body.pop("training", None)  # the training controller's
     body["conditions"] = [c for c in body["conditions"] if c["type"] in MODEL_CONDITIONS]
@@ -344,11 +356,12 @@ def register(kube: CachedKube, config: Config) -> Queue:
             return
         # The spec (generation) and deletion change plans; our own status writes do not.
         # So do records of other writers: a MonitorPolicy's retirement, `ciclo promote`,
-        # an A/B test's verdict.
+        # an A/B test's or a shadow's verdict.
         meta = body["metadata"]
         retirement = (body.get("status") or {}).get("retirement") or {}
         promote = (body.get("status") or {}).get("promoteRequest") or {}
         verdict = (body.get("status") or {}).get("abtest") or {}
+        mirrored = (body.get("status") or {}).get("shadow") or {}
         # ... and a version a training run registered, which may be the candidate.
         trained = ((body.get("status") or {}).get("training") or {}).get("trainedVersion")
         if relevance.changed(
@@ -359,6 +372,7 @@ def register(kube: CachedKube, config: Config) -> Queue:
                 retirement.get("at"),
                 promote.get("at"),
                 verdict.get("at"),
+                mirrored.get("at"),
                 trained,
             ),
         ):

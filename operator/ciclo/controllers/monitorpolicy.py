@@ -30,6 +30,7 @@ from ciclo.controllers.metrics import POLICY_ACTIONS, REGISTRY, rule_thresholds
 from ciclo.controllers.policy_actions import Subject
 from ciclo.controllers.policy_sources import (
     SourceUnavailable,
+    agreement_reading,
     arm_readings,
     make_source,
     observe,
@@ -46,10 +47,10 @@ from ciclo.kube.client import (
 )
 from ciclo.monitoring.evaluation import seconds
 from ciclo.monitoring.sources import MetricSource
-from ciclo.planning import abtest, conditions
+from ciclo.planning import abtest, conditions, shadow
 from ciclo.planning import monitorpolicy as planning
 from ciclo.planning.monitorpolicy import Observed
-from ciclo.records import abtest as abtest_record
+from ciclo.records import verdicts
 
 log = logging.getLogger(__name__)
 
@@ -156,7 +157,14 @@ def _evaluate_policy(
             if (window := abtest.window(model, now)) is not None:
                 readings = arm_readings(source, model, window)
                 if (result := abtest.conclude(model, readings, now)) is not None:
-                    abtest_record.record(kube, model, result)
+                    verdicts.record(kube, model, "abtest", result)
+            # ... and a shadow, once its duration has passed, on labels, agreement, latency.
+            if (window := shadow.window(model, now)) is not None:
+                accuracy = arm_readings(source, model, window)
+                latency = arm_readings(source, model, window, "latency_p99")
+                agreed = agreement_reading(source, model, window)
+                if (judged := shadow.conclude(model, accuracy, agreed, latency, now)) is not None:
+                    verdicts.record(kube, model, "shadow", judged)
         except (SourceUnavailable, ApiError, ValueError) as e:
             source_error = str(e)
 

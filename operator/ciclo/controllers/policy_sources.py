@@ -127,15 +127,27 @@ def _baseline(
     return reading.value if reading.error is None else None
 
 
-def arm_readings(source: MetricSource, model: Model, window: str) -> dict[str, Reading]:
-    """Each A/B-tested version's accuracy over the test so far (`window`), with its
-    sample count: the champion's and the running candidate's."""
+def arm_readings(
+    source: MetricSource, model: Model, window: str, metric: str = "accuracy"
+) -> dict[str, Reading]:
+    """The champion's and the running candidate's `metric` over the rollout so far
+    (`window`), with its sample count: an A/B test's arms, a shadow's two sides."""
     canary = model.status.canary
     if canary is None:
         return {}
     return {
         version: source.read(
-            Query(model.metadata.namespace, model.metadata.name, version, window, "accuracy")
+            Query(model.metadata.namespace, model.metadata.name, version, window, metric)
         )
         for version in (canary.champion, canary.version)
     }
+
+
+def agreement_reading(source: MetricSource, model: Model, window: str) -> Reading:
+    """The share of labelled rows on which the running candidate answered as the
+    champion did, over `window` (a shadow's: both answered every request)."""
+    canary = model.status.canary
+    if canary is None:
+        return Reading()
+    query = Query(model.metadata.namespace, model.metadata.name, canary.version, window)
+    return source.read(dataclasses.replace(query, metric="agreement", other=canary.champion))

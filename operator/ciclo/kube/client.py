@@ -96,6 +96,7 @@ POD_MONITORS = Ref("monitoring.coreos.com", "v1", "podmonitors")
 PROMETHEUS_RULES = Ref("monitoring.coreos.com", "v1", "prometheusrules")
 # The Gateway API's routes, for a Model whose spec.rollout names a Gateway.
 HTTP_ROUTES = Ref("gateway.networking.k8s.io", "v1", "httproutes")
+TRAEFIK_SERVICES = Ref("traefik.io", "v1alpha1", "traefikservices")
 
 
 def resource_of(path: str) -> str:

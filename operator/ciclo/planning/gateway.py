@@ -23,6 +23,7 @@ from ciclo.planning.manifests import (
 )
 
 ROUTE_API = "gateway.networking.k8s.io/v1"
+TRAEFIK_API = "traefik.io/v1alpha1"
 
 
 def version_service_name(model: str, version: str) -> str:
@@ -56,8 +57,48 @@ def version_service(model: Model, version: str) -> Json:
     }
 
 
-def http_route(model: Model, weights: dict[str, int]) -> Json:
-    """The Model's HTTPRoute: its paths to each version's Service, weighted (percent)."""
+def shadow_service_name(model: str) -> str:
+    return dns_label(model, "shadow")
+
+
+def _backend(name: str, weight: int | None = None) -> Json:
+    ref: Json = {"group": "", "kind": "Service", "name": name, "port": 80}
+    if weight is not None:
+        ref["weight"] = weight
+    return ref
+
+
+def traefik_mirror(model: Model, serving: str, shadow: str) -> Json:
+    """A Traefik TraefikService that answers from the serving version's Service and sends
+    a copy of each request to the shadow's, whose answers Traefik discards."""
+    name = model.metadata.name
+    return {
+        "apiVersion": TRAEFIK_API,
+        "kind": "TraefikService",
+        "metadata": {
+            "name": shadow_service_name(name),
+            "namespace": model.metadata.namespace,
+            "labels": labels(name),
+            "ownerReferences": [owner(model)],
+        },
+        "spec": {
+            "mirroring": {
+                "name": version_service_name(name, serving),
+                "port": 80,
+                "mirrors": [
+                    {"name": version_service_name(name, shadow), "port": 80, "percent": 100}
+                ],
+            }
+        },
+    }
+
+
+def http_route(model: Model, weights: dict[str, int], shadow: str | None = None) -> Json:
+    """The Model's HTTPRoute: its paths to each version's Service, weighted (percent).
+
+    With a `shadow`, inference requests (only they: feedback must not reach the store
+    twice) are also copied to the shadow's Service: by the RequestMirror filter, or
+    through a TraefikService (`traefik_mirror`), as spec.rollout.gateway.mirror says."""
     gateway = model.spec.rollout.gateway
     assert gateway is not None
     name = model.metadata.name
@@ -66,6 +107,31 @@ def http_route(model: Model, weights: dict[str, int]) -> Json:
         parent["namespace"] = gateway.namespace
     if gateway.section_name:
         parent["sectionName"] = gateway.section_name
+    rules: list[Json] = [
+        {
+            "matches": [{"path": {"type": "PathPrefix", "value": f"/v2/models/{name}"}}],
+            "backendRefs": [
+                _backend(version_service_name(name, version), weight)
+                for version, weight in weights.items()
+            ],
+        }
+    ]
+    if shadow is not None:
+        (serving,) = weights
+        infer = {"path": {"type": "Exact", "value": f"/v2/models/{name}/infer"}}
+        if gateway.mirror == "TraefikService":
+            backend = {"group": "traefik.io", "kind": "TraefikService"}
+            backend["name"] = shadow_service_name(name)
+            rules.append({"matches": [infer], "backendRefs": [backend]})
+        else:
+            mirror = {"backendRef": _backend(version_service_name(name, shadow))}
+            rules.append(
+                {
+                    "matches": [infer],
+                    "filters": [{"type": "RequestMirror", "requestMirror": mirror}],
+                    "backendRefs": [_backend(version_service_name(name, serving))],
+                }
+            )
     return {
         "apiVersion": ROUTE_API,
         "kind": "HTTPRoute",
@@ -75,22 +141,5 @@ def http_route(model: Model, weights: dict[str, int]) -> Json:
             "labels": labels(name),
             "ownerReferences": [owner(model)],
         },
-        "spec": {
-            "parentRefs": [parent],
-            "rules": [
-                {
-                    "matches": [{"path": {"type": "PathPrefix", "value": f"/v2/models/{name}"}}],
-                    "backendRefs": [
-                        {
-                            "group": "",
-                            "kind": "Service",
-                            "name": version_service_name(name, version),
-                            "port": 80,
-                            "weight": weight,
-                        }
-                        for version, weight in weights.items()
-                    ],
-                }
-            ],
-        },
+        "spec": {"parentRefs": [parent], "rules": rules},
     }

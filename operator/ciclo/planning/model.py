@@ -53,6 +53,8 @@ class ModelPlan:
     """With spec.rollout.gateway: a Service per version the HTTPRoute weighs."""
     route: Json | None = None
     """With spec.rollout.gateway: the Model's HTTPRoute and its weights."""
+    traefik_mirror: Json | None = None
+    """A shadow's TraefikService, when the Gateway is Traefik's (gateway.mirror)."""
     status: ModelStatus = field(default_factory=ModelStatus)
     versions: list[VersionUpdate] = field(default_factory=list)
     events: list[Transition] = field(default_factory=list)
@@ -286,6 +288,15 @@ def plan(
     elif canary.split is not None:
         serving = champion
     pending = target if not retired and target is not None and target != serving else None
+    # A shadow that failed its comparison holds its candidate out, as a gate does.
+    shadow_failed = (
+        canary.canary is not None
+        and canary.canary.strategy == "shadow"
+        and canary.canary.phase == "Aborted"
+        and pending == canary.canary.version
+    )
+    if shadow_failed and problem is None and canary.canary is not None:
+        problem = ("ShadowAborted", canary.canary.message)
     new_rollout = (
         None
         if pending is None
@@ -407,10 +418,17 @@ def plan(
         result.service = manifests.service(model, None if both else serving)
         if spec.rollout.gateway is not None:
             weights = {serving: 100}
+            shadow = None
             if canary.active and canary.canary is not None and pending is not None:
-                weights = {serving: 100 - canary.canary.weight, pending: canary.canary.weight}
-            result.version_services = [gateway.version_service(model, v) for v in weights]
-            result.route = gateway.http_route(model, weights)
+                if canary.canary.strategy == "shadow":
+                    shadow = pending  # a copy of each request; none of the answers
+                else:
+                    weights = {serving: 100 - canary.canary.weight, pending: canary.canary.weight}
+            backends = [*weights, *([shadow] if shadow else [])]
+            result.version_services = [gateway.version_service(model, v) for v in backends]
+            result.route = gateway.http_route(model, weights, shadow)
+            if shadow is not None and spec.rollout.gateway.mirror == "TraefikService":
+                result.traefik_mirror = gateway.traefik_mirror(model, serving, shadow)
 
     ready = ready_of.get(serving, 0) if serving is not None else 0
     want = spec.serving.replicas
@@ -472,6 +490,8 @@ def plan(
             if canary.canary is not None
             and canary.canary.phase == "Concluded"
             and pending == canary.canary.version
+            else cond("Progressing", False, "ShadowAborted", problem[1])
+            if shadow_failed and problem is not None
             else cond("Progressing", False, "Complete", f"{serving} is rolled out")
             if done
             else cond("Progressing", True, "Rollout", f"{serving}: {ready}/{want} ready{coming}")

@@ -90,6 +90,10 @@ def steps_of(spec: ModelSpec) -> list[CanaryStep]:
         return rollout.steps
     if rollout.strategy == "abtest" and rollout.abtest is not None:
         return [CanaryStep(weight=rollout.abtest.split, pause=UNTIL_CONCLUDED)]
+    if rollout.strategy == "shadow":
+        # No share of the answers at all (a step's weight is at least 1 by its schema):
+        # one pod of the candidate takes the mirror until the verdict.
+        return [CanaryStep.model_construct(weight=0, pause=UNTIL_CONCLUDED)]
     return []
 
 
@@ -157,11 +161,14 @@ def decide(
         return Decision(previous)
     if (
         previous is not None
-        and previous.phase == "Concluded"
+        and (
+            previous.phase == "Concluded"
+            or (previous.phase == "Aborted" and previous.strategy == "shadow")
+        )
         and (previous.version, previous.champion) == (candidate, champion)
     ):
-        # An A/B test ended without promoting: the champion serves until spec.version
-        # names another version.
+        # An A/B test ended without promoting, or a shadow failed its comparison: the
+        # champion serves until spec.version names another version.
         return Decision(previous, split=Split(replicas, 0, 0))
     if not same:
         first = replica_split(replicas, steps[0].weight, gateway)
@@ -176,7 +183,12 @@ def decide(
             weight=first.weight,
             step_since=now,
             since=now,
-            message=f"step 1/{len(steps)}: {first.weight}% of requests to {candidate}",
+            message=(
+                f"shadow: a copy of each request to {candidate}, its answers discarded, "
+                f"judged after {spec.rollout.shadow.duration if spec.rollout.shadow else '10m'}"
+                if spec.rollout.strategy == "shadow"
+                else f"step 1/{len(steps)}: {first.weight}% of requests to {candidate}"
+            ),
         )
         return Decision(
             started, active=True, split=first, requeue_after=seconds(steps[0].pause) + 1
@@ -195,6 +207,16 @@ def decide(
             return Decision(ended(previous, "Promoted", verdict.message, now), promote=True)
         concluded = ended(previous, "Concluded", verdict.message, now)
         return Decision(concluded, split=Split(replicas, 0, 0))
+    shadow = model.status.shadow
+    if (
+        spec.rollout.strategy == "shadow"
+        and shadow is not None
+        and (shadow.version, shadow.since) == (candidate, previous.since)
+    ):
+        if shadow.promote:
+            return Decision(ended(previous, "Promoted", shadow.message, now), promote=True)
+        aborted = ended(previous, "Aborted", shadow.message, now)
+        return Decision(aborted, split=Split(replicas, 0, 0))
     asked = model.status.promote_request
     if asked is not None and asked.version == candidate and asked.at >= previous.since:
         message = f"promoted at step {step + 1}/{len(steps)} by hand: {asked.reason}"
@@ -251,6 +273,12 @@ def canary_events(
     if after is None or after == before:
         return []
     key = f"canary-{after.version}-from-{after.champion}-{after.since:%Y%m%dT%H%M%S}"
+    if after.strategy == "shadow" and after.phase in ("Aborted", "Promoted"):
+        if before is not None and before.phase == after.phase:
+            return []
+        if after.phase == "Aborted":
+            return [Transition("ShadowAborted", after.message, f"{key}-aborted", "Warning")]
+        return [Transition("ShadowPromoted", after.message, f"{key}-promoted")]
     if after.phase == "Aborted" and (before is None or before.phase != "Aborted"):
         return [Transition("CanaryAborted", after.message, f"{key}-aborted", "Warning")]
     if after.phase == "Concluded" and (before is None or before.phase != "Concluded"):
