@@ -55,7 +55,7 @@ def rules(p: ModelPlan) -> list[dict[str, Any]]:
 
 
 def test_a_shadow_mirrors_inference_and_answers_from_the_champion_only():
-    m, versions, p = shadowing()
+    _, _, p = shadowing()
     canary = p.status.canary
     assert canary is not None and (canary.strategy, canary.phase, canary.weight) == (
         "shadow",
