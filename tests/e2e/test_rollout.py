@@ -31,6 +31,9 @@ from tests.integration.waiting import wait_for
 from tests.unit.test_store import redis_server
 
 import kubernetes
+from ciclo.api.model import Model
+from ciclo.api.rollout import GatewayReference
+from ciclo.planning import gateway as planned
 from localcluster import gateway as local_gateway
 from localcluster import launcher
 from localcluster.paths import Paths
@@ -82,10 +85,16 @@ class Load:
     perhaps to the other version: the store matches it) by feedback with the true labels.
     Every answer is recorded as (monotonic time, UTC time, the version that answered)."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, label_delay: float = 0.0) -> None:
         self.url = url
         self.rng = np.random.default_rng(3)
         self.answers: list[tuple[dt.datetime, str]] = []
+        self.latencies: list[tuple[dt.datetime, float]] = []
+        """(when, seconds) of each answered request, as the client saw it."""
+        self.label_delay = label_delay
+        """Seconds before a request's labels are sent (late ground truth): a mirrored
+        copy's prediction reaches the store a moment after the answer."""
+        self.labels: list[tuple[float, str, list[int]]] = []
         self.failed = 0
         self.stopping = threading.Event()
         self.thread = threading.Thread(target=self.run, daemon=True)
@@ -109,16 +118,23 @@ class Load:
                     ],
                 }
                 try:
+                    start = time.monotonic()
                     answer = client.post(f"{self.url}/v2/models/iris/infer", json=body)
+                    took = time.monotonic() - start
                     if answer.status_code != 200:
                         self.failed += 1
                         time.sleep(0.1)
                         continue
-                    self.answers.append((dt.datetime.now(dt.UTC), answer.json()["model_version"]))
-                    client.post(
-                        f"{self.url}/v2/models/iris/feedback",
-                        json={"id": f"r{n}", "labels": Y[rows].tolist()},
-                    )
+                    now = dt.datetime.now(dt.UTC)
+                    self.answers.append((now, answer.json()["model_version"]))
+                    self.latencies.append((now, took))
+                    self.labels.append((start + self.label_delay, f"r{n}", Y[rows].tolist()))
+                    while self.labels and self.labels[0][0] <= time.monotonic():
+                        _, rid, labels = self.labels.pop(0)
+                        client.post(
+                            f"{self.url}/v2/models/iris/feedback",
+                            json={"id": rid, "labels": labels},
+                        )
                 except httpx.HTTPError:
                     self.failed += 1
                     time.sleep(0.1)
@@ -130,6 +146,11 @@ class Load:
             if start <= at <= end:
                 counts[version] = counts.get(version, 0) + 1
         return counts
+
+    def p99(self, start: dt.datetime, end: dt.datetime) -> float:
+        """The client's p99 latency (seconds) of the requests answered in [start, end]."""
+        took = sorted(t for at, t in list(self.latencies) if start <= at <= end)
+        return took[min(len(took) - 1, int(0.99 * len(took)))] if took else float("nan")
 
     def stop(self) -> None:
         self.stopping.set()
@@ -201,6 +222,20 @@ def store(core: Any, namespace: str, tmp_path: Path) -> Iterator[str]:
         yield served
 
 
+def gateway(custom: Any, ns: str, traefik: local_gateway.Traefik) -> None:
+    """Traefik's GatewayClass (cluster-wide: perhaps made by an earlier run) and a Gateway
+    named web in the namespace, listening on Traefik's entry point."""
+    try:
+        custom.create_cluster_custom_object(
+            GW, "v1", "gatewayclasses", local_gateway.gateway_class()
+        )
+    except kubernetes.client.ApiException as e:
+        assert e.status == 409, e
+    custom.create_namespaced_custom_object(
+        GW, "v1", ns, "gateways", local_gateway.gateway("web", traefik.port)
+    )
+
+
 @pytest.mark.timeout(900)
 def test_a_bad_canary_aborts_at_its_first_step_and_a_good_one_is_promoted(
     custom: Any,
@@ -212,15 +247,7 @@ def test_a_bad_canary_aborts_at_its_first_step_and_a_good_one_is_promoted(
     tmp_path: Path,
 ) -> None:
     ns = namespace
-    try:
-        custom.create_cluster_custom_object(
-            GW, "v1", "gatewayclasses", local_gateway.gateway_class()
-        )
-    except kubernetes.client.ApiException as e:
-        assert e.status == 409, e  # made by an earlier run on this cluster
-    custom.create_namespaced_custom_object(
-        GW, "v1", ns, "gateways", local_gateway.gateway("web", traefik.port)
-    )
+    gateway(custom, ns, traefik)
     register(
         custom, ns, "v1", DecisionTreeClassifier(max_depth=3, random_state=0).fit(X, Y), tmp_path
     )
@@ -398,15 +425,7 @@ def test_an_ab_test_names_the_better_version_and_identical_versions_none(
     tmp_path: Path,
 ) -> None:
     ns = namespace
-    try:
-        custom.create_cluster_custom_object(
-            GW, "v1", "gatewayclasses", local_gateway.gateway_class()
-        )
-    except kubernetes.client.ApiException as e:
-        assert e.status == 409, e
-    custom.create_namespaced_custom_object(
-        GW, "v1", ns, "gateways", local_gateway.gateway("web", traefik.port)
-    )
+    gateway(custom, ns, traefik)
     good = DecisionTreeClassifier(max_depth=3, random_state=0).fit(X, Y)
     register(custom, ns, "v1", good, tmp_path)
     register(
@@ -495,5 +514,146 @@ def test_an_ab_test_names_the_better_version_and_identical_versions_none(
         wait_for("v3 concluded", lambda: model()["status"]["canary"]["phase"] == "Concluded", 30)
         assert model()["status"]["servingVersion"] == "v1"
         print("ABTEST-FIGURES " + json.dumps({"worse": verdict, "identical": same}))
+    finally:
+        load.stop()
+
+
+@pytest.mark.timeout(900)
+def test_a_worse_shadow_is_never_exposed_and_an_identical_one_is_promoted(
+    custom: Any,
+    namespace: str,
+    operator: Any,
+    traefik: local_gateway.Traefik,
+    store: str,
+    tmp_path: Path,
+) -> None:
+    """Traefik mirrors each inference request to the candidate through a TraefikService
+    (its Gateway provider has no RequestMirror); the client only ever hears the champion.
+    A worse v2 is held out on its comparison; v3, the champion's own model, agrees on
+    every row and is promoted."""
+    ns = namespace
+    gateway(custom, ns, traefik)
+    good = DecisionTreeClassifier(max_depth=3, random_state=0).fit(X, Y)
+    register(custom, ns, "v1", good, tmp_path)
+    register(
+        custom, ns, "v2", DecisionTreeClassifier(max_depth=1, random_state=0).fit(X, Y), tmp_path
+    )
+    register(custom, ns, "v3", good, tmp_path)
+    rollout = {
+        "strategy": "shadow",
+        "shadow": {"duration": "60s", "minSamples": 50, "maxDisagreement": 0.1},
+        "gateway": {"name": "web", "mirror": "TraefikService"},
+    }
+    custom.create_namespaced_custom_object(
+        G,
+        V,
+        ns,
+        "models",
+        {
+            "apiVersion": f"{G}/{V}",
+            "kind": "Model",
+            "metadata": {"name": "iris"},
+            "spec": {
+                "version": "v1",
+                "serving": {"replicas": 1, **PROCESS_NODE},
+                "monitoring": {
+                    "feedback": {"store": {"secretKeyRef": {"name": "prediction-store"}}}
+                },
+                "rollout": rollout,
+            },
+        },
+    )
+    # The shadow is judged through the Model's MonitorPolicy source; its rule only alerts.
+    custom.create_namespaced_custom_object(
+        G,
+        V,
+        ns,
+        "monitorpolicies",
+        {
+            "apiVersion": f"{G}/{V}",
+            "kind": "MonitorPolicy",
+            "metadata": {"name": "iris"},
+            "spec": {
+                "modelRef": {"name": "iris"},
+                "interval": "2s",
+                "source": {"type": "pods"},
+                "rules": [
+                    {"name": "accuracy", "metric": "accuracy", "min": 0.5, "action": "alert"}
+                ],
+            },
+        },
+    )
+
+    def model() -> dict[str, Any]:
+        obj: dict[str, Any] = custom.get_namespaced_custom_object(G, V, ns, "models", "iris")
+        return obj
+
+    def ended(version: str) -> bool:
+        c = model()["status"].get("canary") or {}
+        return c.get("version") == version and c.get("phase") in ("Aborted", "Promoted")
+
+    wait_for("v1 serving", lambda: model().get("status", {}).get("servingVersion") == "v1", 120)
+    # The portable route (the RequestMirror filter, for Gateways that have it) passes the
+    # real Gateway API CRDs' validation too, though Traefik cannot run it.
+    portable = Model.model_validate(model())
+    portable.spec.rollout.gateway = GatewayReference(name="web")
+    route = planned.http_route(portable, {"v1": 100}, "v2")
+    assert route["spec"]["rules"][1]["filters"][0]["type"] == "RequestMirror"
+    custom.create_namespaced_custom_object(GW, "v1", ns, "httproutes", route, dry_run="All")
+    load = Load(traefik.url(), label_delay=1.0)
+    try:
+        wait_for("answers through the Gateway", lambda: len(load.answers) > 100, 60)
+        quiet_start = dt.datetime.now(dt.UTC)
+        time.sleep(20)  # the champion's latency alone, to compare the shadow's cost with
+        quiet = load.p99(quiet_start, dt.datetime.now(dt.UTC))
+
+        custom.patch_namespaced_custom_object(
+            G, V, ns, "models", "iris", {"spec": {"version": "v2"}}
+        )
+        wait_for("v2's shadow judged", lambda: ended("v2"), 300)
+        status = model()["status"]
+        canary, verdict = status["canary"], status["shadow"]
+        assert (canary["strategy"], canary["phase"]) == ("shadow", "Aborted"), canary
+        assert verdict["version"] == "v2" and verdict["promote"] is False, verdict
+        assert verdict["samples"] >= 50, verdict
+        assert verdict["accuracy"] < verdict["championAccuracy"] - 0.1, verdict
+        assert verdict["agreement"] < 0.9, verdict
+        assert any("accuracy" in f for f in verdict["failed"]), verdict
+        assert status["servingVersion"] == "v1"
+        degraded = {c["type"]: c for c in status["conditions"]}["Degraded"]
+        assert degraded["reason"] == "ShadowAborted", degraded
+        since = dt.datetime.fromisoformat(canary["since"])
+        until = dt.datetime.fromisoformat(canary["until"])
+        during = load.between(since, until)
+        assert during.get("v1", 0) > 100 and set(during) == {"v1"}, during
+        shadowed = load.p99(since, until)
+
+        custom.patch_namespaced_custom_object(
+            G, V, ns, "models", "iris", {"spec": {"version": "v3"}}
+        )
+        wait_for("v3's shadow judged", lambda: ended("v3"), 300)
+        status = model()["status"]
+        assert status["canary"]["phase"] == "Promoted", status["canary"]
+        same = status["shadow"]
+        assert same["version"] == "v3" and same["promote"] is True, same
+        assert same["agreement"] == 1.0, same
+        wait_for("v3 serving", lambda: model()["status"].get("servingVersion") == "v3", 60)
+        wait_for(
+            "answers from v3",
+            lambda: load.between(dt.datetime.now(dt.UTC) - dt.timedelta(seconds=5),
+                                 dt.datetime.now(dt.UTC)).get("v3", 0) > 0,
+            60,
+        )  # fmt: skip
+        print(
+            "SHADOW-FIGURES "
+            + json.dumps(
+                {
+                    "champion_p99_ms_alone": round(quiet * 1000, 1),
+                    "champion_p99_ms_with_shadow": round(shadowed * 1000, 1),
+                    "worse": verdict,
+                    "identical": same,
+                }
+            )
+        )
     finally:
         load.stop()

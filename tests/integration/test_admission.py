@@ -206,6 +206,11 @@ CREATE_CASES = [
         ["spec.rollout.gateway", "set gateway"],
     ),
     (
+        "shadow-unknown-mirror",
+        model(rollout={"strategy": "shadow", "gateway": {"name": "web", "mirror": "Envoy"}}),
+        ["spec.rollout.gateway.mirror", "Unsupported value"],
+    ),
+    (
         "unknown-strategy",
         model(rollout={"strategy": "bluegreen"}),
         ["spec.rollout.strategy", "Unsupported value"],

@@ -57,3 +57,18 @@ def test_a_running_canary_shows_its_candidate_weight_and_step() -> None:
     assert doc["canary"]["weights"] == {"v2": 50, "v1": 50} and doc["canary"]["step"] == 2
     m["status"]["canary"]["phase"] = "Aborted"
     assert status_rows([m])[1][3] == "v1"
+
+
+def test_a_running_shadow_shows_its_candidate_takes_no_answers() -> None:
+    m = model("a", "iris", "v2", "v1")
+    m["status"]["canary"] = {
+        "version": "v2",
+        "champion": "v1",
+        "strategy": "shadow",
+        "phase": "Progressing",
+        "step": 0,
+        "weight": 0,
+    }
+    assert status_rows([m])[1][3] == "v1 + shadow v2 0% (mirrored)"
+    [doc] = status_documents([m], [])["models"]
+    assert doc["canary"]["strategy"] == "shadow" and doc["canary"]["weights"]["v1"] == 100

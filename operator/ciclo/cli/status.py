@@ -37,9 +37,15 @@ def canary(status: dict[str, Any]) -> str | None:
     c = status.get("canary")
     if not c:
         return None
+    if c.get("phase") == "Progressing" and c.get("strategy") == "shadow":
+        return f"{c['version']} 0% (mirrored)"
     if c.get("phase") == "Progressing":
         return f"{c['version']} {c.get('weight', 0)}% (step {c.get('step', 0) + 1})"
     return f"{c['version']} {c.get('phase', '').lower()}"
+
+
+def _kind(status: dict[str, Any]) -> str:
+    return "shadow" if (status.get("canary") or {}).get("strategy") == "shadow" else "canary"
 
 
 def _by_name(models: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -71,7 +77,11 @@ def status_rows(
                 m["metadata"]["name"],
                 m["spec"]["version"],
                 (status.get("servingVersion") or "-")
-                + (f" + canary {shown}" if (shown := canary(status)) and "%" in shown else ""),
+                + (
+                    f" + {_kind(status)} {shown}"
+                    if (shown := canary(status)) and "%" in shown
+                    else ""
+                ),
                 _ready(m),
                 *extra,
                 rules.get((m["metadata"]["namespace"], m["metadata"]["name"]), "-"),
@@ -131,6 +141,7 @@ def _canary_document(status: dict[str, Any]) -> dict[str, Any] | None:
     return {
         "version": c["version"],
         "champion": c.get("champion"),
+        "strategy": c.get("strategy", "canary"),
         "phase": c.get("phase"),
         "step": c.get("step", 0) + 1,
         "weights": {c["version"]: weight, c.get("champion"): 100 - weight},
