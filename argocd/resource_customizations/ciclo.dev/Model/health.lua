@@ -43,10 +43,16 @@ end
 local serving = obj.status.servingVersion
 -- A canary (spec.rollout) aborted on a breach: the champion took all traffic back.
 local canary = obj.status.canary
+-- A shadow is held out when its comparison with the champion failed.
 if canary ~= nil and canary.phase == "Aborted" and canary.version == obj.spec.version then
   hs.status = "Degraded"
-  hs.message = "Canary of " .. canary.version .. " aborted at step " .. ((canary.step or 0) + 1) ..
-    ", " .. canary.champion .. " serves: " .. (canary.message or "")
+  if canary.strategy == "shadow" then
+    hs.message = "Shadow of " .. canary.version .. " aborted, " .. canary.champion ..
+      " serves: " .. (canary.message or "")
+  else
+    hs.message = "Canary of " .. canary.version .. " aborted at step " ..
+      ((canary.step or 0) + 1) .. ", " .. canary.champion .. " serves: " .. (canary.message or "")
+  end
   return hs
 end
 -- An A/B test that ended without promoting spec.version: the user decides what next.
@@ -58,7 +64,8 @@ if canary ~= nil and canary.phase == "Concluded" and canary.version == obj.spec.
 end
 if canary ~= nil and canary.phase == "Progressing" and canary.version == obj.spec.version then
   hs.status = "Progressing"
-  hs.message = "Canary of " .. canary.version .. ": " .. (canary.message or "")
+  local kind = canary.strategy == "shadow" and "Shadow" or "Canary"
+  hs.message = kind .. " of " .. canary.version .. ": " .. (canary.message or "")
   return hs
 end
 if degraded ~= nil and degraded.status == "True" then
