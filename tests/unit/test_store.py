@@ -162,6 +162,35 @@ def test_a_monitor_counts_labels_for_the_version_that_predicted(tmp_path: Path) 
         s2.close()
 
 
+def test_a_shadows_agreement_with_its_champion_on_the_same_requests(tmp_path: Path) -> None:
+    """Both versions answer the same ids (a mirror); a label sent to either pod counts the
+    agreement of the pair both ways, on that pod."""
+    with redis_server(tmp_path) as url:
+        m1, m2 = RuntimeMetrics("iris", "v1"), RuntimeMetrics("iris", "v2")
+        s1 = SharedStore(url, "ns/iris", "v1", 60.0, m1.registry, m1.labels)
+        s2 = SharedStore(url, "ns/iris", "v2", 60.0, m2.registry, m2.labels)
+        champion = Monitor(m1, True, store=s1, classes=["0", "1", "2"])
+        shadow = Monitor(m2, True, store=s2, classes=["0", "1", "2"])
+        for monitor, store in ((champion, s1), (shadow, s2)):
+            store.before_write = monitor.fold
+            store.start()
+        champion.observe("r1", np.zeros((4, 4)), np.array([0, 1, 2, 2]))
+        shadow.observe("r1", np.zeros((4, 4)), np.array([0, 1, 1, 2]))
+        champion.observe("r2", np.zeros((1, 4)), np.array([1]))  # the mirror missed it
+        s2.flush(5)
+        assert champion.feedback([Label("r1", ["0", "1", "2", "0"]), Label("r2", ["1"])]) == (5, 0)
+        text = m1.exposition().decode()
+        for version, other in (("v1", "v2"), ("v2", "v1")):
+            labels = f'model="iris",other="{other}",version="{version}"'
+            assert f"ciclo_window_agreement{{{labels}}} 0.75" in text
+            assert f"ciclo_window_agreement_samples{{{labels}}} 4.0" in text
+            assert f"ciclo_feedback_compared_total{{{labels}}} 4.0" in text
+            assert f"ciclo_feedback_agreed_total{{{labels}}} 3.0" in text
+        assert "agreement" not in m2.exposition().decode()  # the label went to v1's pod
+        s1.close()
+        s2.close()
+
+
 def _families(url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     text = httpx.get(f"{url}/metrics").text
     return {

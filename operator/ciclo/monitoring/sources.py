@@ -43,10 +43,12 @@ class Query:
     metric: str | None = None
     promql: str | None = None
     feature: str | None = None
+    other: str | None = None
+    """For metric "agreement" (not a rule's): the version `version` is compared with."""
 
     def context(self) -> templates.Context:
         return templates.Context(
-            self.namespace, self.model, self.version, self.window, self.feature
+            self.namespace, self.model, self.version, self.window, self.feature, self.other
         )
 
 
@@ -182,11 +184,25 @@ def _histogram_quantile(q: float, buckets: dict[float, float]) -> float | None:
     return None
 
 
-def combine(metric: str, feature: str | None, pods: Sequence[list[Sample]]) -> Reading:
+def combine(
+    metric: str, feature: str | None, pods: Sequence[list[Sample]], other: str | None = None
+) -> Reading:
     """One reading from several pods' /metrics, each pod weighted by its samples.
 
     Quality and drift come from the runtime's windowed gauges; error rate and latency
-    from its counters since each pod started (pods have no history to take a window of)."""
+    from its counters since each pod started (pods have no history to take a window of).
+    Agreement, with `other`, from the agreement window gauges of that pair."""
+    if metric == "agreement":
+        if other is None:
+            return Reading(error="agreement compares two versions: give the other")
+        pairs = []
+        for samples in pods:
+            mine = [s for s in samples if s.labels.get("other") == other]
+            share = next((s.value for s in mine if s.name == "ciclo_window_agreement"), math.nan)
+            rows = next((s.value for s in mine if s.name == "ciclo_window_agreement_samples"), 0.0)
+            pairs.append((share, rows))
+        mean, count = _weighted(pairs)
+        return Reading(mean, count)
     if metric in _QUALITY or metric in _ESTIMATED:
         name, counted = (
             (_QUALITY[metric], "ciclo_window_labelled_samples")
@@ -252,7 +268,7 @@ class PodsSource:
         if query.promql is not None or query.metric is None:
             return Reading(error="the pods source answers built-in metrics only, not PromQL")
         urls = self.targets.get(query.version, [])
-        if query.metric in _QUALITY:
+        if query.metric in _QUALITY or query.metric == "agreement":
             # with a shared prediction store any pod of the Model may count a version's
             # labels (each under the version that predicted): read every pod
             urls = [url for version_urls in self.targets.values() for url in version_urls]
@@ -272,4 +288,4 @@ class PodsSource:
             ]
             for samples in pods
         ]
-        return combine(query.metric, query.feature, labelled)
+        return combine(query.metric, query.feature, labelled, query.other)

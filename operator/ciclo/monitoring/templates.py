@@ -59,6 +59,12 @@ SAMPLES: dict[str, str] = {
     "estimated_f1": f"max(ciclo_estimation_window_samples{{{SELECTOR}}})",
 }
 
+_COMPARED = _inc("ciclo_feedback_compared_total", "{{other}}")
+AGREEMENT = (f"{_inc('ciclo_feedback_agreed_total', '{{other}}')} / {_COMPARED}", _COMPARED)
+"""The share of labelled rows on which `version` predicted what `other` did, and the rows
+compared: not a rule's metric, the operator's question about a shadow (its agreement with
+the champion), asked as metric "agreement" with Context.other."""
+
 _LABEL_VALUE = re.compile(r'["\\\n]')
 
 
@@ -74,17 +80,21 @@ class Context:
     version: str
     window: str
     feature: str | None = None
+    other: str | None = None
+    """The version compared with, for "agreement"."""
 
 
 def render(template: str, ctx: Context) -> str:
     """Fill the placeholders; label values are escaped, the window is a duration already."""
     feature = f',feature="{_quote(ctx.feature)}"' if ctx.feature else ""
+    other = f',other="{_quote(ctx.other)}"' if ctx.other is not None else ""
     return (
         template.replace("{{namespace}}", _quote(ctx.namespace))
         .replace("{{model}}", _quote(ctx.model))
         .replace("{{version}}", _quote(ctx.version))
         .replace("{{window}}", ctx.window)
         .replace("{{feature}}", feature)
+        .replace("{{other}}", other)
     )
 
 
@@ -92,6 +102,10 @@ def queries(metric: str | None, query: str | None, ctx: Context) -> tuple[str, s
     """The value query and the samples query (None for a rule's own PromQL)."""
     if query is not None:
         return render(query, ctx), None
+    if metric == "agreement":
+        if ctx.other is None:
+            raise ValueError("agreement compares two versions: give the other")
+        return render(AGREEMENT[0], ctx), render(AGREEMENT[1], ctx)
     if metric is None or metric not in VALUES:
         raise ValueError(f"unknown metric {metric!r}")
     return render(VALUES[metric], ctx), render(SAMPLES[metric], ctx)

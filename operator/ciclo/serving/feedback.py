@@ -168,6 +168,33 @@ class QualityWindow:
 
 
 @dataclass(frozen=True)
+class Agreement:
+    share: float
+    """Rows on which two versions predicted the same class, as a share; NaN when none."""
+    samples: int
+
+
+@dataclass
+class AgreementWindow:
+    """The last `size` rows two versions both predicted (and were labelled): whether each
+    pair of predictions agreed."""
+
+    size: int = 1000
+    rows: deque[bool] = field(default_factory=deque)
+    agreed: int = 0
+
+    def add(self, agreed: bool) -> None:
+        self.rows.append(agreed)
+        self.agreed += agreed
+        if len(self.rows) > self.size:
+            self.agreed -= self.rows.popleft()
+
+    def agreement(self) -> Agreement:
+        n = len(self.rows)
+        return Agreement(self.agreed / n if n else math.nan, n)
+
+
+@dataclass(frozen=True)
 class Label:
     request_id: str
     labels: list[str]

@@ -16,7 +16,7 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
 from ciclo.drift.window import Drift
-from ciclo.serving.feedback import REASONS, Quality
+from ciclo.serving.feedback import REASONS, Agreement, Quality
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
 LABELS = ("model", "version")
@@ -33,6 +33,8 @@ class Snapshot:
     drift_samples: int
     others: dict[str, Quality] = field(default_factory=dict)
     """Quality of other versions whose labels this pod matched (through a shared store)."""
+    agreement: dict[tuple[str, str], Agreement] = field(default_factory=dict)
+    """By (version, other): how often two versions predicted alike on the same labelled rows."""
 
 
 class WindowCollector(Collector):
@@ -60,6 +62,8 @@ class WindowCollector(Collector):
                     value = q.samples if name == "labelled_samples" else getattr(q, name)
                     family.add_metric([self.labels[0], version], value)
                 yield family
+        if snap.agreement:
+            yield from self._agreement(snap.agreement)
         if snap.drift is None:
             return
         stats = (
@@ -86,6 +90,23 @@ class WindowCollector(Collector):
                         f"prediction_drift_{stat}", f"{text}, of the predictions", pvalue
                     )
         yield self._gauge("drift_window_samples", "Inputs in the drift window", snap.drift_samples)
+
+    def _agreement(self, agreement: dict[tuple[str, str], Agreement]) -> Iterable[Metric]:
+        labels = [*LABELS, "other"]
+        share = GaugeMetricFamily(
+            "ciclo_window_agreement",
+            "Share of the agreement window's rows on which version predicted what other did",
+            labels=labels,
+        )
+        samples = GaugeMetricFamily(
+            "ciclo_window_agreement_samples",
+            "Labelled rows both versions predicted, in the agreement window",
+            labels=labels,
+        )
+        for (version, other), a in agreement.items():
+            share.add_metric([self.labels[0], version, other], a.share)
+            samples.add_metric([self.labels[0], version, other], a.samples)
+        return share, samples
 
     def _gauge(self, name: str, text: str, value: float) -> GaugeMetricFamily:
         family = GaugeMetricFamily(f"ciclo_{name}", text, labels=list(LABELS))
@@ -150,6 +171,18 @@ class RuntimeMetrics:
         self.class_actual = Counter(
             "ciclo_class_actual", "Labelled samples per true class", [*LABELS, "class"], registry=r
         )
+        self.compared = Counter(
+            "ciclo_feedback_compared",
+            "Labelled rows that version and other both predicted (through a shared store)",
+            [*LABELS, "other"],
+            registry=r,
+        )
+        self.agreed = Counter(
+            "ciclo_feedback_agreed",
+            "Labelled rows on which version predicted the same class as other",
+            [*LABELS, "other"],
+            registry=r,
+        )
         self.outcomes = {
             o: self.requests.labels(*self.labels, o)
             for o in ("success", "client_error", "server_error")
@@ -172,6 +205,13 @@ class RuntimeMetrics:
                 correct += 1
                 self.true_positives.labels(*labels, actual).inc()
         self.correct_by.labels(*labels).inc(correct)
+
+    def count_agreement(self, version: str, other: str, rows: Sequence[bool]) -> None:
+        """Rows of one labelled request or more that `version` and `other` both predicted:
+        whether each pair of predictions agreed."""
+        labels = (self.labels[0], version, other)
+        self.compared.labels(*labels).inc(len(rows))
+        self.agreed.labels(*labels).inc(sum(rows))
 
     def record(self, seconds: float, outcome: str) -> None:
         """One inference request, over REST or gRPC: its latency and outcome (success,

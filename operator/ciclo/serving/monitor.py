@@ -12,6 +12,7 @@ for it: observe takes only the queue's lock, fold holds the windows' lock.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import threading
 from collections import Counter
 from collections.abc import Iterable
@@ -28,6 +29,7 @@ from ciclo.serving.feedback import (
     NOT_CLASSIFIER,
     ROW_COUNT,
     UNKNOWN_CLASS,
+    AgreementWindow,
     FeedbackError,
     Label,
     PredictionStore,
@@ -49,6 +51,9 @@ FOLD_ROWS = 256
 OTHER_VERSIONS = 16
 """Versions besides this pod's whose labels it counts at most (a shared store holds the
 predictions of every version of the Model; only the Model's own pods write there)."""
+AGREEMENT_PAIRS = 2 * OTHER_VERSIONS
+"""Ordered pairs of versions whose agreement a pod counts at most: each other version
+compared with one version both ways (a shadow and its champion)."""
 
 
 @dataclass(frozen=True)
@@ -78,6 +83,9 @@ _Observed = tuple[str, np.ndarray, np.ndarray, float]
 """(request id, inputs, predictions, when it was answered: the store's max_age counts
 from there); a plain tuple, the cheapest record to make per request."""
 
+_Compared = dict[tuple[str, str], list[bool]]
+"""By ordered pair of versions (version, other): whether each row's predictions agreed."""
+
 
 class Monitor:
     def __init__(
@@ -104,6 +112,9 @@ class Monitor:
         self.windows = {self.version: self.quality}
         """Quality windows by the version that predicted: this pod's, and others' whose
         predictions it matched labels to through a shared store."""
+        self.agreement: dict[tuple[str, str], AgreementWindow] = {}
+        """By ordered pair (version, other): whether their predictions for the same labelled
+        rows agreed, when a shared store held both (a shadow's and its champion's)."""
         # binned at scrapes: at a few thousand requests a second most rows leave the window
         # between two scrapes, and those are never binned
         self.drift = DriftWindow(profile, settings.drift_window, lazy=True) if profile else None
@@ -216,32 +227,56 @@ class Monitor:
             taken = self.store.claim(ids)
         matched = late = 0
         pairs: dict[str, list[tuple[str, str]]] = {}
+        compared: _Compared = {}
         for item in items:
             entry = taken.pop(item.request_id, None)  # a repeated id: its second label is late
-            if entry is None or not self._counts(entry, len(item.labels)):
+            if entry is None or not self._counts(entry, len(item.labels), pairs):
                 late += len(item.labels)
                 continue
             matched += len(item.labels)
             for version, predicted in entry.items():
                 pairs.setdefault(version, []).extend(zip(item.labels, predicted, strict=True))
+            for a, b in itertools.permutations(entry, 2):
+                compared.setdefault((a, b), []).extend(
+                    x == y for x, y in zip(entry[a], entry[b], strict=True)
+                )
         with self.lock:
             for version, version_pairs in pairs.items():
                 window = self.windows.setdefault(version, QualityWindow(self.quality.size))
                 for actual, predicted_key in version_pairs:
                     window.add(actual, predicted_key)
+            compared = self._compare(compared)
         self.metrics.feedback.labels(*self.metrics.labels, "late").inc(late)
         for version, version_pairs in pairs.items():
             self.metrics.count_labels(version, version_pairs)
+        for (version, other), alike in compared.items():
+            self.metrics.count_agreement(version, other, alike)
         return matched, late
 
-    def _counts(self, entry: Entry, rows: int) -> bool:
+    def _compare(self, compared: _Compared) -> _Compared:
+        """Add each pair's rows to its agreement window, under the lock; the pairs counted:
+        a new pair beyond AGREEMENT_PAIRS is not (it would add series)."""
+        counted = {}
+        for pair, alike in compared.items():
+            window = self.agreement.get(pair)
+            if window is None:
+                if len(self.agreement) >= AGREEMENT_PAIRS:
+                    continue
+                window = self.agreement[pair] = AgreementWindow(self.quality.size)
+            for agreed in alike:
+                window.add(agreed)
+            counted[pair] = alike
+        return counted
+
+    def _counts(self, entry: Entry, rows: int, pending: Iterable[str] = ()) -> bool:
         """Whether a claimed entry can be counted: as many predictions as labels (an id
         reused between lookup and claim may have changed), and no more other versions
-        than the bound."""
+        than the bound, counting those `pending` (taken by this call, not yet windowed)."""
         if any(len(predicted) != rows for predicted in entry.values()):
             return False
-        new = [v for v in entry if v not in self.windows]
-        if len(self.windows) + len(new) > 1 + OTHER_VERSIONS:
+        held = [v for v in pending if v not in self.windows]
+        new = [v for v in entry if v not in self.windows and v not in held]
+        if len(self.windows) + len(held) + len(new) > 1 + OTHER_VERSIONS:
             for version in new:
                 del entry[version]
         return bool(entry)
@@ -295,10 +330,11 @@ class Monitor:
                 for version, window in self.windows.items()
                 if version != self.version
             }
+            agreement = {pair: window.agreement() for pair, window in self.agreement.items()}
             if self.drift is None:
-                return Snapshot(quality, None, None, 0, others)
+                return Snapshot(quality, None, None, 0, others, agreement)
             stats = self.drift.drift()
             samples = self.drift.filled
         features = stats[: self.drift.n_features]
         prediction = stats[self.drift.n_features] if self.drift.has_prediction else None
-        return Snapshot(quality, features, prediction, samples, others)
+        return Snapshot(quality, features, prediction, samples, others, agreement)
