@@ -15,7 +15,7 @@ import hashlib
 import json
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -222,6 +222,22 @@ def store(core: Any, namespace: str, tmp_path: Path) -> Iterator[str]:
         yield served
 
 
+def explained(custom: Any, ns: str) -> Callable[[], str]:
+    """What the Model's and its MonitorPolicy's status said, for a wait that timed out."""
+
+    def said() -> str:
+        found = {}
+        for plural in ("models", "monitorpolicies"):
+            try:
+                obj = custom.get_namespaced_custom_object(G, V, ns, plural, "iris")
+                found[plural] = obj.get("status", {})
+            except kubernetes.client.ApiException as e:
+                found[plural] = {"error": e.status}
+        return json.dumps(found, default=str)
+
+    return said
+
+
 def gateway(custom: Any, ns: str, traefik: local_gateway.Traefik) -> None:
     """Traefik's GatewayClass (cluster-wide: perhaps made by an earlier run) and a Gateway
     named web in the namespace, listening on Traefik's entry point."""
@@ -354,6 +370,7 @@ def test_a_bad_canary_aborts_at_its_first_step_and_a_good_one_is_promoted(
             "v2's canary aborted",
             lambda: (model()["status"].get("canary") or {}).get("phase") == "Aborted",
             240,
+            explained(custom, ns),
         )
         canary = model()["status"]["canary"]
         assert canary["version"] == "v2" and canary["step"] == 0, canary
@@ -397,7 +414,7 @@ def test_a_bad_canary_aborts_at_its_first_step_and_a_good_one_is_promoted(
         custom.patch_namespaced_custom_object(
             G, V, ns, "models", "iris", {"spec": {"version": "v3"}}
         )
-        wait_for("v3 promoted", promoted, 300)
+        wait_for("v3 promoted", promoted, 300, explained(custom, ns))
         assert {s for s, _ in seen} == {0, 1, 2}, seen
         assert model()["status"]["servingVersion"] == "v3"
         assert weights() == {"iris-v-v3": 100}
@@ -494,6 +511,7 @@ def test_an_ab_test_names_the_better_version_and_identical_versions_none(
             "v2's A/B test concluded",
             lambda: (model()["status"].get("abtest") or {}).get("version") == "v2",
             240,
+            explained(custom, ns),
         )
         verdict = model()["status"]["abtest"]
         assert verdict["winner"] == "v1" and verdict["pValue"] < 0.05, verdict
@@ -508,6 +526,7 @@ def test_an_ab_test_names_the_better_version_and_identical_versions_none(
             "v3's A/B test concluded",
             lambda: (model()["status"].get("abtest") or {}).get("version") == "v3",
             240,
+            explained(custom, ns),
         )
         same = model()["status"]["abtest"]
         assert "winner" not in same and same["pValue"] >= 0.01, same
@@ -610,7 +629,7 @@ def test_a_worse_shadow_is_never_exposed_and_an_identical_one_is_promoted(
         custom.patch_namespaced_custom_object(
             G, V, ns, "models", "iris", {"spec": {"version": "v2"}}
         )
-        wait_for("v2's shadow judged", lambda: ended("v2"), 300)
+        wait_for("v2's shadow judged", lambda: ended("v2"), 300, explained(custom, ns))
         status = model()["status"]
         canary, verdict = status["canary"], status["shadow"]
         assert (canary["strategy"], canary["phase"]) == ("shadow", "Aborted"), canary
@@ -631,7 +650,7 @@ def test_a_worse_shadow_is_never_exposed_and_an_identical_one_is_promoted(
         custom.patch_namespaced_custom_object(
             G, V, ns, "models", "iris", {"spec": {"version": "v3"}}
         )
-        wait_for("v3's shadow judged", lambda: ended("v3"), 300)
+        wait_for("v3's shadow judged", lambda: ended("v3"), 300, explained(custom, ns))
         status = model()["status"]
         assert status["canary"]["phase"] == "Promoted", status["canary"]
         same = status["shadow"]

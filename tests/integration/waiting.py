@@ -7,15 +7,22 @@ from collections.abc import Callable
 from typing import Any
 
 
-def wait_for(what: str, check: Callable[[], Any], timeout: float = 30) -> Any:
-    """check()'s first truthy value, polled every 0.1 s; an AssertionError after `timeout`."""
+def wait_for(
+    what: str,
+    check: Callable[[], Any],
+    timeout: float = 30,
+    explain: Callable[[], str] | None = None,
+) -> Any:
+    """check()'s first truthy value, polled every 0.1 s; an AssertionError after `timeout`,
+    saying what `explain` says of the state then (what the objects' status was)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = check()
         if value:
             return value
         time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+    said = f"; {explain()}" if explain is not None else ""
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}{said}")
 
 
 def wait_turns(what: str, read: Callable[[], Any], turns: int, timeout: float = 60) -> None:
