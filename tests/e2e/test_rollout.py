@@ -222,17 +222,30 @@ def store(core: Any, namespace: str, tmp_path: Path) -> Iterator[str]:
         yield served
 
 
-def explained(custom: Any, ns: str) -> Callable[[], str]:
-    """What the Model's and its MonitorPolicy's status said, for a wait that timed out."""
+def explained(
+    custom: Any, ns: str, load: Load | None = None, traefik: local_gateway.Traefik | None = None
+) -> Callable[[], str]:
+    """What the Model's and its MonitorPolicy's status, the route and the client saw, and
+    the end of Traefik's log, for a wait that timed out."""
 
     def said() -> str:
-        found = {}
-        for plural in ("models", "monitorpolicies"):
+        found: dict[str, Any] = {}
+        for group, plural in ((G, "models"), (G, "monitorpolicies"), (GW, "httproutes")):
             try:
-                obj = custom.get_namespaced_custom_object(G, V, ns, plural, "iris")
-                found[plural] = obj.get("status", {})
+                obj = custom.get_namespaced_custom_object(group, V if group == G else "v1",
+                                                          ns, plural, "iris")  # fmt: skip
+                found[plural] = obj.get("status", {}) if group == G else obj
             except kubernetes.client.ApiException as e:
                 found[plural] = {"error": e.status}
+        if load is not None:
+            now = dt.datetime.now(dt.UTC)
+            found["client"] = {
+                "last 30 s": load.between(now - dt.timedelta(seconds=30), now),
+                "failed": load.failed,
+                "running": load.thread.is_alive(),
+            }
+        if traefik is not None:
+            found["traefik"] = traefik.log.read_text(errors="replace").splitlines()[-15:]
         return json.dumps(found, default=str)
 
     return said
@@ -370,7 +383,7 @@ def test_a_bad_canary_aborts_at_its_first_step_and_a_good_one_is_promoted(
             "v2's canary aborted",
             lambda: (model()["status"].get("canary") or {}).get("phase") == "Aborted",
             240,
-            explained(custom, ns),
+            explained(custom, ns, load, traefik),
         )
         canary = model()["status"]["canary"]
         assert canary["version"] == "v2" and canary["step"] == 0, canary
@@ -414,7 +427,7 @@ def test_a_bad_canary_aborts_at_its_first_step_and_a_good_one_is_promoted(
         custom.patch_namespaced_custom_object(
             G, V, ns, "models", "iris", {"spec": {"version": "v3"}}
         )
-        wait_for("v3 promoted", promoted, 300, explained(custom, ns))
+        wait_for("v3 promoted", promoted, 300, explained(custom, ns, load, traefik))
         assert {s for s, _ in seen} == {0, 1, 2}, seen
         assert model()["status"]["servingVersion"] == "v3"
         assert weights() == {"iris-v-v3": 100}
@@ -511,7 +524,7 @@ def test_an_ab_test_names_the_better_version_and_identical_versions_none(
             "v2's A/B test concluded",
             lambda: (model()["status"].get("abtest") or {}).get("version") == "v2",
             240,
-            explained(custom, ns),
+            explained(custom, ns, load, traefik),
         )
         verdict = model()["status"]["abtest"]
         assert verdict["winner"] == "v1" and verdict["pValue"] < 0.05, verdict
@@ -526,7 +539,7 @@ def test_an_ab_test_names_the_better_version_and_identical_versions_none(
             "v3's A/B test concluded",
             lambda: (model()["status"].get("abtest") or {}).get("version") == "v3",
             240,
-            explained(custom, ns),
+            explained(custom, ns, load, traefik),
         )
         same = model()["status"]["abtest"]
         assert "winner" not in same and same["pValue"] >= 0.01, same
@@ -618,6 +631,7 @@ def test_a_worse_shadow_is_never_exposed_and_an_identical_one_is_promoted(
     portable.spec.rollout.gateway = GatewayReference(name="web")
     route = planned.http_route(portable, {"v1": 100}, "v2")
     assert route["spec"]["rules"][1]["filters"][0]["type"] == "RequestMirror"
+    route["metadata"]["name"] = "iris-portable"  # beside the operator's own
     custom.create_namespaced_custom_object(GW, "v1", ns, "httproutes", route, dry_run="All")
     load = Load(traefik.url(), label_delay=1.0)
     try:
@@ -629,7 +643,9 @@ def test_a_worse_shadow_is_never_exposed_and_an_identical_one_is_promoted(
         custom.patch_namespaced_custom_object(
             G, V, ns, "models", "iris", {"spec": {"version": "v2"}}
         )
-        wait_for("v2's shadow judged", lambda: ended("v2"), 300, explained(custom, ns))
+        wait_for(
+            "v2's shadow judged", lambda: ended("v2"), 300, explained(custom, ns, load, traefik)
+        )
         status = model()["status"]
         canary, verdict = status["canary"], status["shadow"]
         assert (canary["strategy"], canary["phase"]) == ("shadow", "Aborted"), canary
@@ -650,7 +666,9 @@ def test_a_worse_shadow_is_never_exposed_and_an_identical_one_is_promoted(
         custom.patch_namespaced_custom_object(
             G, V, ns, "models", "iris", {"spec": {"version": "v3"}}
         )
-        wait_for("v3's shadow judged", lambda: ended("v3"), 300, explained(custom, ns))
+        wait_for(
+            "v3's shadow judged", lambda: ended("v3"), 300, explained(custom, ns, load, traefik)
+        )
         status = model()["status"]
         assert status["canary"]["phase"] == "Promoted", status["canary"]
         same = status["shadow"]
