@@ -246,6 +246,18 @@ def explained(
             }
         if traefik is not None:
             found["traefik"] = traefik.log.read_text(errors="replace").splitlines()[-15:]
+        # What each serving pod counts of the labels (the policy reads these).
+        pods = kubernetes.client.CoreV1Api(custom.api_client).list_namespaced_pod(ns).items
+        for pod in pods:
+            port = (pod.metadata.annotations or {}).get("prometheus.io/port")
+            try:
+                text = httpx.get(f"http://{pod.status.pod_ip}:{port}/metrics", timeout=3).text
+            except (httpx.HTTPError, TypeError) as e:
+                text = str(e)
+            found[f"pod {pod.metadata.name}"] = [
+                line for line in text.splitlines() if line.startswith(("ciclo_window_lab",
+                                                                       "ciclo_feedback_total"))
+            ]  # fmt: skip
         return json.dumps(found, default=str)
 
     return said

@@ -162,6 +162,28 @@ def test_a_monitor_counts_labels_for_the_version_that_predicted(tmp_path: Path) 
         s2.close()
 
 
+def test_a_label_sent_at_once_to_another_pod_finds_its_prediction(tmp_path: Path) -> None:
+    """v1's pod answers; the label goes through the Service to v2's pod straight away,
+    before v1's writer has sent the prediction (it gathers for LINGER): v2's pod looks
+    again once, so the label is matched, not late. An unknown id is still late."""
+    with redis_server(tmp_path) as url:
+        m1, m2 = RuntimeMetrics("iris", "v1"), RuntimeMetrics("iris", "v2")
+        s1 = SharedStore(url, "ns/iris", "v1", 60.0, m1.registry, m1.labels)
+        s2 = SharedStore(url, "ns/iris", "v2", 60.0, m2.registry, m2.labels)
+        one = Monitor(m1, True, store=s1, classes=["0", "1", "2"])
+        two = Monitor(m2, True, store=s2, classes=["0", "1", "2"])
+        for monitor, store in ((one, s1), (two, s2)):
+            store.before_write = monitor.fold
+            store.start()
+        for n in range(20):
+            one.observe(f"r{n}", np.zeros((1, 4)), np.array([1]))
+            one.fold()  # the inference path queues it for the writer; no flush
+            assert two.feedback([Label(f"r{n}", ["1"])]) == (1, 0), n
+        assert two.feedback([Label("unknown", ["1"])]) == (0, 1)
+        s1.close()
+        s2.close()
+
+
 def test_a_shadows_agreement_with_its_champion_on_the_same_requests(tmp_path: Path) -> None:
     """Both versions answer the same ids (a mirror); a label sent to either pod counts the
     agreement of the pair both ways, on that pod."""

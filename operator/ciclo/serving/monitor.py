@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -37,7 +38,7 @@ from ciclo.serving.feedback import (
 )
 from ciclo.serving.metrics import RuntimeMetrics, Snapshot
 from ciclo.serving.protocol import show
-from ciclo.serving.store import FLUSH_TIMEOUT, Entry, Store
+from ciclo.serving.store import FLUSH_TIMEOUT, LINGER, Entry, Store
 
 KNOWN_CLASSES = 10_000
 """Class keys remembered at most (a regressor mistaken for a classifier would add one a row)."""
@@ -51,6 +52,9 @@ FOLD_ROWS = 256
 OTHER_VERSIONS = 16
 """Versions besides this pod's whose labels it counts at most (a shared store holds the
 predictions of every version of the Model; only the Model's own pods write there)."""
+CROSS_POD_WAIT = 5 * LINGER
+"""Seconds a feedback request waits, once, for the predictions of ids the shared store
+does not hold yet: another pod's writer gathers for LINGER, then one round trip."""
 AGREEMENT_PAIRS = 2 * OTHER_VERSIONS
 """Ordered pairs of versions whose agreement a pod counts at most: each other version
 compared with one version both ways (a shadow and its champion)."""
@@ -207,6 +211,13 @@ class Monitor:
         # the memory store is the monitor's, under its lock; a shared one takes no lock
         with self._store_lock():
             held = self.store.lookup(ids)
+        missing = [i for i in ids if i not in held]
+        if missing and self.store.remote:
+            # Another pod may have answered a moment ago: its writer sends within about
+            # LINGER of the answer, so a label sent at once through the Service would be
+            # late for nothing. Look once more, after that (only for ids not found).
+            time.sleep(CROSS_POD_WAIT)
+            held.update(self.store.lookup(missing))
         with self.lock:
             # check every item before taking any, so a 400 changes nothing
             live = []  # items whose prediction is kept: only their labels reach the metrics
