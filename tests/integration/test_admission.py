@@ -211,6 +211,17 @@ CREATE_CASES = [
         ["spec.rollout.gateway.mirror", "Unsupported value"],
     ),
     (
+        "shadow-disagreement-over-1",
+        model(
+            rollout={
+                "strategy": "shadow",
+                "shadow": {"maxDisagreement": 2},
+                "gateway": {"name": "web"},
+            }
+        ),
+        ["spec.rollout.shadow.maxDisagreement", "less than or equal to 1"],
+    ),
+    (
         "unknown-strategy",
         model(rollout={"strategy": "bluegreen"}),
         ["spec.rollout.strategy", "Unsupported value"],
