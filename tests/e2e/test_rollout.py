@@ -263,6 +263,30 @@ def explained(
     return said
 
 
+def create_model(custom: Any, ns: str, rollout: dict[str, Any]) -> None:
+    """Model iris at v1, one pod on the process node, labels in the shared store."""
+    spec = {
+        "version": "v1",
+        "serving": {"replicas": 1, **PROCESS_NODE},
+        "monitoring": {"feedback": {"store": {"secretKeyRef": {"name": "prediction-store"}}}},
+        "rollout": rollout,
+    }
+    model = {"apiVersion": f"{G}/{V}", "kind": "Model", "metadata": {"name": "iris"}}
+    custom.create_namespaced_custom_object(G, V, ns, "models", {**model, "spec": spec})
+
+
+def create_policy(custom: Any, ns: str, rule: dict[str, Any]) -> None:
+    """iris's MonitorPolicy: the pods' own /metrics every 2 s, one rule."""
+    spec = {
+        "modelRef": {"name": "iris"},
+        "interval": "2s",
+        "source": {"type": "pods"},
+        "rules": [rule],
+    }
+    policy = {"apiVersion": f"{G}/{V}", "kind": "MonitorPolicy", "metadata": {"name": "iris"}}
+    custom.create_namespaced_custom_object(G, V, ns, "monitorpolicies", {**policy, "spec": spec})
+
+
 def gateway(custom: Any, ns: str, traefik: local_gateway.Traefik) -> None:
     """Traefik's GatewayClass (cluster-wide: perhaps made by an earlier run) and a Gateway
     named web in the namespace, listening on Traefik's entry point."""
@@ -301,25 +325,7 @@ def test_a_bad_canary_aborts_at_its_first_step_and_a_good_one_is_promoted(
         tmp_path,
     )
     register(custom, ns, "v3", LogisticRegression(max_iter=500).fit(X, Y), tmp_path)
-    custom.create_namespaced_custom_object(
-        G,
-        V,
-        ns,
-        "models",
-        {
-            "apiVersion": f"{G}/{V}",
-            "kind": "Model",
-            "metadata": {"name": "iris"},
-            "spec": {
-                "version": "v1",
-                "serving": {"replicas": 1, **PROCESS_NODE},
-                "monitoring": {
-                    "feedback": {"store": {"secretKeyRef": {"name": "prediction-store"}}}
-                },
-                "rollout": {"strategy": "canary", "steps": STEPS, "gateway": {"name": "web"}},
-            },
-        },
-    )
+    create_model(custom, ns, {"strategy": "canary", "steps": STEPS, "gateway": {"name": "web"}})
 
     def model() -> dict[str, Any]:
         obj: dict[str, Any] = custom.get_namespaced_custom_object(G, V, ns, "models", "iris")
@@ -347,31 +353,17 @@ def test_a_bad_canary_aborts_at_its_first_step_and_a_good_one_is_promoted(
 
     wait_for("v1 serving", lambda: model().get("status", {}).get("servingVersion") == "v1", 120)
     wait_for("the route answering through the Gateway", answers_through_gateway, 60)
-    custom.create_namespaced_custom_object(
-        G,
-        V,
+    create_policy(
+        custom,
         ns,
-        "monitorpolicies",
         {
-            "apiVersion": f"{G}/{V}",
-            "kind": "MonitorPolicy",
-            "metadata": {"name": "iris"},
-            "spec": {
-                "modelRef": {"name": "iris"},
-                "interval": "2s",
-                "source": {"type": "pods"},
-                "rules": [
-                    {
-                        "name": "accuracy",
-                        "metric": "accuracy",
-                        "window": "20s",
-                        "min": 0.8,
-                        "minSamples": 30,
-                        "failureThreshold": 2,
-                        "action": "rollback",
-                    }
-                ],
-            },
+            "name": "accuracy",
+            "metric": "accuracy",
+            "window": "20s",
+            "min": 0.8,
+            "minSamples": 30,
+            "failureThreshold": 2,
+            "action": "rollback",
         },
     )
     load = Load(traefik.url())
@@ -481,45 +473,11 @@ def test_an_ab_test_names_the_better_version_and_identical_versions_none(
         "abtest": {"split": 50, "sampleSize": 300, "alpha": 0.01, "promoteWinner": True},
         "gateway": {"name": "web"},
     }
-    custom.create_namespaced_custom_object(
-        G,
-        V,
-        ns,
-        "models",
-        {
-            "apiVersion": f"{G}/{V}",
-            "kind": "Model",
-            "metadata": {"name": "iris"},
-            "spec": {
-                "version": "v1",
-                "serving": {"replicas": 1, **PROCESS_NODE},
-                "monitoring": {
-                    "feedback": {"store": {"secretKeyRef": {"name": "prediction-store"}}}
-                },
-                "rollout": rollout,
-            },
-        },
-    )
+    create_model(custom, ns, rollout)
     # The A/B test reads the labels through the Model's MonitorPolicy source; its one rule
     # only alerts, so nothing aborts the worse version before the test ends.
-    custom.create_namespaced_custom_object(
-        G,
-        V,
-        ns,
-        "monitorpolicies",
-        {
-            "apiVersion": f"{G}/{V}",
-            "kind": "MonitorPolicy",
-            "metadata": {"name": "iris"},
-            "spec": {
-                "modelRef": {"name": "iris"},
-                "interval": "2s",
-                "source": {"type": "pods"},
-                "rules": [
-                    {"name": "accuracy", "metric": "accuracy", "min": 0.5, "action": "alert"}
-                ],
-            },
-        },
+    create_policy(
+        custom, ns, {"name": "accuracy", "metric": "accuracy", "min": 0.5, "action": "alert"}
     )
 
     def model() -> dict[str, Any]:
@@ -588,44 +546,10 @@ def test_a_worse_shadow_is_never_exposed_and_an_identical_one_is_promoted(
         "shadow": {"duration": "60s", "minSamples": 50, "maxDisagreement": 0.1},
         "gateway": {"name": "web", "mirror": "TraefikService"},
     }
-    custom.create_namespaced_custom_object(
-        G,
-        V,
-        ns,
-        "models",
-        {
-            "apiVersion": f"{G}/{V}",
-            "kind": "Model",
-            "metadata": {"name": "iris"},
-            "spec": {
-                "version": "v1",
-                "serving": {"replicas": 1, **PROCESS_NODE},
-                "monitoring": {
-                    "feedback": {"store": {"secretKeyRef": {"name": "prediction-store"}}}
-                },
-                "rollout": rollout,
-            },
-        },
-    )
+    create_model(custom, ns, rollout)
     # The shadow is judged through the Model's MonitorPolicy source; its rule only alerts.
-    custom.create_namespaced_custom_object(
-        G,
-        V,
-        ns,
-        "monitorpolicies",
-        {
-            "apiVersion": f"{G}/{V}",
-            "kind": "MonitorPolicy",
-            "metadata": {"name": "iris"},
-            "spec": {
-                "modelRef": {"name": "iris"},
-                "interval": "2s",
-                "source": {"type": "pods"},
-                "rules": [
-                    {"name": "accuracy", "metric": "accuracy", "min": 0.5, "action": "alert"}
-                ],
-            },
-        },
+    create_policy(
+        custom, ns, {"name": "accuracy", "metric": "accuracy", "min": 0.5, "action": "alert"}
     )
 
     def model() -> dict[str, Any]:

@@ -126,16 +126,22 @@ def test_a_store_that_is_down_drops_and_counts_and_reconnects(tmp_path: Path) ->
         store.close()
 
 
+def two_pods(url: str) -> list[tuple[Monitor, RuntimeMetrics, SharedStore]]:
+    """The monitors of a v1 pod and a v2 pod of one Model on one shared store, started."""
+    pods = []
+    for version in ("v1", "v2"):
+        metrics = RuntimeMetrics("iris", version)
+        store = SharedStore(url, "ns/iris", version, 60.0, metrics.registry, metrics.labels)
+        monitor = Monitor(metrics, True, store=store, classes=["0", "1", "2"])
+        store.before_write = monitor.fold
+        store.start()
+        pods.append((monitor, metrics, store))
+    return pods
+
+
 def test_a_monitor_counts_labels_for_the_version_that_predicted(tmp_path: Path) -> None:
     with redis_server(tmp_path) as url:
-        m1, m2 = RuntimeMetrics("iris", "v1"), RuntimeMetrics("iris", "v2")
-        s1 = SharedStore(url, "ns/iris", "v1", 60.0, m1.registry, m1.labels)
-        s2 = SharedStore(url, "ns/iris", "v2", 60.0, m2.registry, m2.labels)
-        one = Monitor(m1, True, store=s1, classes=["0", "1", "2"])
-        two = Monitor(m2, True, store=s2, classes=["0", "1", "2"])
-        for monitor, store in ((one, s1), (two, s2)):
-            store.before_write = monitor.fold
-            store.start()
+        (one, _, s1), (two, m2, s2) = two_pods(url)
         one.observe("r1", np.zeros((2, 4)), np.array([0, 1]))
         two.observe("r2", np.zeros((1, 4)), np.array([2]))
         s1.flush(5)
@@ -167,14 +173,7 @@ def test_a_label_sent_at_once_to_another_pod_finds_its_prediction(tmp_path: Path
     before v1's writer has sent the prediction (it gathers for LINGER): v2's pod looks
     again once, so the label is matched, not late. An unknown id is still late."""
     with redis_server(tmp_path) as url:
-        m1, m2 = RuntimeMetrics("iris", "v1"), RuntimeMetrics("iris", "v2")
-        s1 = SharedStore(url, "ns/iris", "v1", 60.0, m1.registry, m1.labels)
-        s2 = SharedStore(url, "ns/iris", "v2", 60.0, m2.registry, m2.labels)
-        one = Monitor(m1, True, store=s1, classes=["0", "1", "2"])
-        two = Monitor(m2, True, store=s2, classes=["0", "1", "2"])
-        for monitor, store in ((one, s1), (two, s2)):
-            store.before_write = monitor.fold
-            store.start()
+        (one, _, s1), (two, _, s2) = two_pods(url)
         for n in range(20):
             one.observe(f"r{n}", np.zeros((1, 4)), np.array([1]))
             one.fold()  # the inference path queues it for the writer; no flush
@@ -188,14 +187,7 @@ def test_a_shadows_agreement_with_its_champion_on_the_same_requests(tmp_path: Pa
     """Both versions answer the same ids (a mirror); a label sent to either pod counts the
     agreement of the pair both ways, on that pod."""
     with redis_server(tmp_path) as url:
-        m1, m2 = RuntimeMetrics("iris", "v1"), RuntimeMetrics("iris", "v2")
-        s1 = SharedStore(url, "ns/iris", "v1", 60.0, m1.registry, m1.labels)
-        s2 = SharedStore(url, "ns/iris", "v2", 60.0, m2.registry, m2.labels)
-        champion = Monitor(m1, True, store=s1, classes=["0", "1", "2"])
-        shadow = Monitor(m2, True, store=s2, classes=["0", "1", "2"])
-        for monitor, store in ((champion, s1), (shadow, s2)):
-            store.before_write = monitor.fold
-            store.start()
+        (champion, m1, s1), (shadow, m2, s2) = two_pods(url)
         champion.observe("r1", np.zeros((4, 4)), np.array([0, 1, 2, 2]))
         shadow.observe("r1", np.zeros((4, 4)), np.array([0, 1, 1, 2]))
         champion.observe("r2", np.zeros((1, 4)), np.array([1]))  # the mirror missed it
