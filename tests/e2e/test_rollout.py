@@ -80,9 +80,16 @@ def register(custom: Any, ns: str, version: str, model: Any, home: Path) -> None
     )
 
 
+# Labels go in pairs, one feedback request per two answers. Traefik's weighted round
+# robin is deterministic: with each answer's labels sent at once, inference and feedback
+# alternate, and at 50/50 every inference request met one backend, every label the other
+# (a cycle of three requests is out of phase with weights of period 2 and 5).
+LABEL_BATCH = 2
+
+
 class Load:
-    """Requests of 5 rows through the Gateway, each followed (through the Gateway too, so
-    perhaps to the other version: the store matches it) by feedback with the true labels.
+    """Requests of 5 rows through the Gateway, their true labels sent after them in pairs
+    (through the Gateway too, so perhaps to the other version: the store matches them).
     Every answer is recorded as (monotonic time, UTC time, the version that answered)."""
 
     def __init__(self, url: str, label_delay: float = 0.0) -> None:
@@ -129,12 +136,11 @@ class Load:
                     self.answers.append((now, answer.json()["model_version"]))
                     self.latencies.append((now, took))
                     self.labels.append((start + self.label_delay, f"r{n}", Y[rows].tolist()))
-                    while self.labels and self.labels[0][0] <= time.monotonic():
-                        _, rid, labels = self.labels.pop(0)
-                        client.post(
-                            f"{self.url}/v2/models/iris/feedback",
-                            json={"id": rid, "labels": labels},
-                        )
+                    due = [x for x in self.labels if x[0] <= time.monotonic()]
+                    if len(due) >= LABEL_BATCH:
+                        del self.labels[: len(due)]
+                        items = [{"id": rid, "labels": labels} for _, rid, labels in due]
+                        client.post(f"{self.url}/v2/models/iris/feedback", json={"feedback": items})
                 except httpx.HTTPError:
                     self.failed += 1
                     time.sleep(0.1)
