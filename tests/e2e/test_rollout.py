@@ -1,11 +1,14 @@
-"""The canary's acceptance, all real: Traefik's Gateway API provider routing real requests
-by the weights of the HTTPRoute the operator owns, `ciclo serve` pods of three versions on
-the process node, a shared prediction store matching labels to whichever version
-predicted, and a MonitorPolicy judging the candidate alone.
+"""The way in, part 2, all real: Traefik's Gateway API provider routing real requests by
+the HTTPRoute the operator owns (weights; a TraefikService's mirror), `ciclo serve` pods
+of three versions on the process node, a shared prediction store matching labels to
+whichever version predicted, and a MonitorPolicy judging the candidate alone.
 
-A bad v2 aborts at its first step (20%) having answered about that share of requests
-while it ran, and none after; a good v3 walks every step and is promoted. Client-side
-counts per version come from each response's model_version."""
+Canary: a bad v2 aborts at its first step (20%) having answered about that share of
+requests while it ran, and none after; a good v3 walks every step and is promoted.
+A/B: a worse version loses with p < 0.05, an identical one names no winner. Shadow: a
+worse version never answers a client and is held out with its comparison in status, an
+identical one is promoted. Client-side counts per version come from each response's
+model_version."""
 
 from __future__ import annotations
 
