@@ -192,13 +192,12 @@ def gateway_api(paths: Paths, kubeconfig: Path) -> None:
             seen[:] = [done.stderr]
             return False
         items = json.loads(done.stdout).get("items", [])
-        seen[:] = [json.dumps([crd.get("status", {}).get("conditions") for crd in items])]
+        # A CRD just created may show `conditions: null` before the first one is set.
+        found = [(crd.get("status") or {}).get("conditions") or [] for crd in items]
+        seen[:] = [json.dumps(found)]
         return len(items) == len(names) and all(
-            any(
-                c["type"] == "Established" and c["status"] == "True"
-                for c in crd.get("status", {}).get("conditions", [])
-            )
-            for crd in items
+            any(c["type"] == "Established" and c["status"] == "True" for c in conditions)
+            for conditions in found
         )
 
     try:
