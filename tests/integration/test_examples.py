@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+import kubernetes
 from localcluster import launcher
 
 pytestmark = pytest.mark.integration
@@ -55,11 +56,28 @@ def test_iris_example_serves_and_promotes(paths, kubeconfig, namespace, operator
     assert phases == {"v1": "Standby", "v2": "Serving"}
 
 
-def test_promotion_example_evaluates_before_serving(paths, kubeconfig, namespace, operator):
+def first_job(api, namespace: str, since: str) -> dict:
+    """The first Job made in the namespace after resourceVersion `since`, read from a watch
+    that replays from there: the Job may be gone already (its result recorded, the
+    operator deletes it; on a fake node that takes well under a second)."""
+    batch = kubernetes.client.BatchV1Api(api)
+    stream = kubernetes.watch.Watch().stream(
+        batch.list_namespaced_job, namespace, resource_version=since, timeout_seconds=60
+    )
+    for event in stream:
+        if event["type"] == "ADDED":
+            job: dict = api.sanitize_for_serialization(event["object"])
+            return job
+    raise AssertionError("no evaluation Job in 60 s")
+
+
+def test_promotion_example_evaluates_before_serving(paths, kubeconfig, namespace, operator, api):
     """The datasets and artifacts are placeholders (https://*.example.com): what the example
     shows is accepted, and the first version is evaluated before anything serves. (The
     example names no node, so its Job's pod may land on a fake node, which ends it at once
     without a result: the evaluation then fails, and the version still never serves.)"""
+    batch = kubernetes.client.BatchV1Api(api)
+    since = batch.list_namespaced_job(namespace).metadata.resource_version
     launcher.kubectl(paths, kubeconfig, "apply", "-n", namespace, "-f", str(EXAMPLES / "promotion"))
 
     def evaluating() -> dict | None:
@@ -67,11 +85,8 @@ def test_promotion_example_evaluates_before_serving(paths, kubeconfig, namespace
         ready = [c for c in model.get("status", {}).get("conditions", []) if c["type"] == "Ready"]
         return model if ready and ready[0]["reason"] in ("Evaluating", "EvaluationFailed") else None
 
+    jobs = [first_job(api, namespace, since)]
     deadline = time.monotonic() + 60
-    # The Job first: once its result is recorded, the operator deletes it.
-    while not (jobs := get(paths, kubeconfig, namespace, "jobs")["items"]):
-        assert time.monotonic() < deadline, "no evaluation Job"
-        time.sleep(0.1)
     while not (model := evaluating()):
         last = get(paths, kubeconfig, namespace, "model/churn").get("status", {})
         assert time.monotonic() < deadline, f"the example Model is not evaluated: {last}"
