@@ -11,15 +11,13 @@ from __future__ import annotations
 
 from ciclo.api.model import Model
 from ciclo.planning.manifests import (
-    GRPC_PORT_NAME,
-    GRPC_SERVICE_PORT,
     MODEL_LABEL,
-    PORT_NAME,
     VERSION_LABEL,
     Json,
     dns_label,
     labels,
     owner,
+    service_ports,
 )
 
 ROUTE_API = "gateway.networking.k8s.io/v1"
@@ -44,15 +42,7 @@ def version_service(model: Model, version: str) -> Json:
         },
         "spec": {
             "selector": {MODEL_LABEL: name, VERSION_LABEL: version},
-            "ports": [
-                {"name": "http", "port": 80, "targetPort": PORT_NAME, "protocol": "TCP"},
-                {
-                    "name": "grpc",
-                    "port": GRPC_SERVICE_PORT,
-                    "targetPort": GRPC_PORT_NAME,
-                    "protocol": "TCP",
-                },
-            ],
+            "ports": service_ports(),
         },
     }
 

@@ -253,17 +253,22 @@ def service(model: Model, serving_version: str | None) -> Json:
         "spec": {
             "selector": {MODEL_LABEL: name}
             | ({VERSION_LABEL: serving_version} if serving_version else {}),
-            "ports": [
-                {"name": "http", "port": 80, "targetPort": PORT_NAME, "protocol": "TCP"},
-                {
-                    "name": "grpc",
-                    "port": GRPC_SERVICE_PORT,
-                    "targetPort": GRPC_PORT_NAME,
-                    "protocol": "TCP",
-                },
-            ],
+            "ports": service_ports(),
         },
     }
+
+
+def service_ports() -> list[Json]:
+    """A serving Service's ports: HTTP on 80 and gRPC, to the pods' named ports."""
+    return [
+        {"name": "http", "port": 80, "targetPort": PORT_NAME, "protocol": "TCP"},
+        {
+            "name": "grpc",
+            "port": GRPC_SERVICE_PORT,
+            "targetPort": GRPC_PORT_NAME,
+            "protocol": "TCP",
+        },
+    ]
 
 
 def endpoint(model: Model) -> str:
