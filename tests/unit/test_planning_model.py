@@ -472,7 +472,7 @@ def test_dns_label_keeps_long_or_odd_names_unique_and_valid():
 
 
 def test_a_failed_write_shows_as_conditions_with_the_reason():
-    from ciclo.planning.model import with_failure
+    from ciclo.planning.readiness import with_failure
 
     p = plan(model("v1"), [mv("v1")], [], IMAGE, T0)
     status = with_failure(p.status, "500 InternalError: range is full", 1, T0)

@@ -14,8 +14,8 @@ from ciclo.api.modelversion import ModelVersion
 from ciclo.api.monitorpolicy import MonitorPolicy, RuleStatus
 from ciclo.api.rollout import CanaryStatus
 from ciclo.planning import manifests
-from ciclo.planning.model import ModelPlan, aborting_rules, plan
-from ciclo.planning.rollout import Split, decide, judged, replica_split
+from ciclo.planning.model import ModelPlan, plan
+from ciclo.planning.rollout import Split, aborting_rules, decide, judged, replica_split
 
 STEPS = [
     {"weight": 10, "pause": "1m"},

@@ -47,14 +47,10 @@ from ciclo.kube.client import (
     Ref,
 )
 from ciclo.planning import conditions, evaluation, gateway, manifests
-from ciclo.planning.model import (
-    MODEL_CONDITIONS,
-    DeploymentState,
-    aborting_rules,
-    plan,
-    with_failure,
-)
+from ciclo.planning.model import DeploymentState, plan
 from ciclo.planning.pods import crash_loops, fetch_outcomes
+from ciclo.planning.readiness import MODEL_CONDITIONS, with_failure
+from ciclo.planning.rollout import aborting_rules
 from ciclo.records import retirement, rollback
 
 log = logging.getLogger(__name__)

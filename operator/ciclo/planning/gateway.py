@@ -9,7 +9,10 @@ for clients inside the cluster, and selects the serving version only.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from ciclo.api.model import Model
+from ciclo.api.rollout import CanaryStatus
 from ciclo.planning.manifests import (
     MODEL_LABEL,
     VERSION_LABEL,
@@ -133,3 +136,35 @@ def http_route(model: Model, weights: dict[str, int], shadow: str | None = None)
         },
         "spec": {"parentRefs": [parent], "rules": rules},
     }
+
+
+@dataclass
+class Routing:
+    """The Gateway's children of a Model: a Service per backend, the route, and a shadow's
+    TraefikService when the Gateway is Traefik's (spec.rollout.gateway.mirror)."""
+
+    version_services: list[Json]
+    route: Json
+    traefik_mirror: Json | None = None
+
+
+def routing(
+    model: Model, serving: str, pending: str | None, canary: CanaryStatus | None
+) -> Routing:
+    """What the Gateway needs while `serving` serves and, with a running canary, shadow or
+    A/B test (`canary`), `pending` takes its share or a copy of each request."""
+    weights = {serving: 100}
+    shadow = None
+    if canary is not None and pending is not None:
+        if canary.strategy == "shadow":
+            shadow = pending  # a copy of each request; none of the answers
+        else:
+            weights = {serving: 100 - canary.weight, pending: canary.weight}
+    backends = [*weights, *([shadow] if shadow else [])]
+    gateway = model.spec.rollout.gateway
+    mirror = shadow is not None and gateway is not None and gateway.mirror == "TraefikService"
+    return Routing(
+        version_services=[version_service(model, v) for v in backends],
+        route=http_route(model, weights, shadow),
+        traefik_mirror=traefik_mirror(model, serving, shadow) if mirror and shadow else None,
+    )

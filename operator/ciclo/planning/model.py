@@ -12,11 +12,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from ciclo.api.meta import Condition
-from ciclo.api.model import HistoryEntry, Model, ModelStatus, RolloutStatus
+from ciclo.api.model import Model, ModelStatus, RolloutStatus
 from ciclo.api.modelversion import ModelVersion, Phase
-from ciclo.api.monitorpolicy import MonitorPolicy, RuleStatus
+from ciclo.api.monitorpolicy import RuleStatus
 from ciclo.planning import conditions, evaluation, gateway, manifests, promotion
+from ciclo.planning.history import advance
 from ciclo.planning.manifests import Json
+from ciclo.planning.outcome import Outcome
+from ciclo.planning.readiness import model_conditions
 from ciclo.planning.rollout import canary_events, canary_running, first_step
 from ciclo.planning.rollout import decide as decide_canary
 from ciclo.planning.training import trained_candidate
@@ -28,8 +31,6 @@ from ciclo.planning.versions import (
     version_update,
     with_conditions,
 )
-
-HISTORY_LIMIT = 10
 
 
 @dataclass(frozen=True)
@@ -65,10 +66,6 @@ class ModelPlan:
     """The way in's answer for spec.version (planning/promotion.py)."""
 
 
-# Those of a Model; Alerting belongs to the monitoring loop.
-MODEL_CONDITIONS = ("Ready", "Progressing", "Degraded")
-
-
 def required_ready(replicas: int, current: str | None, usable: bool, ready: dict[str, int]) -> int:
     """Ready pods a new version needs before the Service moves to it: as many as the
     serving version has ready now, up to spec.serving.replicas, so the switch never
@@ -78,20 +75,6 @@ def required_ready(replicas: int, current: str | None, usable: bool, ready: dict
     if current is None or not usable:
         return 1
     return max(1, min(replicas, ready.get(current, 0)))
-
-
-def aborting_rules(policies: Sequence[MonitorPolicy], model: str) -> list[RuleStatus]:
-    """The last evaluations of the rules whose breach rolls the Model's version back: a
-    canary step ends only once they have judged its candidate (planning.rollout)."""
-    return [
-        judged
-        for policy in policies
-        if policy.spec.model_ref.name == model
-        for rule in policy.spec.rules
-        if rule.action == "rollback"
-        for judged in policy.status.rules
-        if judged.name == rule.name
-    ]
 
 
 def plan(
@@ -204,7 +187,7 @@ def plan(
     # it was when the run started; the spec stays the user's (docs/training.md).
     if (trained := trained_candidate(model, set(by_version), rolled_back)) is not None:
         desired = trained
-    history = [h.model_copy() for h in status.history]
+    history = status.history
     target: str | None = desired
     problem: tuple[str, str] | None = None
     # When spec.version cannot serve: what serves now, unless it is unusable itself;
@@ -307,72 +290,20 @@ def plan(
         )
     )
 
-    events: list[Transition] = canary_events(status.canary, canary.canary, generation)
-    # An Event's key names its transition (what serves, what served, at which generation
-    # of the spec): a retry of the same transition finds its Event already there, and two
-    # transitions never share one, however close in time.
-    if serving != current:
-        if history and history[0].until is None:
-            outcome = (
-                "RolledBack"
-                if current in rolled_back
-                else ("Retired" if serving is None else "Replaced")
-            )
-            history[0] = history[0].model_copy(update={"until": now, "outcome": outcome})
-        if serving is not None:
-            history.insert(0, HistoryEntry(version=serving, since=now))
-        if serving is None and retired:
-            by = f" by {retired_by.reason}: {retired_by.message}" if retired_by else ""
-            events.append(
-                Transition(
-                    "Retired",
-                    f"retired{by}; {current} no longer serves",
-                    f"retired-{current}-g{generation}",
-                    "Warning" if retired_by else "Normal",
-                )
-            )
-        elif serving is None:
-            events.append(
-                Transition(
-                    "NotServing",
-                    f"{current} no longer serves: {problem[1] if problem else 'nothing to serve'}",
-                    f"notserving-{current}-g{generation}",
-                    "Warning",
-                )
-            )
-        elif problem and problem[0] == "RolledBack" and current is not None:
-            # Traffic moved away from the bad version (from nothing, e.g. an un-retired
-            # Model whose spec.version was rolled back before, it is plain Serving).
-            events.append(
-                Transition(
-                    "RolledBack",
-                    problem[1],
-                    f"rolledback-{desired}-to-{serving}-g{generation}",
-                    "Warning",
-                )
-            )
-        elif current is not None and current in rolled_back:
-            # spec.version cannot serve either (missing, failed): the mark moved traffic.
-            mark = by_version[current].status.rolled_back
-            why = f"{mark.reason}: {mark.message}" if mark else "rolled back"
-            events.append(
-                Transition(
-                    "RolledBack",
-                    f"{current} rolled back to {serving}: {why}",
-                    f"rolledback-{current}-to-{serving}-g{generation}",
-                    "Warning",
-                )
-            )
-        else:
-            was = f" (was {current})" if current else ""
-            events.append(
-                Transition(
-                    "Serving",
-                    f"{serving} serves{was}",
-                    f"serving-{serving}-from-{current}-g{generation}",
-                )
-            )
-    history = history[:HISTORY_LIMIT]
+    outcome = Outcome(
+        current=current,
+        serving=serving,
+        pending=pending,
+        desired=desired,
+        problem=problem,
+        waiting=waiting,
+        retired=retired,
+        retired_by=retired_by,
+        canary=canary,
+        shadow_failed=shadow_failed,
+    )
+    history, changed = advance(history, outcome, by_version, rolled_back, generation, now)
+    events = canary_events(status.canary, canary.canary, generation) + changed
 
     warm: list[str] = []
     # Behind the Model's Service a canary's share is a replica ratio over every pod of the
@@ -417,100 +348,13 @@ def plan(
         both = canary.active and spec.rollout.gateway is None
         result.service = manifests.service(model, None if both else serving)
         if spec.rollout.gateway is not None:
-            weights = {serving: 100}
-            shadow = None
-            if canary.active and canary.canary is not None and pending is not None:
-                if canary.canary.strategy == "shadow":
-                    shadow = pending  # a copy of each request; none of the answers
-                else:
-                    weights = {serving: 100 - canary.canary.weight, pending: canary.canary.weight}
-            backends = [*weights, *([shadow] if shadow else [])]
-            result.version_services = [gateway.version_service(model, v) for v in backends]
-            result.route = gateway.http_route(model, weights, shadow)
-            if shadow is not None and spec.rollout.gateway.mirror == "TraefikService":
-                result.traefik_mirror = gateway.traefik_mirror(model, serving, shadow)
+            running = canary.canary if canary.active else None
+            routes = gateway.routing(model, serving, pending, running)
+            result.version_services = routes.version_services
+            result.route = routes.route
+            result.traefik_mirror = routes.traefik_mirror
 
-    ready = ready_of.get(serving, 0) if serving is not None else 0
-    want = spec.serving.replicas
-
-    def cond(kind: str, ok: bool, reason: str, message: str) -> Condition:
-        return Condition(
-            type=kind,
-            status=conditions.status_of(ok),
-            reason=reason,
-            message=message,
-            observed_generation=generation,
-        )
-
-    coming = (
-        f"; {pending} is coming up: {ready_of.get(pending, 0)}/{need} ready pods needed "
-        "before it takes traffic"
-        if pending
-        else ""
-    )
-    if retired:
-        by = f" by {retired_by.reason}: {retired_by.message}" if retired_by else ""
-        ready_c = cond("Ready", False, "Retired", f"the model is retired{by}: nothing serves")
-        progressing = cond("Progressing", False, "Retired", "retired")
-    elif serving is None and waiting is not None:
-        ready_c = cond("Ready", False, waiting[0], f"nothing serves yet: {waiting[1]}")
-        progressing = cond("Progressing", True, *waiting)
-    elif serving is None and pending is not None:
-        ready_c = cond("Ready", False, "Progressing", f"nothing serves yet{coming}")
-        progressing = cond("Progressing", True, "Rollout", f"rolling out {pending}{coming}")
-    elif serving is None:
-        ready_c = cond(
-            "Ready", False, problem[0] if problem else "NoVersion", problem[1] if problem else ""
-        )
-        progressing = cond(
-            "Progressing", False, problem[0] if problem else "NoVersion", "nothing to serve"
-        )
-    else:
-        # Ready: the Service has ready endpoints of the serving version.
-        is_ready = ready >= 1 or want == 0
-        done = pending is None and ready >= want
-        ready_c = (
-            cond(
-                "Ready",
-                True,
-                "Serving",
-                f"{serving} serves with {ready}/{want} ready replicas{coming}",
-            )
-            if is_ready
-            else cond(
-                "Ready", False, "Progressing", f"{serving}: {ready}/{want} replicas ready{coming}"
-            )
-        )
-        progressing = (
-            cond("Progressing", True, waiting[0], f"{serving} serves; {waiting[1]}")
-            if waiting is not None
-            else cond("Progressing", True, "Canary", canary.canary.message)
-            if canary.active and canary.canary is not None
-            else cond("Progressing", False, "ABTestConcluded", canary.canary.message)
-            if canary.canary is not None
-            and canary.canary.phase == "Concluded"
-            and pending == canary.canary.version
-            else cond("Progressing", False, "ShadowAborted", problem[1])
-            if shadow_failed and problem is not None
-            else cond("Progressing", False, "Complete", f"{serving} is rolled out")
-            if done
-            else cond("Progressing", True, "Rollout", f"{serving}: {ready}/{want} ready{coming}")
-        )
-    degraded = (
-        cond("Degraded", True, *problem)
-        if problem
-        else cond(
-            "Degraded",
-            False,
-            "AsExpected",
-            waiting[1]
-            if waiting
-            else "spec.version serves"
-            if not pending
-            else f"spec.version {pending} is coming up",
-        )
-    )
-
+    own = model_conditions(outcome, ready_of, need, spec.serving.replicas, generation)
     last_action = status.last_action
     if events:
         last_action = f"{events[-1].reason}: {events[-1].message}"
@@ -518,14 +362,14 @@ def plan(
         observed_generation=generation,
         serving_version=serving,
         desired_version=spec.version,
-        ready_replicas=ready,
+        ready_replicas=ready_of.get(serving, 0) if serving is not None else 0,
         rollout=new_rollout,
         retirement=retired_by,
         canary=canary.canary,
         endpoint=manifests.endpoint(model) if serving else None,
         history=history,
         last_action=last_action,
-        conditions=conditions.merge(status.conditions, [ready_c, progressing, degraded], now),
+        conditions=conditions.merge(status.conditions, own, now),
     )
     result.events = events
     result.clear_retirement = clear_retirement
@@ -562,25 +406,3 @@ def plan(
         is not None
     ]
     return result
-
-
-def with_failure(
-    status: ModelStatus, message: str, generation: int, now: dt.datetime
-) -> ModelStatus:
-    """The planned status, once writing the children failed: not Ready, Degraded, and why."""
-    failed_conditions = [
-        Condition(
-            type=kind,
-            status=value,
-            reason="ApplyFailed",
-            message=message,
-            observed_generation=generation,
-        )
-        for kind, value in (("Ready", "False"), ("Degraded", "True"))
-    ]
-    return status.model_copy(
-        update={
-            "conditions": conditions.merge(status.conditions, failed_conditions, now),
-            "last_action": f"ApplyFailed: {message[:200]}",
-        }
-    )

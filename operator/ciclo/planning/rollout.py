@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ciclo.api.model import Model, ModelSpec
-from ciclo.api.monitorpolicy import RuleStatus
+from ciclo.api.monitorpolicy import MonitorPolicy, RuleStatus
 from ciclo.api.rollout import CanaryStatus, CanaryStep
 from ciclo.monitoring.evaluation import seconds
 from ciclo.planning.versions import Transition
@@ -294,3 +294,17 @@ def canary_events(
     ):
         return [Transition("CanaryStep", after.message, f"{key}-step{after.step}-g{generation}")]
     return []
+
+
+def aborting_rules(policies: Sequence[MonitorPolicy], model: str) -> list[RuleStatus]:
+    """The last evaluations of the rules whose breach rolls the Model's version back: a
+    canary step ends only once they have judged its candidate (planning.rollout)."""
+    return [
+        judged
+        for policy in policies
+        if policy.spec.model_ref.name == model
+        for rule in policy.spec.rules
+        if rule.action == "rollback"
+        for judged in policy.status.rules
+        if judged.name == rule.name
+    ]
