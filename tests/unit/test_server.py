@@ -70,7 +70,8 @@ def serving(
         proc = subprocess.Popen([*command, *extra], stdout=out, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
+        # generous: worker processes each import the runtime, slow on two loaded cores
+        deadline = time.monotonic() + 90
         while True:
             try:
                 if httpx.get(f"{url}/v2/health/ready", timeout=1).status_code == 200:
