@@ -137,6 +137,14 @@ def deployment(model: Model, version: ModelVersion, replicas: int, role: str, im
             "periodSeconds": 2,
             "failureThreshold": 3,
         },
+        # A server that stops answering (a hung event loop) is restarted by the kubelet;
+        # a minute of silence, so a busy pod under load is not killed for being slow.
+        "livenessProbe": {
+            "httpGet": {"path": "/v2/health/live", "port": "http"},
+            "periodSeconds": 10,
+            "timeoutSeconds": 5,
+            "failureThreshold": 6,
+        },
         "securityContext": restricted(),
         "volumeMounts": [{"name": "models", "mountPath": MODEL_DIR, "readOnly": True}],
     }
