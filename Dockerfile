@@ -1,13 +1,17 @@
 # syntax=docker/dockerfile:1
 # One image for the operator (`ciclo run`) and the serving runtime (`ciclo serve`,
 # `ciclo fetch`): the chart's image.repository/tag and the operator's CICLO_RUNTIME_IMAGE
-# name the same thing. Not built in this repository's CI (no container engine there):
-# it is linted with hadolint, and its Python content is the package `pip install .` makes.
+# name the same thing. `make image` builds it without a daemon or a registry (docs/install.md).
 
-ARG PYTHON=3.12
+# Any Debian-based image whose `python` has `venv`: the public one by default; `make image`
+# passes a bookworm base it makes with debootstrap (python3.11 in /usr/bin).
+ARG BASE=python:3.12-slim-bookworm
 
 # Build stage: compilers and headers stay here.
-FROM python:${PYTHON}-slim-bookworm AS build
+FROM ${BASE} AS build
+# pip's CA bundle instead of certifi's, when given: `make image` passes the machine's bundle,
+# which trusts a TLS-intercepting proxy if there is one. The build stage only.
+ARG PIP_CERT
 RUN apt-get update \
     && apt-get install -y --no-install-recommends build-essential=12.9 \
     && rm -rf /var/lib/apt/lists/*
@@ -20,7 +24,7 @@ COPY operator ./operator
 RUN /opt/ciclo/bin/pip install ".[sklearn,xgboost,lightgbm,onnx,s3,gcs,parquet]"
 
 # Final stage: the interpreter, the virtualenv, a non-root user; no compilers.
-FROM python:${PYTHON}-slim-bookworm
+FROM ${BASE}
 LABEL org.opencontainers.image.title="ciclo" \
       org.opencontainers.image.description="ciclo operator and model serving runtime" \
       org.opencontainers.image.source="https://github.com/ciclo-dev/ciclo" \
