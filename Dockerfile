@@ -16,7 +16,9 @@ RUN apt-get update \
     && apt-get install -y --no-install-recommends build-essential=12.9 \
     && rm -rf /var/lib/apt/lists/*
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
-RUN python -m venv /opt/ciclo
+# The newest pip on either base: Debian's (23.0) backtracks for many minutes over grpcio-*'s
+# protobuf bounds where today's resolves at once.
+RUN python -m venv --upgrade-deps /opt/ciclo
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY operator ./operator
