@@ -32,8 +32,12 @@ LABEL org.opencontainers.image.title="ciclo" \
       org.opencontainers.image.source="https://github.com/ciclo-dev/ciclo" \
       org.opencontainers.image.licenses="Apache-2.0"
 COPY --from=build /opt/ciclo /opt/ciclo
-# 65532: the uid the chart's restricted security context runs as.
-RUN groupadd --gid 65532 ciclo \
+# libgomp1: LightGBM loads OpenMP's runtime (neither base has it; the compilers brought
+# it into the build stage). 65532: the uid the chart's restricted security context runs as.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends libgomp1=12.2.0-14+deb12u1 \
+    && rm -rf /var/lib/apt/lists/* \
+    && groupadd --gid 65532 ciclo \
     && useradd --uid 65532 --gid 65532 --no-create-home --shell /usr/sbin/nologin ciclo
 ENV PATH=/opt/ciclo/bin:$PATH PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1
 USER 65532:65532

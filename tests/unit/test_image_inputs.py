@@ -50,6 +50,8 @@ def test_what_the_build_does_not_read_leaves_the_digest(repo: Path, tmp_path: Pa
     (repo / "docs/install.md").write_text("words\n")
     (repo / "operator/ciclo/__pycache__").mkdir()
     (repo / "operator/ciclo/__pycache__/x.pyc").write_bytes(b"\0")
+    (repo / "operator/ciclo.egg-info").mkdir()
+    (repo / "operator/ciclo.egg-info/PKG-INFO").write_text("Name: ciclo\n")
     assert image.input_digest(repo, BASE) == before
     # Nor does where the checkout is.
     moved = shutil.copytree(repo, tmp_path / "elsewhere")

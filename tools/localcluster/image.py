@@ -28,6 +28,8 @@ REPO = Path(__file__).resolve().parents[2]
 HOST_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 # What the Dockerfile reads (.dockerignore lets only these into the context).
 INPUTS = ("Dockerfile", ".dockerignore", "pyproject.toml", "README.md", "operator")
+# What .dockerignore keeps out of operator/ (an editable install writes the egg-info).
+IGNORED = frozenset({"__pycache__", "ciclo.egg-info"})
 
 
 def images_dir(paths: Paths) -> Path:
@@ -48,7 +50,7 @@ def input_files(repo: Path) -> Iterator[Path]:
         path = repo / name
         if path.is_dir():
             yield from sorted(
-                p for p in path.rglob("*") if p.is_file() and "__pycache__" not in p.parts
+                p for p in path.rglob("*") if p.is_file() and not IGNORED.intersection(p.parts)
             )
         elif path.exists():
             yield path
