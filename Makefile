@@ -7,7 +7,7 @@ export CICLO_CACHE ?= $(HOME)/.cache/ciclo
 export PYTHONPATH := $(CURDIR)/tools
 PYTEST_ARGS ?=
 
-.PHONY: help venv tools lint typecheck imports check crds test test-unit cluster-up cluster-down demo demo-down bench-serving dist lua redis
+.PHONY: help venv tools lint typecheck imports check crds test test-unit cluster-up cluster-down demo demo-down bench-serving dist image lua redis
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -42,16 +42,19 @@ crds: venv ## generate crds/ (and the chart's copy) from the pydantic types in c
 dist: tools ## dist/install.yaml: the chart rendered with its defaults, for kubectl apply
 	bash dist/generate.sh > dist/install.yaml
 
+image: venv ## the Dockerfile built with buildah on a debootstrap base, no registry (rebuilt when its inputs change)
+	$(PY) -m localcluster.image
+
 lua: ## Lua 5.1 (Debian's lua5.1), which runs the Argo CD health checks' tests
 	@command -v lua5.1 >/dev/null || { apt-get update -q && apt-get install -y -q lua5.1; }
 
 redis: ## Debian's redis-server (bookworm has no valkey): the shared prediction store's tests and the local cluster's store
 	@command -v redis-server >/dev/null || command -v valkey-server >/dev/null || { apt-get update -q && apt-get install -y -q redis-server; }
 
-test-unit: venv lua redis ## the fast tests: no Go, no cluster, no NannyML
-	$(PY) -m pytest -m "not integration and not e2e and not nannyml" $(PYTEST_ARGS)
+test-unit: venv lua redis ## the fast tests: no Go, no cluster, no NannyML, no image build
+	$(PY) -m pytest -m "not integration and not e2e and not nannyml and not image" $(PYTEST_ARGS)
 
-test: venv tools lua redis check ## the static checks, then every test on a local cluster started for the run
+test: venv tools image lua redis check ## the static checks, then every test on a local cluster started for the run
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 cluster-up: venv tools redis ## start the local cluster (prints its KUBECONFIG)
