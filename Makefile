@@ -7,7 +7,7 @@ export CICLO_CACHE ?= $(HOME)/.cache/ciclo
 export PYTHONPATH := $(CURDIR)/tools
 PYTEST_ARGS ?=
 
-.PHONY: help venv tools lint typecheck imports check crds test test-unit cluster-up cluster-down demo demo-down bench-serving dist lua redis
+.PHONY: help venv tools node-tools lint typecheck imports check crds test test-unit cluster-up cluster-down demo demo-down bench-serving dist lua redis
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -23,6 +23,9 @@ venv: $(VENV)/.installed ## the Python virtualenv with ciclo and its dev depende
 
 tools: ## build the pinned control-plane tools into $CICLO_CACHE/bin (once per pin)
 	@bash tools/build.sh
+
+node-tools: ## also build kubelet and kube-proxy, for `python -m localcluster up --real-node` (docs/real-node.md)
+	@bash tools/build.sh node
 
 lint: venv ## ruff
 	$(VENV)/bin/ruff check operator tools tests benchmarks
