@@ -52,7 +52,7 @@ redis: ## Debian's redis-server (bookworm has no valkey): the shared prediction 
 	@command -v redis-server >/dev/null || command -v valkey-server >/dev/null || { apt-get update -q && apt-get install -y -q redis-server; }
 
 test-unit: venv lua redis ## the fast tests: no Go, no cluster, no NannyML
-	$(PY) -m pytest -m "not integration and not e2e and not nannyml" $(PYTEST_ARGS)
+	$(PY) -m pytest -m "not integration and not e2e and not nannyml and not realnode" $(PYTEST_ARGS)
 
 test: venv tools lua redis check ## the static checks, then every test on a local cluster started for the run
 	$(PY) -m pytest $(PYTEST_ARGS)
