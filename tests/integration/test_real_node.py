@@ -27,6 +27,10 @@ ON_REAL_NODE = {
 }
 
 
+# Processes the node runs, by their comm (the shim's is cut to 15 characters).
+RUNTIME_NAMES = {"kubelet", "containerd", "containerd-shim", "runc", "pause", "httpd"}
+
+
 def host_state(node_dir: Path) -> dict[str, set[str]]:
     """What kubelet, containerd, runc and CNI could leave on the host."""
     mounts = {line.split()[4] for line in Path("/proc/self/mountinfo").read_text().splitlines()}
@@ -40,11 +44,15 @@ def host_state(node_dir: Path) -> dict[str, set[str]]:
         if proc.name.isdigit():
             try:
                 cmdline = (proc / "cmdline").read_bytes()
+                state = (proc / "stat").read_text().rsplit(")", 1)[-1].split()[0]
+                comm = (proc / "comm").read_text().strip()
             except OSError:
-                continue
-            if str(node_dir).encode() in cmdline:
+                continue  # gone meanwhile
+            named = comm in RUNTIME_NAMES and state != "Z"  # a zombie holds nothing
+            if named or str(node_dir).encode() in cmdline:
                 procs.add(f"{proc.name} {cmdline[:80]!r}")
     fixed = ["/var/lib/kubelet", "/var/lib/cni", "/var/log/containers", "/run/containerd"]
+    fixed += ["/etc/cni", *(str(p) for p in Path("/run/netns").glob("*"))]
     return {
         "mounts": mounts,
         "links": {ln.split(":")[1].strip() for ln in links.stdout.splitlines()},

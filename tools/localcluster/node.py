@@ -12,6 +12,7 @@ elsewhere; nodeclean.py undoes that on `down`. Why each setting: docs/real-node.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -199,15 +200,29 @@ def _start(np: NodePaths, name: str, argv: list[str]) -> None:
     np.pid_file(name).write_text(str(proc.pid))
 
 
+def _exited(pid: int) -> bool:
+    """Reaps it when it is our child (up and down in one process, as in a test): a zombie
+    still answers kill(pid, 0)."""
+    with contextlib.suppress(ChildProcessError):
+        if os.waitpid(pid, os.WNOHANG)[0] == pid:
+            return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
 def stop(np: NodePaths, name: str, grace: float = 10) -> None:
     pid = _alive(np.pid_file(name))
     if pid is not None:
         os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + grace
-        while time.monotonic() < deadline and _alive(np.pid_file(name)):
+        while time.monotonic() < deadline and not _exited(pid):
             time.sleep(0.1)
-        if _alive(np.pid_file(name)):
+        if not _exited(pid):
             os.killpg(pid, signal.SIGKILL)
+            _exited(pid)
     np.pid_file(name).unlink(missing_ok=True)
 
 
@@ -294,4 +309,6 @@ def down(paths: Paths, kubeconfig: Path | None) -> None:
     if _alive(np.pid_file("containerd")):
         nodeclean.remove_tasks(np.ctr())
     stop(np, "containerd")
-    nodeclean.clean(np.root, socket=np.socket, bridge=BRIDGE)
+    nodeclean.clean(
+        np.root, socket=np.socket, containerd_state=np.containerd / "state", bridge=BRIDGE
+    )

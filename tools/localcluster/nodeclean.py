@@ -82,6 +82,18 @@ def kill_leftovers(socket: Path) -> None:
     raise RuntimeError(f"processes of the real node would not die: {sorted(pids)}")
 
 
+def remove_task_leftovers(containerd_state: Path) -> None:
+    """What a shim killed before containerd cleaned up after it leaves outside our state:
+    its socket (named in the task's `address` file) and the sandbox's CNI result cache."""
+    for task in containerd_state.glob("io.containerd.runtime.v2.task/*/*"):
+        with contextlib.suppress(OSError):
+            address = (task / "address").read_text().strip()
+            if address.startswith("unix:///run/containerd/s/"):
+                Path(address.removeprefix("unix://")).unlink(missing_ok=True)
+        for cached in Path("/var/lib/cni/results").glob(f"*-{task.name}-*"):
+            cached.unlink(missing_ok=True)
+
+
 def mounts_under(root: Path) -> list[str]:
     found = []
     for line in Path("/proc/self/mountinfo").read_text().splitlines():
@@ -189,9 +201,10 @@ def remove_fixed_paths() -> None:
             Path(d).rmdir()
 
 
-def clean(root: Path, *, socket: Path, bridge: str) -> None:
+def clean(root: Path, *, socket: Path, containerd_state: Path, bridge: str) -> None:
     """Everything but the logs goes; each step is harmless when its part is already gone."""
     kill_leftovers(socket)
+    remove_task_leftovers(containerd_state)
     unmount(root)
     remove_bridge(bridge)
     remove_chains()
