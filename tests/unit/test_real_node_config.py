@@ -66,3 +66,10 @@ def test_configs_keep_everything_under_the_node_directory(tmp_path: Path):
 def test_only_kubelets_and_portmaps_chains_are_removed():
     assert nodeclean.ours("KUBE-FIREWALL") and nodeclean.ours("CNI-HOSTPORT-DNAT")
     assert not nodeclean.ours("INPUT") and not nodeclean.ours("DOCKER-USER")
+
+
+def test_kube_proxy_opens_nothing_on_loopback_or_the_external_interface(tmp_path: Path):
+    config = node.kube_proxy_config(tmp_path / "kubeconfig")
+    assert config["nodePortAddresses"] == [f"{procnode.GATEWAY}/32"]
+    assert config["iptables"] == {"masqueradeAll": True, "localhostNodePorts": False}
+    assert str(config["metricsBindAddress"]).startswith("127.0.0.1:")

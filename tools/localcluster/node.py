@@ -1,4 +1,4 @@
-"""A real node: Debian's containerd and runc with the pinned kubelet (opt-in).
+"""A real node: Debian's containerd and runc with the pinned kubelet and kube-proxy (opt-in).
 
 `python -m localcluster up --real-node` adds a Node, `ciclo-node`, whose pods are
 containers from local images (nodeimage.py) on a CNI bridge of their own. It is
@@ -183,6 +183,27 @@ def kubelet_config(np: NodePaths, ca: Path) -> dict[str, object]:
     }
 
 
+def kube_proxy_config(kubeconfig: Path) -> dict[str, object]:
+    return {
+        "apiVersion": "kubeproxy.config.k8s.io/v1alpha1",
+        "kind": "KubeProxyConfiguration",
+        "clientConnection": {"kubeconfig": str(kubeconfig)},
+        "hostnameOverride": NODE,
+        "bindAddress": GATEWAY,
+        "mode": "iptables",
+        "clusterCIDR": SUBNET,
+        # Zeros leave the host's conntrack sysctls alone (root here may not set them anyway).
+        "conntrack": {"maxPerCore": 0, "tcpEstablishedTimeout": "0s", "tcpCloseWaitTimeout": "0s"},
+        "metricsBindAddress": "127.0.0.1:10249",
+        "healthzBindAddress": "127.0.0.1:10256",
+        # NodePorts on the bridge's host address only; none on loopback (no route_localnet).
+        "nodePortAddresses": [f"{GATEWAY}/32"],
+        # A pod calling a Service whose endpoint is on its own bridge gets the answer back
+        # through the host: without masquerade the reply would skip the un-DNAT.
+        "iptables": {"masqueradeAll": True, "localhostNodePorts": False},
+    }
+
+
 def _alive(pid_file: Path) -> int | None:
     try:
         pid = int(pid_file.read_text())
@@ -254,7 +275,7 @@ def start_containerd(np: NodePaths) -> None:
         nodeimage.import_archive(np.ctr(), nodeimage.busybox_archive())
 
 
-def start_kubelet(paths: Paths, np: NodePaths, kubeconfig: Path) -> None:
+def start_kubelet_and_proxy(paths: Paths, np: NodePaths, kubeconfig: Path) -> None:
     ca = paths.kwok_workdir / "clusters" / paths.name / "pki" / "ca.crt"
     config = np.root / "kubelet.yaml"
     config.write_text(json.dumps(kubelet_config(np, ca), indent=2))  # YAML is a superset
@@ -269,17 +290,21 @@ def start_kubelet(paths: Paths, np: NodePaths, kubeconfig: Path) -> None:
         f"--node-labels={TAINT}=true,type=real",
     ]
     _start(np, "kubelet", argv)
+    proxy = np.root / "kube-proxy.yaml"
+    proxy.write_text(json.dumps(kube_proxy_config(kubeconfig), indent=2))
+    _start(np, "kube-proxy", [str(paths.binary("kube-proxy")), f"--config={proxy}"])
 
 
 def up(paths: Paths, kubeconfig: Path) -> None:
-    """Start containerd and the kubelet; the caller waits for the Node to be Ready."""
-    paths.binary("kubelet")  # fail early, naming `make`, when it was never built
+    """Start containerd, kubelet and kube-proxy; the caller waits for the Node to be Ready."""
+    for binary in ("kubelet", "kube-proxy"):
+        paths.binary(binary)  # fail early, naming `make`, when it was never built
     ensure_packages()
     np = NodePaths.of(paths)
     np.root.mkdir(parents=True, exist_ok=True)
-    nodeclean.remember_ip_forward(np.root)
+    nodeclean.remember_host(np.root)
     start_containerd(np)
-    start_kubelet(paths, np, kubeconfig)
+    start_kubelet_and_proxy(paths, np, kubeconfig)
 
 
 def drain(paths: Paths, kubeconfig: Path, timeout: float = 30) -> None:
@@ -305,6 +330,7 @@ def down(paths: Paths, kubeconfig: Path | None) -> None:
     kubelet = _alive(np.pid_file("kubelet"))
     if kubelet and kubeconfig is not None and kubeconfig.exists():
         drain(paths, kubeconfig)
+    stop(np, "kube-proxy")
     stop(np, "kubelet")
     if _alive(np.pid_file("containerd")):
         nodeclean.remove_tasks(np.ctr())

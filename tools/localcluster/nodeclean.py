@@ -19,17 +19,29 @@ import time
 from pathlib import Path
 
 CGROUPS = Path("/sys/fs/cgroup")
-# kubelet's chains (iptables and ip6tables: filter, nat, mangle), and portmap's.
-CHAINS = ("KUBE-FIREWALL", "KUBE-KUBELET-CANARY", "KUBE-IPTABLES-HINT")
-CHAIN_PREFIXES = ("CNI-HOSTPORT-", "CNI-DN-")
+# kubelet's chains (KUBE-FIREWALL, KUBE-KUBELET-CANARY, KUBE-IPTABLES-HINT) and
+# kube-proxy's (KUBE-SERVICES, KUBE-SVC-..., KUBE-SEP-...), in iptables and ip6tables;
+# portmap's. No other Kubernetes runs on this host, so every KUBE- chain is ours.
+CHAIN_PREFIXES = ("KUBE-", "CNI-HOSTPORT-", "CNI-DN-")
+# iptables-nft makes its tables on first use; nft names them by family.
+FAMILIES = {"iptables": "ip", "ip6tables": "ip6"}
 IP_FORWARD = Path("/proc/sys/net/ipv4/ip_forward")
 
 
-def remember_ip_forward(root: Path) -> None:
-    """The bridge plugin turns forwarding on; `down` puts back what was there first."""
+def nft_tables() -> set[str]:
+    if not shutil.which("nft"):
+        return set()
+    out = subprocess.run(["nft", "list", "tables"], capture_output=True, text=True).stdout
+    return {line.removeprefix("table ").strip() for line in out.splitlines()}
+
+
+def remember_host(root: Path) -> None:
+    """What `down` puts back: forwarding (the bridge plugin turns it on) and which nftables
+    tables existed (kubelet's first iptables call makes filter, nat and mangle)."""
     saved = root / "ip_forward.before"
     if not saved.exists():
         saved.write_text(IP_FORWARD.read_text())
+        (root / "nft-tables.before").write_text("\n".join(sorted(nft_tables())))
 
 
 def remove_tasks(ctr: list[str]) -> None:
@@ -126,7 +138,7 @@ def remove_bridge(bridge: str) -> None:
 
 
 def ours(chain: str) -> bool:
-    return chain in CHAINS or chain.startswith(CHAIN_PREFIXES)
+    return chain.startswith(CHAIN_PREFIXES)
 
 
 def remove_chains() -> None:
@@ -149,6 +161,23 @@ def remove_chains() -> None:
             subprocess.run([tool, "-t", table, "-F", chain], capture_output=True)
         for table, chain in chains:
             subprocess.run([tool, "-t", table, "-X", chain], capture_output=True)
+
+
+def remove_new_tables(root: Path) -> None:
+    """Tables that were not there before `up` and hold no rule and no chain of their own
+    now: only the built-in chains iptables-nft made, with their default ACCEPT policy."""
+    before_file = root / "nft-tables.before"
+    if not before_file.exists():
+        return
+    before = set(before_file.read_text().split("\n"))
+    for tool, family in FAMILIES.items():
+        for table in ("filter", "nat", "mangle", "raw", "security"):
+            if f"{family} {table}" in before or f"{family} {table}" not in nft_tables():
+                continue
+            saved = subprocess.run([f"{tool}-save", "-t", table], capture_output=True, text=True)
+            lines = [ln for ln in saved.stdout.splitlines() if ln[:1] in (":", "-")]
+            if all(ln.startswith(":") and " ACCEPT " in ln for ln in lines):
+                subprocess.run(["nft", "delete", "table", family, table], capture_output=True)
 
 
 def remove_cgroups() -> None:
@@ -208,6 +237,7 @@ def clean(root: Path, *, socket: Path, containerd_state: Path, bridge: str) -> N
     unmount(root)
     remove_bridge(bridge)
     remove_chains()
+    remove_new_tables(root)
     remove_cgroups()
     restore_ip_forward(root)
     remove_log_links(root)
