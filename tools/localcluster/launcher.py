@@ -283,7 +283,8 @@ def down(paths: Paths | None = None) -> None:
     prometheus.stop(paths)
     store.stop(paths)
     stop_process_node(paths)
-    node.down(paths, paths.kubeconfig if healthy(paths, paths.kubeconfig) else None)
+    if node.NodePaths.of(paths).root.exists():  # the real node ran: drain it through the API
+        node.down(paths, paths.kubeconfig if healthy(paths, paths.kubeconfig) else None)
     if (paths.kwok_workdir / "clusters" / paths.name).exists():
         _kwokctl(paths, "delete", "cluster", "--kubeconfig", str(paths.kubeconfig))
     paths.kubeconfig.unlink(missing_ok=True)
