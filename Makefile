@@ -7,7 +7,7 @@ export CICLO_CACHE ?= $(HOME)/.cache/ciclo
 export PYTHONPATH := $(CURDIR)/tools
 PYTEST_ARGS ?=
 
-.PHONY: help venv tools lint typecheck imports check crds test test-unit cluster-up cluster-down demo demo-down bench-serving dist image lua redis
+.PHONY: help venv tools node-tools lint typecheck imports check crds test test-unit cluster-up cluster-down demo demo-down bench-serving dist image lua redis
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -23,6 +23,9 @@ venv: $(VENV)/.installed ## the Python virtualenv with ciclo and its dev depende
 
 tools: ## build the pinned control-plane tools into $CICLO_CACHE/bin (once per pin)
 	@bash tools/build.sh
+
+node-tools: ## also build kubelet and kube-proxy, for `python -m localcluster up --real-node` (docs/real-node.md)
+	@bash tools/build.sh node
 
 lint: venv ## ruff
 	$(VENV)/bin/ruff check operator tools tests benchmarks
@@ -52,7 +55,7 @@ redis: ## Debian's redis-server (bookworm has no valkey): the shared prediction 
 	@command -v redis-server >/dev/null || command -v valkey-server >/dev/null || { apt-get update -q && apt-get install -y -q redis-server; }
 
 test-unit: venv lua redis ## the fast tests: no Go, no cluster, no NannyML, no image build
-	$(PY) -m pytest -m "not integration and not e2e and not nannyml and not image" $(PYTEST_ARGS)
+	$(PY) -m pytest -m "not integration and not e2e and not nannyml and not image and not realnode" $(PYTEST_ARGS)
 
 test: venv tools image lua redis check ## the static checks, then every test on a local cluster started for the run
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -6,6 +6,10 @@
 #
 #   tools/build.sh            build what is missing or stale
 #   tools/build.sh --check    exit 1 (naming the family) if anything is stale
+#   tools/build.sh [--check] node   the same, for the opt-in families named too
+#
+# The opt-in family "node" (kubelet, kube-proxy for `localcluster up --real-node`) is
+# built only when named: 170 MB and a minute or more nobody else needs.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -43,7 +47,7 @@ kube_ldflags() {
 
 family_ldflags() {
   case $1 in
-    kubernetes) echo "-s -w $(kube_ldflags)" ;;
+    kubernetes | node) echo "-s -w $(kube_ldflags)" ;;
     etcd) echo "-s -w" ;;
     prometheus) echo "-s -w -X github.com/prometheus/common/version.Version=$prom_version -X github.com/prometheus/common/version.Branch=HEAD" ;;
     traefik) echo "-s -w -X github.com/traefik/traefik/v3/pkg/version.Version=$traefik" ;;
@@ -62,6 +66,7 @@ family_targets() {
     kubernetes) echo kube-apiserver=k8s.io/kubernetes/cmd/kube-apiserver \
       kube-controller-manager=k8s.io/kubernetes/cmd/kube-controller-manager \
       kube-scheduler=k8s.io/kubernetes/cmd/kube-scheduler kubectl=k8s.io/kubernetes/cmd/kubectl ;;
+    node) echo kubelet=k8s.io/kubernetes/cmd/kubelet kube-proxy=k8s.io/kubernetes/cmd/kube-proxy ;;
     etcd) echo etcd=go.etcd.io/etcd/server/v3 ;;
     kwok) echo kwok=sigs.k8s.io/kwok/cmd/kwok kwokctl=sigs.k8s.io/kwok/cmd/kwokctl ;;
     helm) echo helm=helm.sh/helm/v3/cmd/helm ;;
@@ -71,10 +76,16 @@ family_targets() {
   esac
 }
 
+# The module directory a family builds in: the node's binaries come from the same pin.
+family_dir() {
+  case $1 in node) echo kubernetes ;; *) echo "$1" ;; esac
+}
+
 # A family's stamp covers its pin and how it is built, not the rest of this script,
 # so adding a family rebuilds nothing else.
 stamp_of() {
-  { cat "$here/$1/go.mod" "$here/$1/go.sum"; family_ldflags "$1"; family_targets "$1"; } |
+  local d; d=$(family_dir "$1")
+  { cat "$here/$d/go.mod" "$here/$d/go.sum"; family_ldflags "$1"; family_targets "$1"; } |
     sha256sum | cut -c1-16
 }
 
@@ -89,7 +100,7 @@ build() {
   echo "[tools] building $f ($(family_targets "$f" | tr ' ' '\n' | cut -d= -f1 | tr '\n' ' '))"
   for t in $(family_targets "$f"); do
     name=${t%%=*} pkg=${t#*=} log=$cache/build-$name.log
-    (cd "$here/$f" && go build -v -ldflags "$(family_ldflags "$f")" -o "$bin/$name.tmp" "$pkg") > "$log" 2>&1 &
+    (cd "$here/$(family_dir "$f")" && go build -v -ldflags "$(family_ldflags "$f")" -o "$bin/$name.tmp" "$pkg") > "$log" 2>&1 &
     pid=$!
     # go build -v names each package it compiles: count them so a cold build shows it moves.
     while kill -0 "$pid" 2>/dev/null; do
@@ -185,7 +196,12 @@ tr_copy() {
 }
 
 families="kubernetes etcd kwok helm prometheus traefik"
-if [ "${1:-}" = "--check" ]; then
+check=
+if [ "${1:-}" = "--check" ]; then check=1; shift; fi
+for f in "$@"; do
+  case $f in node) families="$families $f" ;; *) echo "[tools] no opt-in family $f" >&2; exit 2 ;; esac
+done
+if [ -n "$check" ]; then
   stale=0
   for f in $families; do fresh "$f" || { echo "[tools] $f is missing or stale: run 'make tools'"; stale=1; }; done
   po_fresh || { echo "[tools] prometheus-operator CRDs are missing or stale: run 'make tools'"; stale=1; }

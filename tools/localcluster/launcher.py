@@ -14,7 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-from localcluster import prometheus, store
+from localcluster import node, prometheus, store
 from localcluster.paths import Paths
 from localcluster.procnode import BRIDGE, GATEWAY
 
@@ -96,6 +96,23 @@ def ensure_bridge() -> None:
         ["ip", "link", "set", BRIDGE, "up"],
     ):
         subprocess.run(argv, check=True, capture_output=True)
+
+
+def real_node_apiserver_args(paths: Paths) -> list[str]:
+    """What the API server needs to reach a kubelet for exec, logs and port-forward: dial
+    its InternalIP (its Hostname does not resolve here) and show a certificate the kubelet
+    trusts (the admin's, signed by the cluster CA its clientCAFile names)."""
+    pki = paths.kwok_workdir / "clusters" / paths.name / "pki"
+    return [
+        "kube-apiserver=kubelet-preferred-address-types=InternalIP",
+        f"kube-apiserver=kubelet-client-certificate={pki / 'admin.crt'}",
+        f"kube-apiserver=kubelet-client-key={pki / 'admin.key'}",
+    ]
+
+
+def _has_real_node_args(paths: Paths) -> bool:
+    config = paths.kwok_workdir / "clusters" / paths.name / "kwok.yaml"
+    return config.exists() and "kubelet-preferred-address-types" in config.read_text()
 
 
 def fake_node(index: int) -> dict[str, object]:
@@ -197,9 +214,10 @@ def up(
     process_node: bool = True,
     with_prometheus: bool = False,
     with_store: bool = False,
+    real_node: bool = False,
 ) -> Path:
-    """Start (or reuse) the cluster, and Prometheus and the shared prediction store when
-    asked; return its kubeconfig path."""
+    """Start (or reuse) the cluster, and Prometheus, the shared prediction store and the
+    real node (kubelet and containerd: node.py) when asked; return its kubeconfig path."""
     external = external_kubeconfig()
     paths = paths or Paths.from_env()
     if external is not None:
@@ -209,8 +227,10 @@ def up(
 
     paths.state.mkdir(parents=True, exist_ok=True)
     kubeconfig = paths.kubeconfig
-    if process_node:
-        ensure_bridge()
+    if process_node or real_node:
+        ensure_bridge()  # the real node's kubelet serves on the bridge's host address too
+    if real_node and healthy(paths, kubeconfig) and not _has_real_node_args(paths):
+        down(paths)  # made without the API server flags a kubelet needs
     if not healthy(paths, kubeconfig):
         # A half-started or stopped cluster is cheaper to recreate than to repair.
         down(paths)
@@ -222,6 +242,8 @@ def up(
             "kwok-controller=manage-all-nodes=false",
             f"kwok-controller=manage-nodes-with-annotation-selector={FAKE_NODE_ANNOTATION}=fake",
         ]
+        if real_node:
+            extra_args += real_node_apiserver_args(paths)
         create = ["create", "cluster", "--runtime", "binary", "--kubeconfig", str(kubeconfig)]
         create += ["--wait", "120s", "--disable-qps-limits"]
         for arg in extra_args:
@@ -241,6 +263,11 @@ def up(
     if process_node:
         start_process_node(paths, kubeconfig)
         wait_node_ready(paths, kubeconfig, PROCESS_NODE)
+    if real_node:
+        start = time.monotonic()
+        node.up(paths, kubeconfig)
+        wait_node_ready(paths, kubeconfig, node.NODE, timeout=120)
+        print(f"node {node.NODE} Ready in {time.monotonic() - start:.1f} s", file=sys.stderr)
     if with_prometheus:
         prometheus.start(paths, kubeconfig)
     if with_store:
@@ -256,6 +283,8 @@ def down(paths: Paths | None = None) -> None:
     prometheus.stop(paths)
     store.stop(paths)
     stop_process_node(paths)
+    if node.NodePaths.of(paths).root.exists():  # the real node ran: drain it through the API
+        node.down(paths, paths.kubeconfig if healthy(paths, paths.kubeconfig) else None)
     if (paths.kwok_workdir / "clusters" / paths.name).exists():
         _kwokctl(paths, "delete", "cluster", "--kubeconfig", str(paths.kubeconfig))
     paths.kubeconfig.unlink(missing_ok=True)

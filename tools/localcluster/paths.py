@@ -19,6 +19,9 @@ BINARIES = {
     "prometheus": "tools",
     "promtool": "tools",
     "traefik": "tools",
+    # The real node's (opt-in): `tools/build.sh node`.
+    "kubelet": "node-tools",
+    "kube-proxy": "node-tools",
 }
 
 

@@ -1,0 +1,75 @@
+"""The real node's generated configs and images, without starting anything."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import ipaddress
+import json
+import tarfile
+from pathlib import Path
+
+from localcluster import node, nodeclean, nodeimage, procnode
+
+
+def read_archive(archive: bytes) -> dict[str, bytes]:
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        return {m.name: tar.extractfile(m).read() for m in tar.getmembers() if m.isfile()}  # type: ignore[union-attr]
+
+
+def test_an_image_archive_is_an_oci_layout_naming_one_image():
+    layer = nodeimage.layer({"bin/tool": b"\x7fELF"}, {"bin/sh": "tool"}, tmp=True)
+    files = read_archive(nodeimage.oci_archive("ciclo.local/x:1", layer, ["/bin/tool"]))
+    assert json.loads(files["oci-layout"]) == {"imageLayoutVersion": "1.0.0"}
+    (entry,) = json.loads(files["index.json"])["manifests"]
+    assert entry["annotations"] == {"io.containerd.image.name": "ciclo.local/x:1"}
+    for name, data in files.items():  # every blob is stored under its own digest
+        if name.startswith("blobs/sha256/"):
+            assert hashlib.sha256(data).hexdigest() == name.rsplit("/", 1)[1]
+    manifest = json.loads(files["blobs/sha256/" + entry["digest"].removeprefix("sha256:")])
+    config_blob = files["blobs/sha256/" + manifest["config"]["digest"].removeprefix("sha256:")]
+    config = json.loads(config_blob)
+    assert config["config"]["Cmd"] == ["/bin/tool"]
+    assert config["rootfs"]["diff_ids"] == [manifest["layers"][0]["digest"]]
+    with tarfile.open(fileobj=io.BytesIO(layer)) as tar:
+        members = {m.name: m for m in tar.getmembers()}
+    assert members["tmp"].mode == 0o1777
+    assert members["bin/sh"].issym() and members["bin/sh"].linkname == "tool"
+
+
+def test_the_node_does_not_share_the_process_nodes_bridge_or_addresses():
+    assert node.BRIDGE != procnode.BRIDGE
+    subnet = ipaddress.ip_network(node.SUBNET)
+    assert ipaddress.ip_address(procnode.GATEWAY) not in subnet
+    assert not subnet.overlaps(ipaddress.ip_network("10.244.0.0/24"))
+    assert not subnet.overlaps(ipaddress.ip_network("10.0.0.0/16"))  # Service CIDR
+
+
+def test_configs_keep_everything_under_the_node_directory(tmp_path: Path):
+    np = node.NodePaths(tmp_path / "node")
+    containerd = node.containerd_config(np)
+    assert f'address = "{np.socket}"' in containerd
+    assert "restrict_oom_score_adj = true" in containerd
+    assert "SystemdCgroup = false" in containerd
+    assert f'sandbox_image = "{nodeimage.PAUSE_IMAGE}"' in containerd
+    cni = node.cni_config(np)
+    bridge = cni["plugins"][0]  # type: ignore[index]
+    assert bridge["bridge"] == node.BRIDGE and bridge["ipam"]["dataDir"] == str(np.ipam)
+    kubelet = node.kubelet_config(np, tmp_path / "ca.crt")
+    assert kubelet["failCgroupV1"] is False and kubelet["cgroupDriver"] == "cgroupfs"
+    assert kubelet["registerWithTaints"] == [
+        {"key": node.TAINT, "value": "true", "effect": "NoSchedule"}
+    ]
+    assert str(kubelet["podLogsDir"]).startswith(str(np.root))
+
+
+def test_only_kubelets_and_portmaps_chains_are_removed():
+    assert nodeclean.ours("KUBE-FIREWALL") and nodeclean.ours("CNI-HOSTPORT-DNAT")
+    assert not nodeclean.ours("INPUT") and not nodeclean.ours("DOCKER-USER")
+
+
+def test_kube_proxy_opens_nothing_on_loopback_or_the_external_interface(tmp_path: Path):
+    config = node.kube_proxy_config(tmp_path / "kubeconfig")
+    assert config["nodePortAddresses"] == [f"{procnode.GATEWAY}/32"]
+    assert config["iptables"] == {"masqueradeAll": True, "localhostNodePorts": False}
+    assert str(config["metricsBindAddress"]).startswith("127.0.0.1:")
