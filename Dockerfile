@@ -23,7 +23,8 @@ WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY operator ./operator
 # The runtime serves every supported model format, and reads s3:// and gs:// artifacts.
-RUN /opt/ciclo/bin/pip install ".[sklearn,xgboost,lightgbm,onnx,s3,gcs,parquet]"
+# xgboost-cpu is XGBoost without its CUDA libraries (480 MB of NCCL the CPU runtime never loads).
+RUN /opt/ciclo/bin/pip install ".[sklearn,lightgbm,onnx,s3,gcs,parquet]" "xgboost-cpu>=2"
 
 # Final stage: the interpreter, the virtualenv, a non-root user; no compilers.
 FROM ${BASE}
