@@ -24,8 +24,8 @@ venv: $(VENV)/.installed ## the Python virtualenv with ciclo and its dev depende
 tools: ## build the pinned control-plane tools into $CICLO_CACHE/bin (once per pin)
 	@bash tools/build.sh
 
-node-tools: ## also build kubelet and kube-proxy, for `python -m localcluster up --real-node` (docs/real-node.md)
-	@bash tools/build.sh node
+node-tools: ## also build kubelet, kube-proxy and CoreDNS, for `python -m localcluster up --real-node` (docs/real-node.md)
+	@bash tools/build.sh node coredns
 
 lint: venv ## ruff
 	$(VENV)/bin/ruff check operator tools tests benchmarks

@@ -6,10 +6,11 @@
 #
 #   tools/build.sh            build what is missing or stale
 #   tools/build.sh --check    exit 1 (naming the family) if anything is stale
-#   tools/build.sh [--check] node   the same, for the opt-in families named too
+#   tools/build.sh [--check] node coredns   the same, for the opt-in families named too
 #
-# The opt-in family "node" (kubelet, kube-proxy for `localcluster up --real-node`) is
-# built only when named: 170 MB and a minute or more nobody else needs.
+# The opt-in families "node" (kubelet, kube-proxy) and "coredns" (the real node's cluster
+# DNS), for `localcluster up --real-node`, are built only when named (`make node-tools`):
+# 230 MB and minutes of building nobody else needs.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -35,6 +36,7 @@ helm_kube=$(pin helm k8s.io/client-go)            # v0.37.0: what helm assumes o
 etcd=$(pin etcd go.etcd.io/etcd/server/v3)        # v3.6.16
 prom=$(pin prometheus github.com/prometheus/prometheus)  # v0.313.5 is Prometheus 3.13.5
 traefik=$(pin traefik github.com/traefik/traefik/v3)  # v3.6.12
+coredns=$(pin coredns github.com/coredns/coredns)      # v1.15.0
 prom_version=3.${prom#v0.3}; prom_version=${prom_version%%.*}.$(echo "$prom" | cut -d. -f2 | cut -c2-).$(echo "$prom" | cut -d. -f3)
 
 kube_ldflags() {
@@ -51,6 +53,8 @@ family_ldflags() {
     etcd) echo "-s -w" ;;
     prometheus) echo "-s -w -X github.com/prometheus/common/version.Version=$prom_version -X github.com/prometheus/common/version.Branch=HEAD" ;;
     traefik) echo "-s -w -X github.com/traefik/traefik/v3/pkg/version.Version=$traefik" ;;
+    # coremain.CoreVersion is a constant of the release; GitCommit is all a build sets.
+    coredns) echo "-s -w -X github.com/coredns/coredns/coremain.GitCommit=$coredns" ;;
     kwok) echo "-s -w -X sigs.k8s.io/kwok/pkg/consts.Version=${kwok#v} -X sigs.k8s.io/kwok/pkg/consts.KubeVersion=${k8s#v}" ;;
     helm)
       local hminor; hminor=$(echo "$helm_kube" | cut -d. -f2)
@@ -71,6 +75,7 @@ family_targets() {
     kwok) echo kwok=sigs.k8s.io/kwok/cmd/kwok kwokctl=sigs.k8s.io/kwok/cmd/kwokctl ;;
     helm) echo helm=helm.sh/helm/v3/cmd/helm ;;
     traefik) echo traefik=github.com/traefik/traefik/v3/cmd/traefik ;;
+    coredns) echo coredns=github.com/coredns/coredns ;;
     prometheus) echo prometheus=github.com/prometheus/prometheus/cmd/prometheus \
       promtool=github.com/prometheus/prometheus/cmd/promtool ;;
   esac
@@ -199,7 +204,7 @@ families="kubernetes etcd kwok helm prometheus traefik"
 check=
 if [ "${1:-}" = "--check" ]; then check=1; shift; fi
 for f in "$@"; do
-  case $f in node) families="$families $f" ;; *) echo "[tools] no opt-in family $f" >&2; exit 2 ;; esac
+  case $f in node | coredns) families="$families $f" ;; *) echo "[tools] no opt-in family $f" >&2; exit 2 ;; esac
 done
 if [ -n "$check" ]; then
   stale=0

@@ -6,8 +6,10 @@ from __future__ import annotations
 import fcntl
 import ipaddress
 import json
+import re
 import subprocess
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,7 +17,7 @@ from typing import Any
 import pytest
 from waiting import wait_for
 
-from localcluster import launcher, node, nodeimage
+from localcluster import launcher, node, nodedns, nodeimage
 from localcluster.paths import Paths
 
 pytestmark = pytest.mark.realnode
@@ -28,7 +30,15 @@ ON_REAL_NODE = {
 
 
 # Processes the node runs, by their comm (the shim's is cut to 15 characters).
-RUNTIME_NAMES = {"kubelet", "kube-proxy", "containerd", "containerd-shim", "pause", "httpd"}
+RUNTIME_NAMES = {
+    "kubelet",
+    "kube-proxy",
+    "coredns",
+    "containerd",
+    "containerd-shim",
+    "pause",
+    "httpd",
+}
 
 
 def host_state(node_dir: Path) -> dict[str, set[str]]:
@@ -139,6 +149,41 @@ def test_a_service_reaches_a_pod_through_kube_proxy(cluster):
     wait_for(f"the Service's ClusterIP {ip} to answer from a pod", answers, timeout=30)
 
 
+def test_a_pod_reaches_a_service_by_its_dns_name(cluster):
+    """After the Service test: `web` in `default`, by its full name and by its short one."""
+    ip = json.loads(kubectl(cluster, "get", "service", "web", "-o", "json"))["spec"]["clusterIP"]
+    resolv = kubectl(cluster, "exec", "client", "--", "cat", "/etc/resolv.conf")
+    assert f"nameserver {node.HOST_ADDRESS}" in resolv
+    assert "search default.svc.cluster.local svc.cluster.local cluster.local" in resolv
+    fqdn = f"web.default.svc.{nodedns.DOMAIN}"
+    out = kubectl(cluster, "exec", "client", "--", "nslookup", fqdn)
+    assert ip in out, out
+    for name in (fqdn, "web"):
+        argv = ["exec", "client", "--", "wget", "-qO-", f"http://{name}/index.html"]
+        assert kubectl(cluster, *argv).strip() == "hello-from-web", name
+
+
+def test_coredns_serves_the_cluster_only_on_the_bridge(cluster):
+    paths, _, _ = cluster
+    ip = json.loads(kubectl(cluster, "get", "service", "web", "-o", "json"))["spec"]["clusterIP"]
+    fqdn = f"web.default.svc.{nodedns.DOMAIN}"
+    assert nodedns.query(fqdn, node.HOST_ADDRESS) == (0, [ip])
+    assert nodedns.query(fqdn, node.HOST_ADDRESS, tcp=True) == (0, [ip])
+    # No upstream: a name outside the cluster is refused at once, not forwarded.
+    assert nodedns.query("example.com", node.HOST_ADDRESS)[0] == nodedns.NXDOMAIN
+    missing = f"nothing.default.svc.{nodedns.DOMAIN}"
+    assert nodedns.query(missing, node.HOST_ADDRESS)[0] == nodedns.NXDOMAIN
+    np = node.NodePaths.of(paths)
+    pid = np.pid_file("coredns").read_text().strip()
+    sockets = subprocess.run(["ss", "-H", "-lntup"], capture_output=True, text=True, check=True)
+    local = {ln.split()[4] for ln in sockets.stdout.splitlines() if f"pid={pid}," in ln}
+    health = re.search(r"health (127\.0\.0\.1:\d+)", (np.root / "Corefile").read_text())
+    assert health is not None
+    assert local == {f"{node.HOST_ADDRESS}:53", health[1]}, local
+    with urllib.request.urlopen(f"http://{health[1]}/health", timeout=5) as reply:
+        assert reply.read() == b"OK"
+
+
 def test_only_pods_that_tolerate_the_taint_land_there(cluster):
     kubectl(cluster, "apply", "-f", "-", stdin=pod("elsewhere", "sleep 1"))
     untolerated = {"nodeSelector": ON_REAL_NODE["nodeSelector"]}
@@ -154,7 +199,7 @@ def test_only_pods_that_tolerate_the_taint_land_there(cluster):
 def test_down_leaves_nothing(cluster):
     paths, _, before = cluster
     np = node.NodePaths.of(paths)
-    pids = [int(np.pid_file(n).read_text()) for n in ("kubelet", "containerd")]
+    pids = [int(np.pid_file(n).read_text()) for n in ("kubelet", "coredns", "containerd")]
     start = time.monotonic()
     launcher.down(paths)
     print(f"down: {time.monotonic() - start:.1f} s")

@@ -9,7 +9,7 @@ import json
 import tarfile
 from pathlib import Path
 
-from localcluster import node, nodeclean, nodeimage, procnode
+from localcluster import node, nodeclean, nodedns, nodeimage, procnode
 
 
 def read_archive(archive: bytes) -> dict[str, bytes]:
@@ -73,3 +73,27 @@ def test_kube_proxy_opens_nothing_on_loopback_or_the_external_interface(tmp_path
     assert config["nodePortAddresses"] == [f"{procnode.GATEWAY}/32"]
     assert config["iptables"] == {"masqueradeAll": True, "localhostNodePorts": False}
     assert str(config["metricsBindAddress"]).startswith("127.0.0.1:")
+
+
+def test_coredns_serves_the_cluster_on_the_bridge_and_forwards_nothing(tmp_path: Path):
+    corefile = nodedns.corefile(node.HOST_ADDRESS, tmp_path / "kubeconfig", 40001)
+    assert corefile.count(f"bind {node.HOST_ADDRESS}\n") == 2  # every block
+    assert "health 127.0.0.1:40001" in corefile
+    assert f"kubeconfig {tmp_path / 'kubeconfig'}" in corefile
+    assert "kubernetes cluster.local in-addr.arpa ip6.arpa {" in corefile
+    assert "forward" not in corefile and "prometheus" not in corefile
+    assert ipaddress.ip_address(node.HOST_ADDRESS) in ipaddress.ip_network(node.SUBNET)
+    kubelet = node.kubelet_config(node.NodePaths(tmp_path), tmp_path / "ca.crt")
+    assert kubelet["clusterDNS"] == [node.HOST_ADDRESS]
+    assert kubelet["clusterDomain"] == "cluster.local"
+
+
+def test_a_dns_reply_is_read_for_its_rcode_and_addresses():
+    question = b"\x03web\x07default\x03svc\x07cluster\x05local\x00" + b"\x00\x01\x00\x01"
+    answer = (
+        b"\xc0\x0c" + b"\x00\x01\x00\x01" + b"\x00\x00\x00\x05" + b"\x00\x04" + b"\x0a\x00\x00\x07"
+    )
+    reply = b"\x12\x34\x85\x00\x00\x01\x00\x01\x00\x00\x00\x00" + question + answer
+    assert nodedns._parse(reply, 0x1234) == (0, ["10.0.0.7"])
+    nxdomain = b"\x12\x34\x85\x03\x00\x01\x00\x00\x00\x00\x00\x00" + question
+    assert nodedns._parse(nxdomain, 0x1234) == (nodedns.NXDOMAIN, [])

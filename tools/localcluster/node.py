@@ -1,10 +1,12 @@
-"""A real node: Debian's containerd and runc with the pinned kubelet and kube-proxy (opt-in).
+"""A real node: Debian's containerd and runc with the pinned kubelet, kube-proxy and CoreDNS
+(opt-in).
 
 `python -m localcluster up --real-node` adds a Node, `ciclo-node`, whose pods are
 containers from local images (nodeimage.py) on a CNI bridge of their own. It is
 tainted `ciclo.dev/real-node=true:NoSchedule` and labelled `ciclo.dev/real-node=true`:
 only pods that tolerate the taint (and, to be sure to land there, select the label)
-run on it, so the process node and the KWOK nodes keep every other pod.
+run on it, so the process node and the KWOK nodes keep every other pod. Its pods resolve
+Services as NAME.NAMESPACE.svc.cluster.local through CoreDNS (nodedns.py) on the bridge.
 
 Everything it writes lives under <state>/node, except what the kernel keeps
 elsewhere; nodeclean.py undoes that on `down`. Why each setting: docs/real-node.md.
@@ -22,7 +24,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from localcluster import nodeclean, nodeimage
+from localcluster import nodeclean, nodedns, nodeimage
 from localcluster.paths import Paths
 from localcluster.procnode import GATEWAY
 
@@ -31,6 +33,8 @@ TAINT = "ciclo.dev/real-node"
 # The process node's bridge is ciclo0 on 10.244.0.0/24; KWOK's pod CIDRs are 10.10N/16.
 BRIDGE = "ciclo1"
 SUBNET = "10.246.0.0/24"
+# The bridge's host side: the pods' gateway, and their cluster DNS server.
+HOST_ADDRESS = "10.246.0.1"
 CNI_NETWORK = "ciclo-real-node"
 CNI_BIN = "/usr/lib/cni"
 PACKAGES = {
@@ -146,7 +150,7 @@ def cni_config(np: NodePaths) -> dict[str, object]:
                 "ipam": {
                     "type": "host-local",
                     "dataDir": str(np.ipam),
-                    "ranges": [[{"subnet": SUBNET}]],
+                    "ranges": [[{"subnet": SUBNET, "gateway": HOST_ADDRESS}]],
                     "routes": [{"dst": "0.0.0.0/0"}],
                 },
             },
@@ -172,6 +176,9 @@ def kubelet_config(np: NodePaths, ca: Path) -> dict[str, object]:
         "healthzBindAddress": "127.0.0.1",
         "podLogsDir": str(np.pod_logs),
         "failSwapOn": False,
+        # Pods (dnsPolicy ClusterFirst, the default) get CoreDNS in their resolv.conf.
+        "clusterDNS": [HOST_ADDRESS],
+        "clusterDomain": nodedns.DOMAIN,
         "registerWithTaints": [{"key": TAINT, "value": "true", "effect": "NoSchedule"}],
         # The API server calls in with the admin certificate (launcher.real_node_apiserver_args).
         "authentication": {
@@ -275,6 +282,29 @@ def start_containerd(np: NodePaths) -> None:
         nodeimage.import_archive(np.ctr(), nodeimage.busybox_archive())
 
 
+def ensure_bridge() -> None:
+    """Made before the CNI bridge plugin would make it on the first pod, so that CoreDNS
+    can bind its address; the plugin takes a bridge that has its gateway address as is."""
+    if subprocess.run(["ip", "link", "show", BRIDGE], capture_output=True).returncode == 0:
+        return
+    for argv in (
+        ["ip", "link", "add", BRIDGE, "type", "bridge"],
+        ["ip", "addr", "add", f"{HOST_ADDRESS}/24", "dev", BRIDGE],
+        ["ip", "link", "set", BRIDGE, "up"],
+    ):
+        subprocess.run(argv, check=True, capture_output=True)
+
+
+def start_coredns(paths: Paths, np: NodePaths, kubeconfig: Path) -> None:
+    """CoreDNS as a host process, like kubelet: pods need it before any of them can run it."""
+    ensure_bridge()
+    if not _alive(np.pid_file("coredns")):
+        config = nodedns.corefile(HOST_ADDRESS, kubeconfig, nodedns.free_port())
+        (np.root / "Corefile").write_text(config)
+    argv = [str(paths.binary("coredns")), "-conf", str(np.root / "Corefile")]
+    _start(np, "coredns", argv)
+
+
 def start_kubelet_and_proxy(paths: Paths, np: NodePaths, kubeconfig: Path) -> None:
     ca = paths.kwok_workdir / "clusters" / paths.name / "pki" / "ca.crt"
     config = np.root / "kubelet.yaml"
@@ -296,15 +326,19 @@ def start_kubelet_and_proxy(paths: Paths, np: NodePaths, kubeconfig: Path) -> No
 
 
 def up(paths: Paths, kubeconfig: Path) -> None:
-    """Start containerd, kubelet and kube-proxy; the caller waits for the Node to be Ready."""
-    for binary in ("kubelet", "kube-proxy"):
+    """Start containerd, CoreDNS, kubelet and kube-proxy, and wait for CoreDNS to answer;
+    the caller waits for the Node to be Ready."""
+    for binary in ("kubelet", "kube-proxy", "coredns"):
         paths.binary(binary)  # fail early, naming `make`, when it was never built
     ensure_packages()
     np = NodePaths.of(paths)
     np.root.mkdir(parents=True, exist_ok=True)
     nodeclean.remember_host(np.root)
     start_containerd(np)
+    start_coredns(paths, np, kubeconfig)
     start_kubelet_and_proxy(paths, np, kubeconfig)
+    pid_file = np.pid_file("coredns")
+    nodedns.wait_ready(HOST_ADDRESS, lambda: _alive(pid_file) is not None, np.log("coredns"))
 
 
 def drain(paths: Paths, kubeconfig: Path, timeout: float = 30) -> None:
@@ -332,6 +366,7 @@ def down(paths: Paths, kubeconfig: Path | None) -> None:
         drain(paths, kubeconfig)
     stop(np, "kube-proxy")
     stop(np, "kubelet")
+    stop(np, "coredns")
     if _alive(np.pid_file("containerd")):
         nodeclean.remove_tasks(np.ctr())
     stop(np, "containerd")

@@ -19,7 +19,20 @@ PAUSE_IMAGE = "ciclo.local/pause:1"
 BUSYBOX_IMAGE = "ciclo.local/busybox:1"
 BUSYBOX = Path("/bin/busybox")
 # The busybox applets a test or a user reaches for; each is a symlink to /bin/busybox.
-APPLETS = ("sh", "sleep", "cat", "echo", "ls", "ip", "wget", "nc", "httpd", "ping", "hostname")
+APPLETS = (
+    "sh",
+    "sleep",
+    "cat",
+    "echo",
+    "ls",
+    "ip",
+    "wget",
+    "nc",
+    "httpd",
+    "ping",
+    "hostname",
+    "nslookup",
+)
 
 
 def _add(tar: tarfile.TarFile, name: str, data: bytes, mode: int = 0o644) -> None:

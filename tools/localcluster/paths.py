@@ -19,9 +19,10 @@ BINARIES = {
     "prometheus": "tools",
     "promtool": "tools",
     "traefik": "tools",
-    # The real node's (opt-in): `tools/build.sh node`.
+    # The real node's (opt-in): `tools/build.sh node coredns`.
     "kubelet": "node-tools",
     "kube-proxy": "node-tools",
+    "coredns": "node-tools",
 }
 
 
