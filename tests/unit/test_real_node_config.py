@@ -73,3 +73,16 @@ def test_kube_proxy_opens_nothing_on_loopback_or_the_external_interface(tmp_path
     assert config["nodePortAddresses"] == [f"{procnode.GATEWAY}/32"]
     assert config["iptables"] == {"masqueradeAll": True, "localhostNodePorts": False}
     assert str(config["metricsBindAddress"]).startswith("127.0.0.1:")
+
+
+def test_the_ciclo_images_id_is_read_from_the_docker_archives_manifest(tmp_path: Path):
+    archive = tmp_path / "ciclo.tar"
+    config = hashlib.sha256(b"{}").hexdigest()
+    manifest = [{"Config": f"{config}.json", "RepoTags": ["x:1"], "Layers": ["l.tar"]}]
+    with tarfile.open(archive, "w") as tar:
+        for name, data in (("l.tar", b"\0" * 1024), ("manifest.json", json.dumps(manifest))):
+            blob = data if isinstance(data, bytes) else data.encode()
+            info = tarfile.TarInfo(name)
+            info.size = len(blob)
+            tar.addfile(info, io.BytesIO(blob))
+    assert node.archive_image_id(archive) == f"sha256:{config}"
