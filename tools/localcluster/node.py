@@ -296,11 +296,19 @@ def containerd_image_id(np: NodePaths, name: str) -> str | None:
     )
     if target is None:
         return None
-    content = subprocess.run([*np.ctr(), "content", "get", target], capture_output=True)
-    if content.returncode != 0:
-        return None
-    config: str | None = json.loads(content.stdout).get("config", {}).get("digest")
-    return config
+    # `--index-name` makes the name point at an index holding the archive's one manifest.
+    for _ in range(2):
+        content = subprocess.run([*np.ctr(), "content", "get", target], capture_output=True)
+        if content.returncode != 0:
+            return None
+        found = json.loads(content.stdout)
+        if "config" in found:
+            config: str = found["config"]["digest"]
+            return config
+        if not found.get("manifests"):
+            return None
+        target = found["manifests"][0]["digest"]
+    return None
 
 
 def import_ciclo_image(paths: Paths, np: NodePaths) -> None:
