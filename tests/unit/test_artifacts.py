@@ -136,3 +136,23 @@ def test_cli_exit_codes_and_one_line(source: Path, tmp_path: Path):
     assert bad.returncode == 1
     assert bad.stderr.count("\n") == 1 and bad.stderr.startswith("ciclo fetch: sha256 mismatch")
     assert not (tmp_path / "bad").exists()
+
+
+def test_a_failed_fetch_writes_the_termination_message_only_where_the_kubelet_made_it(
+    source: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    from ciclo.cli import main
+
+    # The kubelet's file, writable by any uid, in a directory the runtime's user cannot write.
+    made = tmp_path / "dev" / "termination-log"
+    made.parent.mkdir()
+    made.touch()
+    monkeypatch.setattr(main, "TERMINATION_LOG", made)
+    assert main.main(["fetch", source.as_uri(), str(tmp_path / "m"), "--sha256", "f" * 64]) == 1
+    assert made.read_text().startswith("ciclo fetch: sha256 mismatch")
+    # Outside a pod there is no such file, and none is made.
+    absent = tmp_path / "elsewhere" / "termination-log"
+    absent.parent.mkdir()
+    monkeypatch.setattr(main, "TERMINATION_LOG", absent)
+    assert main.main(["fetch", source.as_uri(), str(tmp_path / "m"), "--sha256", "f" * 64]) == 1
+    assert not absent.exists()

@@ -97,3 +97,16 @@ def test_a_dns_reply_is_read_for_its_rcode_and_addresses():
     assert nodedns._parse(reply, 0x1234) == (0, ["10.0.0.7"])
     nxdomain = b"\x12\x34\x85\x03\x00\x01\x00\x00\x00\x00\x00\x00" + question
     assert nodedns._parse(nxdomain, 0x1234) == (nodedns.NXDOMAIN, [])
+
+
+def test_the_ciclo_images_id_is_read_from_the_docker_archives_manifest(tmp_path: Path):
+    archive = tmp_path / "ciclo.tar"
+    config = hashlib.sha256(b"{}").hexdigest()
+    manifest = [{"Config": f"{config}.json", "RepoTags": ["x:1"], "Layers": ["l.tar"]}]
+    with tarfile.open(archive, "w") as tar:
+        for name, data in (("l.tar", b"\0" * 1024), ("manifest.json", json.dumps(manifest))):
+            blob = data if isinstance(data, bytes) else data.encode()
+            info = tarfile.TarInfo(name)
+            info.size = len(blob)
+            tar.addfile(info, io.BytesIO(blob))
+    assert node.archive_image_id(archive) == f"sha256:{config}"

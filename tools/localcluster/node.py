@@ -20,11 +20,14 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
+import tarfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from localcluster import nodeclean, nodedns, nodeimage
+from ciclo.config import DEFAULT_IMAGE
+from localcluster import image, nodeclean, nodedns, nodeimage
 from localcluster.paths import Paths
 from localcluster.procnode import GATEWAY
 
@@ -305,6 +308,55 @@ def start_coredns(paths: Paths, np: NodePaths, kubeconfig: Path) -> None:
     _start(np, "coredns", argv)
 
 
+def archive_image_id(archive: Path) -> str | None:
+    """The image's ID (its config's digest), as the docker-archive's manifest names it:
+    read from the tar's index, without reading its layers."""
+    with tarfile.open(archive) as tar:
+        manifest = tar.extractfile("manifest.json")
+        entries = json.load(manifest) if manifest is not None else []
+    config = entries[0].get("Config", "") if entries else ""
+    return "sha256:" + config.removesuffix(".json").removeprefix("sha256:") if config else None
+
+
+def containerd_image_id(np: NodePaths, name: str) -> str | None:
+    """The ID of the image containerd has under `name`, from the manifest it points at."""
+    listed = subprocess.run([*np.ctr(), "images", "ls"], capture_output=True, text=True)
+    target = next(
+        (ln.split()[2] for ln in listed.stdout.splitlines()[1:] if ln.split()[:1] == [name]), None
+    )
+    if target is None:
+        return None
+    # `--index-name` makes the name point at an index holding the archive's one manifest.
+    for _ in range(2):
+        content = subprocess.run([*np.ctr(), "content", "get", target], capture_output=True)
+        if content.returncode != 0:
+            return None
+        found = json.loads(content.stdout)
+        if "config" in found:
+            config: str = found["config"]["digest"]
+            return config
+        if not found.get("manifests"):
+            return None
+        target = found["manifests"][0]["digest"]
+    return None
+
+
+def import_ciclo_image(paths: Paths, np: NodePaths) -> None:
+    """The operator's default runtime image from `make image`, so serving pods find it
+    (IfNotPresent); imported again only when the archive holds another image."""
+    archive = image.archive_path(paths)
+    if not archive.exists():
+        print(f"[node] no {DEFAULT_IMAGE}: run `make image` to serve Models here", file=sys.stderr)
+        return
+    wanted = archive_image_id(archive)
+    if wanted is not None and containerd_image_id(np, DEFAULT_IMAGE) == wanted:
+        return
+    start = time.monotonic()
+    image.import_archive(archive, np.socket, np.ctr()[0], name=DEFAULT_IMAGE)
+    took = time.monotonic() - start
+    print(f"[node] {DEFAULT_IMAGE} imported in {took:.1f} s", file=sys.stderr)
+
+
 def start_kubelet_and_proxy(paths: Paths, np: NodePaths, kubeconfig: Path) -> None:
     ca = paths.kwok_workdir / "clusters" / paths.name / "pki" / "ca.crt"
     config = np.root / "kubelet.yaml"
@@ -336,6 +388,7 @@ def up(paths: Paths, kubeconfig: Path) -> None:
     nodeclean.remember_host(np.root)
     start_containerd(np)
     start_coredns(paths, np, kubeconfig)
+    import_ciclo_image(paths, np)
     start_kubelet_and_proxy(paths, np, kubeconfig)
     pid_file = np.pid_file("coredns")
     nodedns.wait_ready(HOST_ADDRESS, lambda: _alive(pid_file) is not None, np.log("coredns"))

@@ -196,8 +196,9 @@ def cmd_fetch(args: argparse.Namespace) -> int:
         line = f"ciclo fetch: {e}"
         print(line, file=sys.stderr)
         # Kubernetes reads this file into the container's terminated state: the operator
-        # turns it into the ModelVersion's Validated condition.
-        if TERMINATION_LOG.parent.is_dir() and os.access(TERMINATION_LOG.parent, os.W_OK):
+        # turns it into the ModelVersion's Validated condition. The kubelet makes it (mode
+        # 0666, for any uid) in a /dev the runtime's user cannot write to: only when it is there.
+        if os.access(TERMINATION_LOG, os.W_OK):
             with contextlib.suppress(OSError):
                 TERMINATION_LOG.write_text(line + "\n")
         return 1

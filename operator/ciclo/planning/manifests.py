@@ -98,6 +98,10 @@ def deployment(model: Model, version: ModelVersion, replicas: int, role: str, im
             "command": fetch,
             "securityContext": restricted(),
             "volumeMounts": [{"name": "models", "mountPath": MODEL_DIR}],
+            # `ciclo fetch` ends its log with why it failed: the kubelet makes that the
+            # termination message the operator reads (pods.fetch_outcomes) when the image's
+            # `ciclo fetch` wrote none to the file.
+            "terminationMessagePolicy": "FallbackToLogsOnError",
         }
     ]
     serve = [
