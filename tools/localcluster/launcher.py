@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 from localcluster import node, prometheus, store
-from localcluster.paths import Paths
+from localcluster.paths import Paths, pid_alive
 from localcluster.procnode import BRIDGE, GATEWAY
 
 PROCESS_NODE = "ciclo-process-node"
@@ -138,18 +138,9 @@ def fake_node(index: int) -> dict[str, object]:
     }
 
 
-def _pid_alive(pid_file: Path) -> int | None:
-    try:
-        pid = int(pid_file.read_text())
-        os.kill(pid, 0)
-    except (FileNotFoundError, ValueError, ProcessLookupError):
-        return None
-    return pid
-
-
 def start_process_node(paths: Paths, kubeconfig: Path) -> None:
     pid_file = paths.state / "process-node.pid"
-    if _pid_alive(pid_file):
+    if pid_alive(pid_file):
         return
     log = (paths.state / "process-node.log").open("ab")
     tools_dir = str(Path(__file__).resolve().parent.parent)
@@ -183,11 +174,11 @@ def start_process_node(paths: Paths, kubeconfig: Path) -> None:
 
 def stop_process_node(paths: Paths) -> None:
     pid_file = paths.state / "process-node.pid"
-    pid = _pid_alive(pid_file)
+    pid = pid_alive(pid_file)
     if pid is not None:
         os.kill(pid, signal.SIGTERM)  # the agent stops every pod process it started
         for _ in range(150):
-            if _pid_alive(pid_file) is None:
+            if pid_alive(pid_file) is None:
                 break
             time.sleep(0.1)
         else:

@@ -28,7 +28,7 @@ from pathlib import Path
 
 from ciclo.config import DEFAULT_IMAGE
 from localcluster import image, nodeclean, nodedns, nodeimage
-from localcluster.paths import Paths
+from localcluster.paths import Paths, pid_alive
 from localcluster.procnode import GATEWAY
 
 NODE = "ciclo-node"
@@ -214,17 +214,8 @@ def kube_proxy_config(kubeconfig: Path) -> dict[str, object]:
     }
 
 
-def _alive(pid_file: Path) -> int | None:
-    try:
-        pid = int(pid_file.read_text())
-        os.kill(pid, 0)
-    except (FileNotFoundError, ValueError, ProcessLookupError):
-        return None
-    return pid
-
-
 def _start(np: NodePaths, name: str, argv: list[str]) -> None:
-    if _alive(np.pid_file(name)):
+    if pid_alive(np.pid_file(name)):
         return
     with np.log(name).open("ab") as log:
         proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
@@ -245,7 +236,7 @@ def _exited(pid: int) -> bool:
 
 
 def stop(np: NodePaths, name: str, grace: float = 10) -> None:
-    pid = _alive(np.pid_file(name))
+    pid = pid_alive(np.pid_file(name))
     if pid is not None:
         os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + grace
@@ -262,7 +253,7 @@ def _wait_socket(np: NodePaths, timeout: float = 30) -> None:
     while time.monotonic() < deadline:
         if subprocess.run([*np.ctr(), "version"], capture_output=True).returncode == 0:
             return
-        if not _alive(np.pid_file("containerd")):
+        if not pid_alive(np.pid_file("containerd")):
             break
         time.sleep(0.2)
     raise RuntimeError(f"containerd did not start: see {np.log('containerd')}")
@@ -301,7 +292,7 @@ def ensure_bridge() -> None:
 def start_coredns(paths: Paths, np: NodePaths, kubeconfig: Path) -> None:
     """CoreDNS as a host process, like kubelet: pods need it before any of them can run it."""
     ensure_bridge()
-    if not _alive(np.pid_file("coredns")):
+    if not pid_alive(np.pid_file("coredns")):
         config = nodedns.corefile(HOST_ADDRESS, kubeconfig, nodedns.free_port())
         (np.root / "Corefile").write_text(config)
     argv = [str(paths.binary("coredns")), "-conf", str(np.root / "Corefile")]
@@ -391,7 +382,7 @@ def up(paths: Paths, kubeconfig: Path) -> None:
     import_ciclo_image(paths, np)
     start_kubelet_and_proxy(paths, np, kubeconfig)
     pid_file = np.pid_file("coredns")
-    nodedns.wait_ready(HOST_ADDRESS, lambda: _alive(pid_file) is not None, np.log("coredns"))
+    nodedns.wait_ready(HOST_ADDRESS, lambda: pid_alive(pid_file) is not None, np.log("coredns"))
 
 
 def drain(paths: Paths, kubeconfig: Path, timeout: float = 30) -> None:
@@ -414,13 +405,13 @@ def down(paths: Paths, kubeconfig: Path | None) -> None:
     np = NodePaths.of(paths)
     if not np.root.exists():
         return
-    kubelet = _alive(np.pid_file("kubelet"))
+    kubelet = pid_alive(np.pid_file("kubelet"))
     if kubelet and kubeconfig is not None and kubeconfig.exists():
         drain(paths, kubeconfig)
     stop(np, "kube-proxy")
     stop(np, "kubelet")
     stop(np, "coredns")
-    if _alive(np.pid_file("containerd")):
+    if pid_alive(np.pid_file("containerd")):
         nodeclean.remove_tasks(np.ctr())
     stop(np, "containerd")
     nodeclean.clean(

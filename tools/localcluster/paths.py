@@ -62,3 +62,13 @@ class Paths:
         if not os.access(path, os.X_OK):
             raise MissingBinaryError(f"{path} is missing: run `make {BINARIES[name]}`")
         return path
+
+
+def pid_alive(pid_file: Path) -> int | None:
+    """The pid a pid file names, while that process lives; None otherwise."""
+    try:
+        pid = int(pid_file.read_text())
+        os.kill(pid, 0)
+    except (FileNotFoundError, ValueError, ProcessLookupError):
+        return None
+    return pid
