@@ -57,8 +57,11 @@ redis: ## Debian's redis-server (bookworm has no valkey): the shared prediction 
 test-unit: venv lua redis ## the fast tests: no Go, no cluster, no NannyML, no image build
 	$(PY) -m pytest -m "not integration and not e2e and not nannyml and not image and not realnode" $(PYTEST_ARGS)
 
-test: venv tools image lua redis check ## the static checks, then every test on a local cluster started for the run
+REALNODE_TESTS := tests/integration/test_real_node.py tests/integration/test_real_node_serving.py
+
+test: venv tools node-tools image lua redis check ## the static checks, every test on a local cluster started for the run, then the real node's (with PYTEST_ARGS: only those)
 	$(PY) -m pytest $(PYTEST_ARGS)
+	$(if $(PYTEST_ARGS),,$(PY) -m pytest -m realnode $(REALNODE_TESTS))
 
 cluster-up: venv tools redis ## start the local cluster (prints its KUBECONFIG)
 	$(PY) -m localcluster up
