@@ -187,6 +187,18 @@ class Models:
         found = self.get(plural, name).get("status", {}).get("conditions", [])
         return next((c for c in found if c["type"] == kind), {})
 
+    def failed(self, model: str, kind: str) -> dict[str, Any]:
+        """`<model>-v1`'s condition `kind` once it is False."""
+        name = f"{model}-v1"
+        return wait_for(
+            f"{name} {kind}=False",
+            lambda: (
+                (c := self.condition("modelversions", name, kind)).get("status") == "False" and c
+            ),
+            timeout=120,
+            explain=lambda: self.explain(model),
+        )
+
     def pods(self, model: str) -> list[Any]:
         selector = f"ciclo.dev/model={model}"
         listed = self.cluster.core.list_namespaced_pod(self.ns, label_selector=selector).items
@@ -295,16 +307,7 @@ def test_the_server_runs_as_65532_on_a_read_only_root(iris: Served, models: Mode
 
 def test_a_wrong_sha256_fails_the_fetch_and_the_version_says_so(models: Models, artifact: Artifact):
     models.serve("wrong", artifact.uri, "0" * 64)
-    validated = wait_for(
-        "wrong-v1 Validated=False",
-        lambda: (
-            (c := models.condition("modelversions", "wrong-v1", "Validated")).get("status")
-            == "False"
-            and c
-        ),
-        timeout=120,
-        explain=lambda: models.explain("wrong"),
-    )
+    validated = models.failed("wrong", "Validated")
     print(f"wrong-v1 Validated: {validated['message']}")
     assert validated["reason"] == "FetchFailed"
     # `ciclo fetch`'s own line, through the kubelet (its Deployment is at zero since)
@@ -315,16 +318,7 @@ def test_a_memory_limit_too_small_is_oomkilled_and_the_version_says_so(
     models: Models, artifact: Artifact
 ):
     models.serve("tiny", artifact.uri, artifact.sha256, resources={"limits": {"memory": "40Mi"}})
-    available = wait_for(
-        "tiny-v1 Available=False",
-        lambda: (
-            (c := models.condition("modelversions", "tiny-v1", "Available")).get("status")
-            == "False"
-            and c
-        ),
-        timeout=120,
-        explain=lambda: models.explain("tiny"),
-    )
+    available = models.failed("tiny", "Available")
     print(f"tiny-v1 Available: {available['message']}")
     assert available["reason"] == "CrashLoopBackOff"
     # "container serve crash-looping (exit code 137): OOMKilled", from the pod's last state

@@ -14,7 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-from localcluster import node, prometheus, store
+from localcluster import bridge, node, prometheus, store
 from localcluster.paths import Paths, pid_alive
 from localcluster.procnode import BRIDGE, GATEWAY
 
@@ -88,14 +88,7 @@ def _kwokctl(paths: Paths, *args: str, timeout: float = 180) -> None:
 def ensure_bridge() -> None:
     """The process node's pods live on this bridge. It must exist before the cluster is
     created: kwokctl writes every host address into the API server's certificate."""
-    if subprocess.run(["ip", "link", "show", BRIDGE], capture_output=True).returncode == 0:
-        return
-    for argv in (
-        ["ip", "link", "add", BRIDGE, "type", "bridge"],
-        ["ip", "addr", "add", f"{GATEWAY}/24", "dev", BRIDGE],
-        ["ip", "link", "set", BRIDGE, "up"],
-    ):
-        subprocess.run(argv, check=True, capture_output=True)
+    bridge.ensure(BRIDGE, GATEWAY)
 
 
 def real_node_apiserver_args(paths: Paths) -> list[str]:

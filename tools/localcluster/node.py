@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ciclo.config import DEFAULT_IMAGE
-from localcluster import image, nodeclean, nodedns, nodeimage
+from localcluster import bridge, image, nodeclean, nodedns, nodeimage
 from localcluster.paths import Paths, pid_alive
 from localcluster.procnode import GATEWAY
 
@@ -276,22 +276,11 @@ def start_containerd(np: NodePaths) -> None:
         nodeimage.import_archive(np.ctr(), nodeimage.busybox_archive())
 
 
-def ensure_bridge() -> None:
-    """Made before the CNI bridge plugin would make it on the first pod, so that CoreDNS
-    can bind its address; the plugin takes a bridge that has its gateway address as is."""
-    if subprocess.run(["ip", "link", "show", BRIDGE], capture_output=True).returncode == 0:
-        return
-    for argv in (
-        ["ip", "link", "add", BRIDGE, "type", "bridge"],
-        ["ip", "addr", "add", f"{HOST_ADDRESS}/24", "dev", BRIDGE],
-        ["ip", "link", "set", BRIDGE, "up"],
-    ):
-        subprocess.run(argv, check=True, capture_output=True)
-
-
 def start_coredns(paths: Paths, np: NodePaths, kubeconfig: Path) -> None:
     """CoreDNS as a host process, like kubelet: pods need it before any of them can run it."""
-    ensure_bridge()
+    # Made before the CNI bridge plugin would make it on the first pod, so that CoreDNS
+    # can bind its address; the plugin takes a bridge that has its gateway address as is.
+    bridge.ensure(BRIDGE, HOST_ADDRESS)
     if not pid_alive(np.pid_file("coredns")):
         config = nodedns.corefile(HOST_ADDRESS, kubeconfig, nodedns.free_port())
         (np.root / "Corefile").write_text(config)
