@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.integration.realnode import ArtifactServer
 
 import kubernetes
 from ciclo.kube.client import SECRETS, Json, Kube, NamespaceTerminating
@@ -50,6 +51,16 @@ def kubeconfig(paths: Paths) -> Iterator[Path]:
         finally:
             if os.environ.get("CICLO_KEEP_CLUSTER") != "1":
                 launcher.down(paths)
+
+
+@pytest.fixture(scope="session")
+def artifacts(
+    kubeconfig: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ArtifactServer]:
+    """Model files for pods on the real node, over HTTP from the host."""
+    server = ArtifactServer(tmp_path_factory.mktemp("served"))
+    yield server
+    server.close()
 
 
 @pytest.fixture(scope="session")

@@ -1,9 +1,9 @@
 """Issue 16's acceptance: labels sent through the Model's Service are matched whatever pod
 or version made the prediction, with a shared prediction store.
 
-All real: a redis-server runs as a host process on the process node's bridge (where the
-pods reach it, as Prometheus is reached), the Model names it through a Secret, and the
-serving pods run `ciclo serve` on the process node. "Through the Service" is the Service's
+All real: a redis-server runs as a host process on the real node's bridge (where the
+pods reach it), the Model names it through a Secret, and the serving pods run `ciclo
+serve` from the ciclo image on the real node. "Through the Service" is the Service's
 ready endpoints taken in turn, as kube-proxy spreads connections, with every label sent
 to another pod than the one that predicted; quality is read as Prometheus reads it, each
 version's counters summed over every pod, and compared with scikit-learn's.
@@ -24,14 +24,15 @@ import numpy as np
 import pytest
 import redis
 from prometheus_client.parser import text_string_to_metric_families
+from realnode import ON_REAL_NODE, ArtifactServer
 from sklearn.metrics import accuracy_score, f1_score
-from test_operator import PROCESS_NODE, World, model_manifest, version_manifest
+from test_operator import World, model_manifest, version_manifest
 from tests.unit.test_server import free_port
 from tests.unit.test_store import redis_server
 from waiting import wait_for
 
 import kubernetes
-from localcluster.procnode import GATEWAY
+from localcluster.node import HOST_ADDRESS
 
 pytestmark = pytest.mark.integration
 RNG = np.random.default_rng(16)
@@ -131,7 +132,7 @@ def store_metric(url: str, name: str) -> float:
 def store(core: Any, namespace: str) -> tuple[int, str]:
     """Where the test's redis-server will listen, and the Secret naming it: (port, password)."""
     port, password = free_port(), "ciclo-test"
-    url = f"redis://:{password}@{GATEWAY}:{port}/0"
+    url = f"redis://:{password}@{HOST_ADDRESS}:{port}/0"
     secret = kubernetes.client.V1Secret(
         metadata=kubernetes.client.V1ObjectMeta(name="prediction-store"),
         data={"url": base64.b64encode(url.encode()).decode()},
@@ -140,7 +141,9 @@ def store(core: Any, namespace: str) -> tuple[int, str]:
     return port, password
 
 
-def register(world: World, tmp_path: Path, version: str, c: float) -> Any:
+def register(
+    world: World, artifacts: ArtifactServer, tmp_path: Path, version: str, c: float
+) -> Any:
     import joblib
     from sklearn.datasets import load_iris
     from sklearn.linear_model import LogisticRegression
@@ -151,7 +154,7 @@ def register(world: World, tmp_path: Path, version: str, c: float) -> Any:
     joblib.dump(model, path)
     manifest = version_manifest(version)
     manifest["spec"]["artifact"].update(
-        uri=path.as_uri(), sha256=hashlib.sha256(path.read_bytes()).hexdigest()
+        uri=artifacts.publish(path), sha256=hashlib.sha256(path.read_bytes()).hexdigest()
     )
     world.create(manifest)
     return model
@@ -203,11 +206,16 @@ def written(store: str, namespace: str, made: list[tuple[str, str, list[int]]]) 
 
 @pytest.mark.timeout(900)
 def test_labels_through_the_service_count_for_the_version_that_predicted(
-    world: World, api: Any, core: Any, tmp_path: Path, store: tuple[int, str]
+    world: World,
+    api: Any,
+    core: Any,
+    tmp_path: Path,
+    store: tuple[int, str],
+    artifacts: ArtifactServer,
 ) -> None:
     port, password = store
-    with redis_server(tmp_path, port, host=GATEWAY, password=password) as url:
-        service = replicas_pod_loss_and_rollout(world, api, core, tmp_path, url)
+    with redis_server(tmp_path, port, host=HOST_ADDRESS, password=password) as url:
+        service = replicas_pod_loss_and_rollout(world, api, core, artifacts, tmp_path, url)
     # Store down for 30 s under load: no failed inference, the metric says so, recovery.
     failures: list[str] = []
     sent = itertools.count()
@@ -232,7 +240,7 @@ def test_labels_through_the_service_count_for_the_version_that_predicted(
         )
         time.sleep(30)  # the outage's length is the point here, not a wait for a result
         # back, empty (no persistence): the pods reconnect by themselves
-        with redis_server(tmp_path, port, host=GATEWAY, password=password) as url:
+        with redis_server(tmp_path, port, host=HOST_ADDRESS, password=password) as url:
             stop.set()
             thread.join(30)
             assert not failures, failures[:3]
@@ -252,11 +260,11 @@ def test_labels_through_the_service_count_for_the_version_that_predicted(
 
 
 def replicas_pod_loss_and_rollout(
-    world: World, api: Any, core: Any, tmp_path: Path, url: str
+    world: World, api: Any, core: Any, artifacts: ArtifactServer, tmp_path: Path, url: str
 ) -> Service:
-    register(world, tmp_path, "v1", 1.0)
-    register(world, tmp_path, "v2", 0.01)  # another model: other predictions
-    manifest = model_manifest("v1", replicas=3, keepPrevious=1, warmReplicas=1, **PROCESS_NODE)
+    register(world, artifacts, tmp_path, "v1", 1.0)
+    register(world, artifacts, tmp_path, "v2", 0.01)  # another model: other predictions
+    manifest = model_manifest("v1", replicas=3, keepPrevious=1, warmReplicas=1, **ON_REAL_NODE)
     manifest["spec"]["monitoring"] = {
         "feedback": {"store": {"secretKeyRef": {"name": "prediction-store"}}}
     }

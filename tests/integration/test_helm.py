@@ -2,8 +2,9 @@
 and `helm uninstall`), the chart's templates through a server-side dry run, and
 `kubectl apply --server-side -f dist/install.yaml`.
 
-The operator runs from the chart's Deployment on the process node (nodeSelector and
-toleration), so the session's host operator is stopped first: two operators would fight.
+The operator runs from the chart's Deployment in a container from the ciclo image on the
+real node (nodeSelector and toleration), so the session's host operator is stopped first:
+two operators would fight.
 """
 
 from __future__ import annotations
@@ -17,17 +18,16 @@ import pytest
 import yaml
 from waiting import wait_for
 
-from localcluster import launcher
+from localcluster import launcher, node
 from localcluster.paths import Paths
 
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "ciclo"
-PROCESS_NODE = "ciclo-process-node"
-ON_PROCESS_NODE: dict[str, Any] = {
-    "nodeSelector": {"ciclo.dev/process-node": "true"},
-    "tolerations": [{"key": "ciclo.dev/process-node", "operator": "Exists"}],
+ON_REAL_NODE: dict[str, Any] = {
+    "nodeSelector": {node.TAINT: "true"},
+    "tolerations": [{"key": node.TAINT, "operator": "Exists"}],
 }
 INSTANCE = "app.kubernetes.io/instance=ciclo"
 
@@ -140,13 +140,13 @@ def test_helm_install_test_and_uninstall(
 ) -> None:
     assert not without_session_operator.running()
     try:
-        helm_install(paths, kubeconfig, namespace, tmp_path, ON_PROCESS_NODE)
+        helm_install(paths, kubeconfig, namespace, tmp_path, ON_REAL_NODE)
         pod = operator_pod(paths, kubeconfig, namespace)
         assert pod is not None, "helm install --wait returned without a ready operator pod"
-        assert pod["spec"]["nodeName"] == PROCESS_NODE
+        assert pod["spec"]["nodeName"] == node.NODE
         assert pod["spec"]["containers"][0]["command"][:2] == ["ciclo", "run"]
         serve_the_example(paths, kubeconfig, namespace)
-        # `helm test`: its pod (on the process node too) asks the operator's metrics endpoints
+        # `helm test`: its pod (on the real node too) asks the operator's metrics endpoints
         out = helm(paths, kubeconfig, "test", "ciclo", "-n", namespace, "--timeout", "120s")
         assert "TEST SUITE:     ciclo-test-metrics" in out.stdout
         assert "Phase:          Succeeded" in out.stdout.split("ciclo-test-metrics", 1)[1]
@@ -203,7 +203,7 @@ def test_kubectl_apply_dist_install_yaml(
     docs = [d for d in yaml.safe_load_all((ROOT / "dist" / "install.yaml").read_text()) if d]
     for d in docs:
         if d["kind"] == "Deployment":
-            d["spec"]["template"]["spec"].update(ON_PROCESS_NODE)
+            d["spec"]["template"]["spec"].update(ON_REAL_NODE)
     manifest = yaml.safe_dump_all(docs)
     not_crds = yaml.safe_dump_all([d for d in docs if d["kind"] != "CustomResourceDefinition"])
     try:
@@ -216,7 +216,7 @@ def test_kubectl_apply_dist_install_yaml(
             lambda: operator_pod(paths, kubeconfig, "ciclo-system"),
             90,
         )
-        assert pod["spec"]["nodeName"] == PROCESS_NODE
+        assert pod["spec"]["nodeName"] == node.NODE
         assert pod["spec"]["serviceAccountName"] == "ciclo"
         serve_the_example(paths, kubeconfig, namespace)
     finally:
@@ -246,7 +246,7 @@ def install_serve_uninstall(
 ) -> None:
     """The namespaced RBAC (a Role in the watched namespace only) and kopf's peering between
     two replicas are each enough for the operator to serve a Model."""
-    chosen = {**ON_PROCESS_NODE, **values}
+    chosen = {**ON_REAL_NODE, **values}
     out = launcher.kubectl(
         paths, kubeconfig, "apply", "--server-side", "-f", str(CHART / "crds"), check=False
     )
@@ -255,7 +255,7 @@ def install_serve_uninstall(
         helm_install(paths, kubeconfig, namespace, tmp_path, chosen)
         pods = get(paths, kubeconfig, "pods", "-n", namespace, "-l", INSTANCE)["items"]
         assert len(pods) == chosen.get("replicaCount", 1)
-        assert {p["spec"]["nodeName"] for p in pods} == {PROCESS_NODE}
+        assert {p["spec"]["nodeName"] for p in pods} == {node.NODE}
         serve_the_example(paths, kubeconfig, namespace)
     finally:
         helm(

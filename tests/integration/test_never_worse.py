@@ -1,9 +1,9 @@
 """Never worse: the Model's Service always has a ready endpoint while some version is healthy.
 
-All real: pods run `ciclo fetch` and `ciclo serve` on the process node, kube-controller-
-manager writes the EndpointSlices, and a sampler reads them every 100 ms through a good
-promotion, a version with a wrong digest, a version whose server crash-loops, a rollback,
-a retirement and an un-retirement.
+All real: pods run `ciclo fetch` and `ciclo serve` from the ciclo image on the real node,
+kube-controller-manager writes the EndpointSlices, and a sampler reads them every 100 ms
+through a good promotion, a version with a wrong digest, a version whose server
+crash-loops, a rollback, a retirement and an un-retirement.
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_operator import PROCESS_NODE, World, ciclo, model_manifest, version_manifest
+from realnode import ON_REAL_NODE, ArtifactServer
+from test_operator import World, ciclo, model_manifest, version_manifest
 from waiting import wait_for
 
 import kubernetes
@@ -70,15 +71,17 @@ def live_pods(world: World, version: str) -> set[str]:
     return {p.metadata.name for p in pods if p.metadata.deletion_timestamp is None}
 
 
-def artifact(tmp_path: Path, name: str, payload: bytes) -> tuple[str, str]:
+def artifact(
+    artifacts: ArtifactServer, tmp_path: Path, name: str, payload: bytes
+) -> tuple[str, str]:
     path = tmp_path / name
     path.write_bytes(payload)
-    return path.as_uri(), hashlib.sha256(payload).hexdigest()
+    return artifacts.publish(path), hashlib.sha256(payload).hexdigest()
 
 
 @pytest.mark.timeout(600)
 def test_the_service_keeps_a_ready_endpoint_through_every_transition(
-    world: World, api: Any, tmp_path: Path, kubeconfig: Path
+    world: World, api: Any, tmp_path: Path, kubeconfig: Path, artifacts: ArtifactServer
 ) -> None:
     import io
 
@@ -91,18 +94,22 @@ def test_the_service_keeps_a_ready_endpoint_through_every_transition(
     joblib.dump(LogisticRegression(max_iter=500).fit(x, y), buffer)
     good = buffer.getvalue()
     for version, fmt, (uri, digest) in (
-        ("v1", "sklearn", artifact(tmp_path, "v1.joblib", good)),
-        ("v2", "sklearn", artifact(tmp_path, "v2.joblib", good)),
+        ("v1", "sklearn", artifact(artifacts, tmp_path, "v1.joblib", good)),
+        ("v2", "sklearn", artifact(artifacts, tmp_path, "v2.joblib", good)),
         # registered with another file's digest: the fetch step refuses it
-        ("v3", "sklearn", (artifact(tmp_path, "v3.joblib", b"not the model")[0], "0" * 64)),
+        (
+            "v3",
+            "sklearn",
+            (artifact(artifacts, tmp_path, "v3.joblib", b"not the model")[0], "0" * 64),
+        ),
         # a sound digest, but not an ONNX file: `ciclo serve` exits, again and again
-        ("v4", "onnx", artifact(tmp_path, "v4.onnx", good)),
+        ("v4", "onnx", artifact(artifacts, tmp_path, "v4.onnx", good)),
     ):
         manifest = version_manifest(version)
         manifest["spec"]["artifact"].update(uri=uri, sha256=digest, format=fmt)
         world.create(manifest)
     world.create(
-        model_manifest("v1", replicas=1, warmReplicas=1, progressDeadlineSeconds=60, **PROCESS_NODE)
+        model_manifest("v1", replicas=1, warmReplicas=1, progressDeadlineSeconds=60, **ON_REAL_NODE)
     )
     wait_for("v1 Ready", lambda: world.condition("Ready").get("status") == "True", timeout=120)
 

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from kubernetes.client.exceptions import ApiException
+from realnode import ON_REAL_NODE
 from waiting import wait_for, wait_turns
 
 pytestmark = pytest.mark.integration
@@ -365,22 +366,17 @@ def test_register_computes_the_digest_and_status_shows_the_model(world, kubeconf
     assert 'ciclo_api_requests_total{code="201",resource="events",verb="POST"}' in metrics
 
 
-PROCESS_NODE = {
-    "nodeSelector": {"ciclo.dev/process-node": "true"},
-    "tolerations": [
-        {"key": "ciclo.dev/process-node", "operator": "Exists", "effect": "NoSchedule"}
-    ],
-}
-
-
-def test_a_wrong_digest_fails_the_fetch_step_and_the_version_never_serves(world, tmp_path):
-    """Real parts: the Deployment's init step runs `ciclo fetch` on the process node."""
+def test_a_wrong_digest_fails_the_fetch_step_and_the_version_never_serves(
+    world, tmp_path, artifacts
+):
+    """Real parts: the Deployment's init step runs `ciclo fetch` on the real node."""
     artifact = tmp_path / "model.joblib"
     artifact.write_bytes(b"the bytes that were registered are not these")
     manifest = version_manifest("v1")
-    manifest["spec"]["artifact"]["uri"] = artifact.as_uri()  # sha256 stays "0" * 64: wrong
+    # sha256 stays "0" * 64: wrong
+    manifest["spec"]["artifact"]["uri"] = artifacts.publish(artifact)
     world.create(manifest)
-    world.create(model_manifest("v1", replicas=1, **PROCESS_NODE))
+    world.create(model_manifest("v1", replicas=1, **ON_REAL_NODE))
 
     def validated() -> dict[str, Any]:
         conditions = world.version("iris-v1").get("status", {}).get("conditions", [])
@@ -399,7 +395,7 @@ def test_a_wrong_digest_fails_the_fetch_step_and_the_version_never_serves(world,
     wait_for("the failing Deployment to be removed", lambda: not world.deployments())
 
 
-def test_a_model_really_serves_on_the_process_node(world, api, tmp_path, kubeconfig):
+def test_a_model_really_serves_on_the_real_node(world, api, tmp_path, kubeconfig, artifacts):
     """All real: ciclo fetch checks the digests of the model and its baseline profile;
     ciclo serve answers at the Service's endpoints, REST (JSON and binary) and gRPC, and
     measures drift against the baseline."""
@@ -420,7 +416,7 @@ def test_a_model_really_serves_on_the_process_node(world, api, tmp_path, kubecon
     joblib.dump(model, artifact)
     manifest = version_manifest("v1")
     manifest["spec"]["artifact"].update(
-        uri=artifact.as_uri(), sha256=hashlib.sha256(artifact.read_bytes()).hexdigest()
+        uri=artifacts.publish(artifact), sha256=hashlib.sha256(artifact.read_bytes()).hexdigest()
     )
     data = tmp_path / "train.csv"
     data.write_text("a,b,c,d\n" + "".join(",".join(map(str, row)) + "\n" for row in x))
@@ -428,13 +424,13 @@ def test_a_model_really_serves_on_the_process_node(world, api, tmp_path, kubecon
     made = ciclo("profile", str(data), "--out", str(profile), kubeconfig=kubeconfig)
     assert made.returncode == 0, made.stderr
     manifest["spec"]["baseline"] = {
-        "uri": profile.as_uri(),
+        "uri": artifacts.publish(profile),
         "sha256": hashlib.sha256(profile.read_bytes()).hexdigest(),
     }
     world.create(manifest)
-    world.create(model_manifest("v1", replicas=1, **PROCESS_NODE))
+    world.create(model_manifest("v1", replicas=1, **ON_REAL_NODE))
     wait_for(
-        "v1 Ready on the process node",
+        "v1 Ready on the real node",
         lambda: world.condition("Ready").get("status") == "True",
         timeout=90,
     )

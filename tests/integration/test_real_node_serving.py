@@ -7,24 +7,21 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import functools
 import hashlib
 import io
 import json
 import os
 import signal
-import socket
-import threading
 import time
 import urllib.request
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
+from realnode import ON_REAL_NODE, ArtifactServer
 from waiting import wait_for
 
 import kubernetes
@@ -36,13 +33,6 @@ from localcluster.paths import Paths
 pytestmark = pytest.mark.realnode
 
 G, V = "ciclo.dev", "v1alpha1"
-# The host's side of the real node's bridge: pods reach it, nothing outside does.
-HOST = "10.246.0.1"
-ARTIFACTS_PORT = 18790
-ON_REAL_NODE = {
-    "nodeSelector": {node.TAINT: "true"},
-    "tolerations": [{"key": node.TAINT, "operator": "Exists"}],
-}
 # No proxy from the environment for the bridge's addresses.
 DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
@@ -107,20 +97,6 @@ def namespace(cluster: Cluster, operator: Operator) -> Iterator[str]:
     wait_for(f"namespace {name} gone", lambda: name not in names(), timeout=90)
 
 
-class FreeBindServer(ThreadingHTTPServer):
-    """Binds the bridge's address before the bridge exists: the CNI plugin makes it with
-    the first pod."""
-
-    def server_bind(self) -> None:
-        self.socket.setsockopt(socket.IPPROTO_IP, getattr(socket, "IP_FREEBIND", 15), 1)
-        super().server_bind()
-
-
-class QuietHandler(SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
 @dataclass
 class Artifact:
     uri: str
@@ -145,17 +121,13 @@ def artifact(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Artifact]:
     joblib.dump(model, buffer)
     root = tmp_path_factory.mktemp("artifacts")
     (root / "iris.joblib").write_bytes(buffer.getvalue())
-    handler = functools.partial(QuietHandler, directory=str(root))
-    server = FreeBindServer((HOST, ARTIFACTS_PORT), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+    server = ArtifactServer(root)
     try:
-        uri = f"http://{HOST}:{ARTIFACTS_PORT}/iris.joblib"
         expected = [int(p) for p in model.predict(x[ROWS])]
-        yield Artifact(uri, hashlib.sha256(buffer.getvalue()).hexdigest(), expected)
+        sha256 = hashlib.sha256(buffer.getvalue()).hexdigest()
+        yield Artifact(server.uri("iris.joblib"), sha256, expected)
     finally:
-        server.shutdown()
-        server.server_close()
+        server.close()
 
 
 class Models:

@@ -411,9 +411,10 @@ def test_deployment_is_restricted_and_carries_the_scheduling_fields():
         assert c["securityContext"]["allowPrivilegeEscalation"] is False
     assert pod["initContainers"][0]["command"][:2] == ["ciclo", "fetch"]
     assert "--sha256" in pod["initContainers"][0]["command"]
-    # a real kubelet reads the file alone under the default policy (the process node falls
-    # back to the log anyway): the log's last line says why the fetch failed
+    # a real kubelet reads the file alone under the default policy: the log's last line
+    # says why the fetch failed, or why the server could not load the model
     assert pod["initContainers"][0]["terminationMessagePolicy"] == "FallbackToLogsOnError"
+    assert pod["containers"][0]["terminationMessagePolicy"] == "FallbackToLogsOnError"
     assert d["spec"]["template"]["metadata"]["annotations"]["prometheus.io/scrape"] == "true"
     assert d["metadata"]["ownerReferences"][0]["uid"] == "u1"
 

@@ -9,7 +9,8 @@ import json
 import tarfile
 from pathlib import Path
 
-from localcluster import node, nodeclean, nodedns, nodeimage, procnode
+from localcluster import launcher, node, nodeclean, nodedns, nodeimage, procnode
+from localcluster.paths import Paths
 
 
 def read_archive(archive: bytes) -> dict[str, bytes]:
@@ -42,12 +43,25 @@ def test_the_node_does_not_share_the_process_nodes_bridge_or_addresses():
     subnet = ipaddress.ip_network(node.SUBNET)
     assert ipaddress.ip_address(procnode.GATEWAY) not in subnet
     assert not subnet.overlaps(ipaddress.ip_network("10.244.0.0/24"))
-    assert not subnet.overlaps(ipaddress.ip_network("10.0.0.0/16"))  # Service CIDR
+    assert not subnet.overlaps(ipaddress.ip_network(launcher.SERVICE_RANGE))
 
 
-def test_configs_keep_everything_under_the_node_directory(tmp_path: Path):
-    np = node.NodePaths(tmp_path / "node")
+def test_the_api_servers_certificate_names_the_kubernetes_services_cluster_ip(tmp_path: Path):
+    """Pods reach the API server at the `kubernetes` Service (its range's first address)."""
+    services = ipaddress.ip_network(launcher.SERVICE_RANGE)
+    assert str(next(services.hosts())) == launcher.API_SERVICE_IP
+    paths = Paths(cache=tmp_path, name="c")
+    paths.state.mkdir(parents=True)
+    config = json.loads(launcher.kwokctl_config(paths).read_text())
+    assert config["kind"] == "KwokctlConfiguration"
+    assert config["options"]["kubeApiserverCertSANs"] == [launcher.API_SERVICE_IP]
+
+
+def test_configs_keep_everything_under_the_node_directory_but_the_images(tmp_path: Path):
+    np = node.NodePaths(tmp_path / "node", tmp_path / "containerd")
     containerd = node.containerd_config(np)
+    assert f'root = "{np.images}"' in containerd  # kept by `down`: no import on every `up`
+    assert f'state = "{np.root}/' in containerd
     assert f'address = "{np.socket}"' in containerd
     assert "restrict_oom_score_adj = true" in containerd
     assert "SystemdCgroup = false" in containerd
@@ -83,7 +97,7 @@ def test_coredns_serves_the_cluster_on_the_bridge_and_forwards_nothing(tmp_path:
     assert "kubernetes cluster.local in-addr.arpa ip6.arpa {" in corefile
     assert "forward" not in corefile and "prometheus" not in corefile
     assert ipaddress.ip_address(node.HOST_ADDRESS) in ipaddress.ip_network(node.SUBNET)
-    kubelet = node.kubelet_config(node.NodePaths(tmp_path), tmp_path / "ca.crt")
+    kubelet = node.kubelet_config(node.NodePaths(tmp_path, tmp_path), tmp_path / "ca.crt")
     assert kubelet["clusterDNS"] == [node.HOST_ADDRESS]
     assert kubelet["clusterDomain"] == "cluster.local"
 

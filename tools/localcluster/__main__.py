@@ -21,9 +21,9 @@ def main() -> int:
         "--prometheus", action="store_true", help="also start Prometheus scraping the serving pods"
     )
     parser.add_argument(
-        "--real-node",
+        "--no-real-node",
         action="store_true",
-        help="also start a kubelet with containerd (root, `make node-tools`; docs/real-node.md)",
+        help="do not start the real node (kubelet and containerd: docs/real-node.md)",
     )
     args = parser.parse_args()
     paths = Paths.from_env()
@@ -35,7 +35,7 @@ def main() -> int:
                 fake_nodes=args.fake_nodes,
                 process_node=not args.no_process_node,
                 with_prometheus=args.prometheus,
-                real_node=args.real_node,
+                real_node=not args.no_real_node,
             )
             print(
                 f"cluster {paths.name} ready in {time.monotonic() - start:.1f} s", file=sys.stderr

@@ -1,7 +1,7 @@
 """Start and stop the local control plane with kwokctl's binary runtime.
 
 `up` and `down` are idempotent: `up` on a healthy cluster only makes sure the
-process node runs; `down` on a missing cluster does nothing.
+nodes run; `down` on a missing cluster does nothing.
 """
 
 from __future__ import annotations
@@ -20,6 +20,10 @@ from localcluster.procnode import BRIDGE, GATEWAY
 
 PROCESS_NODE = "ciclo-process-node"
 FAKE_NODE_ANNOTATION = "kwok.x-k8s.io/node"
+SERVICE_RANGE = "10.0.0.0/16"
+# The `kubernetes` Service's ClusterIP (the range's first address): pods on the real node
+# reach the API server through it, so the server's certificate must name it.
+API_SERVICE_IP = "10.0.0.1"
 
 
 def external_kubeconfig() -> Path | None:
@@ -103,9 +107,19 @@ def real_node_apiserver_args(paths: Paths) -> list[str]:
     ]
 
 
+def kwokctl_config(paths: Paths) -> Path:
+    """kwokctl's options that have no flag: the API server certificate's extra names."""
+    path = paths.state / "kwokctl.yaml"
+    options = {"kubeApiserverCertSANs": [API_SERVICE_IP]}
+    config = {"apiVersion": "config.kwok.x-k8s.io/v1alpha1", "kind": "KwokctlConfiguration"}
+    path.write_text(json.dumps({**config, "options": options}))  # YAML is a superset
+    return path
+
+
 def _has_real_node_args(paths: Paths) -> bool:
     config = paths.kwok_workdir / "clusters" / paths.name / "kwok.yaml"
-    return config.exists() and "kubelet-preferred-address-types" in config.read_text()
+    text = config.read_text() if config.exists() else ""
+    return "kubelet-preferred-address-types" in text and "kubeApiserverCertSANs" in text
 
 
 def fake_node(index: int) -> dict[str, object]:
@@ -198,10 +212,10 @@ def up(
     process_node: bool = True,
     with_prometheus: bool = False,
     with_store: bool = False,
-    real_node: bool = False,
+    real_node: bool = True,
 ) -> Path:
-    """Start (or reuse) the cluster, and Prometheus, the shared prediction store and the
-    real node (kubelet and containerd: node.py) when asked; return its kubeconfig path."""
+    """Start (or reuse) the cluster with its real node (kubelet and containerd: node.py),
+    and Prometheus and the shared prediction store when asked; return its kubeconfig path."""
     external = external_kubeconfig()
     paths = paths or Paths.from_env()
     if external is not None:
@@ -220,15 +234,16 @@ def up(
         down(paths)
         paths.state.mkdir(parents=True, exist_ok=True)
         extra_args = [
-            # The default /24 runs out at 254 Services; ClusterIPs are never dialled here.
-            "kube-apiserver=service-cluster-ip-range=10.0.0.0/16",
+            # The default /24 runs out at 254 Services.
+            f"kube-apiserver=service-cluster-ip-range={SERVICE_RANGE}",
             # kwokctl's binary runtime lets KWOK manage every node; keep it off the process node.
             "kwok-controller=manage-all-nodes=false",
             f"kwok-controller=manage-nodes-with-annotation-selector={FAKE_NODE_ANNOTATION}=fake",
         ]
         if real_node:
             extra_args += real_node_apiserver_args(paths)
-        create = ["create", "cluster", "--runtime", "binary", "--kubeconfig", str(kubeconfig)]
+        create = ["--config", str(kwokctl_config(paths)), "create", "cluster", "--runtime"]
+        create += ["binary", "--kubeconfig", str(kubeconfig)]
         create += ["--wait", "120s", "--disable-qps-limits"]
         for arg in extra_args:
             create += ["--extra-args", arg]

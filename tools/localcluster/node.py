@@ -1,7 +1,6 @@
-"""A real node: Debian's containerd and runc with the pinned kubelet, kube-proxy and CoreDNS
-(opt-in).
+"""A real node: Debian's containerd and runc with the pinned kubelet, kube-proxy and CoreDNS.
 
-`python -m localcluster up --real-node` adds a Node, `ciclo-node`, whose pods are
+`python -m localcluster up` adds a Node, `ciclo-node`, whose pods are
 containers from local images (nodeimage.py) on a CNI bridge of their own. It is
 tainted `ciclo.dev/real-node=true:NoSchedule` and labelled `ciclo.dev/real-node=true`:
 only pods that tolerate the taint (and, to be sure to land there, select the label)
@@ -9,7 +8,9 @@ run on it, so the process node and the KWOK nodes keep every other pod. Its pods
 Services as NAME.NAMESPACE.svc.cluster.local through CoreDNS (nodedns.py) on the bridge.
 
 Everything it writes lives under <state>/node, except what the kernel keeps
-elsewhere; nodeclean.py undoes that on `down`. Why each setting: docs/real-node.md.
+elsewhere (nodeclean.py undoes that on `down`) and containerd's images: its root
+is kept in the cache (<cache>/containerd), so a new cluster need not import the
+ciclo image again; `down` removes its containers. Why each setting: docs/real-node.md.
 """
 
 from __future__ import annotations
@@ -53,10 +54,11 @@ PACKAGES = {
 @dataclass(frozen=True)
 class NodePaths:
     root: Path
+    images: Path  # containerd's root: its content store, snapshots and metadata
 
     @classmethod
     def of(cls, paths: Paths) -> NodePaths:
-        return cls(paths.state / "node")
+        return cls(paths.state / "node", paths.cache / "containerd")
 
     @property
     def socket(self) -> Path:
@@ -108,7 +110,7 @@ def containerd_config(np: NodePaths) -> str:
     cri = 'plugins."io.containerd.grpc.v1.cri"'
     state = np.containerd / "state"
     return f"""version = 2
-root = "{np.containerd / "root"}"
+root = "{np.images}"
 state = "{state}"
 
 [grpc]
@@ -260,7 +262,7 @@ def _wait_socket(np: NodePaths, timeout: float = 30) -> None:
 
 
 def start_containerd(np: NodePaths) -> None:
-    for d in (np.containerd, np.cni_conf, np.ipam, np.pod_logs):
+    for d in (np.containerd, np.images, np.cni_conf, np.ipam, np.pod_logs):
         d.mkdir(parents=True, exist_ok=True)
     (np.root / "containerd.toml").write_text(containerd_config(np))
     conflist = np.cni_conf / f"10-{CNI_NETWORK}.conflist"

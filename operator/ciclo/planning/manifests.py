@@ -151,6 +151,9 @@ def deployment(model: Model, version: ModelVersion, replicas: int, role: str, im
         },
         "securityContext": restricted(),
         "volumeMounts": [{"name": "models", "mountPath": MODEL_DIR, "readOnly": True}],
+        # A server that cannot load its model logs why and exits: the crash-loop's
+        # condition (pods.crash_loops) quotes it.
+        "terminationMessagePolicy": "FallbackToLogsOnError",
     }
     resources = serving.resources.model_dump(exclude_defaults=True)
     if resources:
