@@ -14,7 +14,7 @@ def cmd_profile(args: argparse.Namespace) -> int:
     from ciclo.drift.profile import ProfileError, build_profile
     from ciclo.drift.table import read_table
     from ciclo.serving.loaders import LoaderError, load
-    from ciclo.serving.server import is_classifier
+    from ciclo.serving.runtime import is_classifier
 
     try:
         table = read_table(Path(args.data))

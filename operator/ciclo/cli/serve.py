@@ -15,7 +15,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from ciclo.drift.profile import ProfileError
     from ciclo.serving.loaders import LoaderError
     from ciclo.serving.monitor import Settings
-    from ciclo.serving.server import ServeOptions, build_runtime, create_app
+    from ciclo.serving.runtime import ServeOptions, build_runtime
+    from ciclo.serving.server import create_app
 
     if args.workers > 1 and args.monitoring:
         print(

@@ -3,15 +3,13 @@
 Every trigger (a Model's watch event, a ModelVersion's, a Deployment's, the
 resync timer) runs the same `reconcile`, which reads the current state, asks
 `planning.model.plan` what it should be and writes the difference: children by
-server-side apply, then marks cleared, Events, and status, in an order that a
-restart between any two steps cannot bend (see `_reconcile`).
+server-side apply (`children`), then marks cleared, Events, and status (`model_status`),
+in an order that a restart between any two steps cannot bend (see `_reconcile`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
-import json
 import logging
 import time
 from collections import defaultdict
@@ -21,71 +19,40 @@ from typing import Any
 import kopf
 
 from ciclo.api.meta import Condition
-from ciclo.api.model import Model, ModelStatus
+from ciclo.api.model import Model
 from ciclo.api.modelversion import ModelVersion
 from ciclo.api.monitorpolicy import MonitorPolicy
 from ciclo.config import Config
 from ciclo.controllers import metrics, prometheus_operator
 from ciclo.controllers import promotion as way_in
 from ciclo.controllers.cache import CachedKube
+from ciclo.controllers.children import apply_children
+from ciclo.controllers.model_status import clear_mark, dump, write_status, write_version_status
 from ciclo.controllers.workqueue import Relevance, WorkQueue
 from ciclo.kube import events
 from ciclo.kube.client import (
     DEPLOYMENTS,
-    HTTP_ROUTES,
     MODEL_VERSIONS,
     MODELS,
     MONITOR_POLICIES,
     PODS,
-    SERVICES,
-    TRAEFIK_SERVICES,
     ApiError,
-    Json,
     Kube,
     NamespaceTerminating,
     NotFound,
-    Ref,
 )
-from ciclo.planning import conditions, evaluation, gateway, manifests
+from ciclo.planning import conditions, evaluation, manifests
 from ciclo.planning.model import DeploymentState, plan
 from ciclo.planning.pods import crash_loops, fetch_outcomes
-from ciclo.planning.readiness import MODEL_CONDITIONS, with_failure
+from ciclo.planning.readiness import with_failure
 from ciclo.planning.rollout import aborting_rules
 from ciclo.records import retirement, rollback
 
 log = logging.getLogger(__name__)
 
 
-# What this process last applied to each child: the manifest's hash and the object's
-# generation (resourceVersion where there is none) right after. While both still match,
-# applying again would change nothing, so the write is skipped; an edit by anyone else
-# moves the generation and brings the apply back.
-_applied: dict[tuple[str, str, str], tuple[str, str]] = {}
-
-
-def _fingerprint(obj: Json) -> str:
-    meta = obj["metadata"]
-    return str(meta.get("generation") or meta["resourceVersion"])
-
-
-def apply_child(
-    kube: Kube, ref: Ref, manifest: Json, existing: Json | None, manager: str = "ciclo"
-) -> None:
-    meta = manifest["metadata"]
-    key = (ref.plural, meta["namespace"], meta["name"])
-    digest = hashlib.sha256(json.dumps(manifest, sort_keys=True).encode()).hexdigest()
-    if existing is not None and _applied.get(key) == (digest, _fingerprint(existing)):
-        return
-    _applied[key] = (digest, _fingerprint(kube.apply(ref, manifest, manager=manager)))
-
-
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC).replace(microsecond=0)
-
-
-def _dump(model: Any) -> Json:
-    dumped: Json = model.model_dump(by_alias=True, mode="json", exclude_none=True)
-    return dumped
 
 
 def reconcile(kube: Kube, config: Config, namespace: str, name: str) -> float | None:
@@ -127,7 +94,7 @@ def _report_failure(kube: Kube, namespace: str, name: str, message: str) -> None
             observed_generation=model.metadata.generation,
         )
         merged = conditions.merge(model.status.conditions, [failure], _now())
-        _write_status(kube, model, model.status.model_copy(update={"conditions": merged}))
+        write_status(kube, model, model.status.model_copy(update={"conditions": merged}))
     except Exception:
         log.exception("model %s/%s: could not report the failed reconcile", namespace, name)
 
@@ -188,37 +155,7 @@ def _reconcile(kube: Kube, config: Config, namespace: str, name: str) -> float |
 
     model_status = result.status
     try:
-        # The Service first: it only ever selects a version with ready pods, so moving it
-        # before any Deployment scales down keeps ready endpoints behind it throughout.
-        service = kube.get(SERVICES, namespace, name)
-        if result.service is not None:
-            apply_child(kube, SERVICES, result.service, service)
-        elif service is not None and kube.delete(SERVICES, namespace, name):
-            # Only one that exists: a Model coming up has none, and a DELETE is a write.
-            log.info("model %s/%s: service removed", namespace, name)
-        for deployment in result.deployments:
-            apply_child(kube, DEPLOYMENTS, deployment, existing.get(deployment["metadata"]["name"]))
-        # A Gateway's route weighs only versions whose pods are ready by now; it moves off
-        # a leaving version before that version's Deployment goes.
-        # (Read first, so a converged route is not written again: a read is cheaper.)
-        for backend in result.version_services:
-            found = kube.get(SERVICES, namespace, backend["metadata"]["name"])
-            apply_child(kube, SERVICES, backend, found)
-        # A shadow's TraefikService exists before the route names it, and goes after the
-        # route has stopped naming it: the champion's requests never meet a missing backend.
-        mirror = model.spec.rollout.gateway and model.spec.rollout.gateway.mirror
-        if result.traefik_mirror is not None:
-            found = kube.get(TRAEFIK_SERVICES, namespace, result.traefik_mirror["metadata"]["name"])
-            apply_child(kube, TRAEFIK_SERVICES, result.traefik_mirror, found)
-        if result.route is not None:
-            apply_child(kube, HTTP_ROUTES, result.route, kube.get(HTTP_ROUTES, namespace, name))
-        if result.traefik_mirror is None and mirror == "TraefikService":
-            stale = gateway.shadow_service_name(name)
-            if kube.get(TRAEFIK_SERVICES, namespace, stale) is not None:
-                kube.delete(TRAEFIK_SERVICES, namespace, stale)
-        for stale in result.delete_deployments:
-            kube.delete(DEPLOYMENTS, namespace, stale)
-        way_in.sync_jobs(kube, model, result.evaluation_jobs)
+        apply_children(kube, model, result, existing)
     except NamespaceTerminating:
         log.info("model %s/%s: its namespace is being deleted", namespace, name)
         return None
@@ -238,9 +175,11 @@ def _reconcile(kube: Kube, config: Config, namespace: str, name: str) -> float |
     by_name = {v["metadata"]["name"]: v for v in raw_versions}
     for update in result.versions:
         if update.clear_rollback:
-            _clear(kube, MODEL_VERSIONS, "ModelVersion", namespace, update.name, rollback.MANAGER)
+            clear_mark(
+                kube, MODEL_VERSIONS, "ModelVersion", namespace, update.name, rollback.MANAGER
+            )
     if result.clear_retirement:
-        _clear(kube, MODELS, "Model", namespace, name, retirement.MANAGER)
+        clear_mark(kube, MODELS, "Model", namespace, name, retirement.MANAGER)
     for update in result.versions:
         if update.event:
             events.emit(
@@ -260,62 +199,10 @@ def _reconcile(kube: Kube, config: Config, namespace: str, name: str) -> float |
             elif transition.reason == "Retired":
                 metrics.RETIREMENTS.inc()
     for update in result.versions:
-        status: Json = {"phase": update.phase, "conditions": [_dump(c) for c in update.conditions]}
-        for key, value in (("servedAt", update.served_at), ("stoppedAt", update.stopped_at)):
-            if value is not None:
-                status[key] = value.isoformat().replace("+00:00", "Z")
-        if update.stop_reason:
-            status["stopReason"] = update.stop_reason
-        kube.apply(
-            MODEL_VERSIONS,
-            {
-                "apiVersion": model.api_version,
-                "kind": "ModelVersion",
-                "metadata": {"name": update.name, "namespace": namespace},
-                "status": status,
-            },
-            status=True,
-        )
-    if _dump(model_status) != _dump(model.status):
-        _write_status(kube, model, model_status)
+        write_version_status(kube, model, update)
+    if dump(model_status) != dump(model.status):
+        write_status(kube, model, model_status)
     return result.requeue_after
-
-
-def _write_status(kube: Kube, model: Model, status: ModelStatus) -> None:
-    """The Model's status, as far as this manager owns it: the retirement record and
-    Alerting have managers of their own."""
-    body = _dump(status)
-    body.pop("retirement", None)
-    body.pop("promoteRequest", None)  # ciclo promote's
-    body.pop("abtest", None)  # the monitoring loop's
-    body.pop("shadow", None)  # the monitoring loop's
-    body.pop("retrainRequest", None)  # ciclo-retrain's
-    body.pop("training", None)  # the training controller's
-    body["conditions"] = [c for c in body["conditions"] if c["type"] in MODEL_CONDITIONS]
-    kube.apply(
-        MODELS,
-        {
-            "apiVersion": model.api_version,
-            "kind": "Model",
-            "metadata": {"name": model.metadata.name, "namespace": model.metadata.namespace},
-            "status": body,
-        },
-        status=True,
-    )
-
-
-def _clear(kube: Kube, ref: Ref, kind: str, namespace: str, name: str, manager: str) -> None:
-    """An empty apply by the manager that set a mark removes it (and nothing else)."""
-    kube.apply(
-        ref,
-        {
-            "apiVersion": "ciclo.dev/v1alpha1",
-            "kind": kind,
-            "metadata": {"name": name, "namespace": namespace},
-        },
-        manager=manager,
-        status=True,
-    )
 
 
 Queue = WorkQueue[tuple[str, str]]

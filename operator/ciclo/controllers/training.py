@@ -21,7 +21,7 @@ from ciclo.api.modelversion import ModelVersion
 from ciclo.config import Config
 from ciclo.controllers import metrics
 from ciclo.controllers.cache import CachedKube
-from ciclo.controllers.model import apply_child
+from ciclo.controllers.children import apply_child
 from ciclo.controllers.workqueue import Relevance, WorkQueue
 from ciclo.kube import events
 from ciclo.kube.client import (

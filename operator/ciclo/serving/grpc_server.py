@@ -39,7 +39,7 @@ from ciclo.serving.protocol import (
     request_id_of,
     show,
 )
-from ciclo.serving.server import SERVER_VERSION, Hook, Runtime, server_metadata
+from ciclo.serving.runtime import SERVER_VERSION, Hook, Runtime, server_metadata
 
 SERVICE = pb.DESCRIPTOR.services_by_name["GRPCInferenceService"].full_name
 CONTENTS = {
