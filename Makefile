@@ -24,7 +24,7 @@ venv: $(VENV)/.installed ## the Python virtualenv with ciclo and its dev depende
 tools: ## build the pinned control-plane tools into $CICLO_CACHE/bin (once per pin)
 	@bash tools/build.sh
 
-node-tools: ## also build kubelet, kube-proxy and CoreDNS, for `python -m localcluster up --real-node` (docs/real-node.md)
+node-tools: ## also build kubelet, kube-proxy and CoreDNS, the local cluster's real node (docs/real-node.md)
 	@bash tools/build.sh node coredns
 
 lint: venv ## ruff
@@ -59,17 +59,17 @@ test-unit: venv lua redis ## the fast tests: no Go, no cluster, no NannyML, no i
 
 REALNODE_TESTS := tests/integration/test_real_node.py tests/integration/test_real_node_serving.py
 
-test: venv tools node-tools image lua redis check ## the static checks, every test on a local cluster started for the run, then the real node's (with PYTEST_ARGS: only those)
+test: venv tools node-tools image lua redis check ## the static checks, every test on a local cluster started for the run, then the real node's own (with PYTEST_ARGS: only those)
 	$(PY) -m pytest $(PYTEST_ARGS)
 	$(if $(PYTEST_ARGS),,$(PY) -m pytest -m realnode $(REALNODE_TESTS))
 
-cluster-up: venv tools redis ## start the local cluster (prints its KUBECONFIG)
+cluster-up: venv tools node-tools image redis ## start the local cluster with its real node (prints its KUBECONFIG)
 	$(PY) -m localcluster up
 
 cluster-down: venv ## remove the local cluster
 	$(PY) -m localcluster down
 
-demo: venv tools redis ## the whole model lifecycle on the local cluster (or on yours: CICLO_USE_EXISTING_CLUSTER=1 KUBECONFIG=...)
+demo: venv tools node-tools image redis ## the whole model lifecycle on the local cluster (or on yours: CICLO_USE_EXISTING_CLUSTER=1 KUBECONFIG=...)
 	$(PY) -m demo run
 
 demo-down: venv ## remove the demo: the local cluster, its Prometheus and operator

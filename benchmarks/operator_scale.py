@@ -106,7 +106,7 @@ def main() -> int:
 def bench(args: argparse.Namespace, paths: Paths) -> int:
     if launcher.external_kubeconfig() is None:
         launcher.down(paths)  # a fresh cluster: no operator or objects left by anyone
-    kubeconfig = launcher.up(paths, process_node=False)
+    kubeconfig = launcher.up(paths, process_node=False, real_node=False)
     launcher.kubectl(
         paths, kubeconfig, "apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds")
     )

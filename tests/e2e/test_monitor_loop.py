@@ -1,5 +1,5 @@
 """The acceptance of the monitoring loop, all real: two scikit-learn versions served by
-`ciclo serve` on the process node, Prometheus discovering and scraping them through the
+`ciclo serve` on the real node, Prometheus discovering and scraping them through the
 API server, the operator evaluating a MonitorPolicy, and a load generator sending requests
 through the Service's endpoints and feedback with true labels.
 
@@ -26,6 +26,7 @@ from sklearn.datasets import load_iris
 from sklearn.linear_model import LogisticRegression
 from sklearn.tree import DecisionTreeClassifier
 from tests.integration.prometheus_process import Prometheus
+from tests.integration.realnode import ON_REAL_NODE, ArtifactServer
 from tests.integration.waiting import wait_for, wait_turns
 
 import kubernetes
@@ -40,16 +41,12 @@ OPERATOR_METRICS = "127.0.0.1:18000"
 G, V = "ciclo.dev", "v1alpha1"
 X, Y = load_iris(return_X_y=True)
 NAMES = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
-PROCESS_NODE = {
-    "nodeSelector": {"ciclo.dev/process-node": "true"},
-    "tolerations": [
-        {"key": "ciclo.dev/process-node", "operator": "Exists", "effect": "NoSchedule"}
-    ],
-}
 
 
-def register(custom: Any, ns: str, version: str, model: Any, home: Path, profile: Path) -> None:
-    artifact = home / f"iris-{version}.joblib"
+def register(
+    custom: Any, ns: str, version: str, model: Any, artifacts: ArtifactServer, profile: Path
+) -> None:
+    artifact = artifacts.root / f"{ns}-iris-{version}.joblib"
     joblib.dump(model, artifact)
     digest = hashlib.sha256(artifact.read_bytes()).hexdigest()
     accuracy = float((model.predict(X) == Y).mean())
@@ -66,9 +63,13 @@ def register(custom: Any, ns: str, version: str, model: Any, home: Path, profile
                 "model": "iris",
                 "version": version,
                 "metrics": {"accuracy": accuracy},
-                "artifact": {"uri": artifact.as_uri(), "format": "sklearn", "sha256": digest},
+                "artifact": {
+                    "uri": artifacts.uri(artifact.name),
+                    "format": "sklearn",
+                    "sha256": digest,
+                },
                 "baseline": {
-                    "uri": profile.as_uri(),
+                    "uri": artifacts.publish(profile),
                     "sha256": hashlib.sha256(profile.read_bytes()).hexdigest(),
                 },
             },
@@ -191,6 +192,7 @@ def test_the_monitoring_loop_end_to_end(
     operator: Any,
     prom: Prometheus,
     tmp_path: Path,
+    artifacts: ArtifactServer,
 ) -> None:
     ns = namespace
     # v1 decides on the petals only, so a shift of sepal_width moves its inputs, not its answers
@@ -214,13 +216,13 @@ def test_the_monitoring_loop_end_to_end(
         text=True,
     )
     assert made.returncode == 0, made.stderr
-    register(custom, ns, "v1", tree, tmp_path, profile)
-    register(custom, ns, "v2", LogisticRegression(max_iter=500).fit(X, Y), tmp_path, profile)
+    register(custom, ns, "v1", tree, artifacts, profile)
+    register(custom, ns, "v2", LogisticRegression(max_iter=500).fit(X, Y), artifacts, profile)
     model = {
         "apiVersion": f"{G}/{V}",
         "kind": "Model",
         "metadata": {"name": "iris"},
-        "spec": {"version": "v1", "serving": {"replicas": 1, **PROCESS_NODE}},
+        "spec": {"version": "v1", "serving": {"replicas": 1, **ON_REAL_NODE}},
     }
     custom.create_namespaced_custom_object(G, V, ns, "models", model)
 
@@ -247,7 +249,7 @@ def test_the_monitoring_loop_end_to_end(
             and condition(m, "Ready").get("status") == "True"
         )
 
-    wait_for("v1 serving on the process node", lambda: serving("v1"), 120)
+    wait_for("v1 serving on the real node", lambda: serving("v1"), 120)
     load = Load(kubernetes.client.DiscoveryV1Api(api), ns)
     try:
         custom.create_namespaced_custom_object(

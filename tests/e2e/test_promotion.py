@@ -1,7 +1,7 @@
-"""The way in, all real: evaluation Jobs run `ciclo evaluate` on the process node, serving
-pods run `ciclo serve`, the API server's ValidatingAdmissionPolicy (from the chart) signs
-Reviews, and a client counts which version answers each request through the Service's
-endpoints.
+"""The way in, all real: evaluation Jobs run `ciclo evaluate` from the ciclo image on the
+real node, serving pods run `ciclo serve` there, the API server's ValidatingAdmissionPolicy
+(from the chart) signs Reviews, and a client counts which version answers each request
+through the Service's endpoints.
 
 v1 serves (its first evaluation has no champion); v3, worse, fails its gate and never gets
 a request; v4, as good, waits for approval, then serves once a reviewer (a second, real
@@ -26,6 +26,7 @@ from kubernetes.client.exceptions import ApiException
 from sklearn.datasets import load_iris
 from sklearn.linear_model import LogisticRegression
 from sklearn.tree import DecisionTreeClassifier
+from tests.integration.realnode import ON_REAL_NODE, ArtifactServer
 from tests.integration.waiting import wait_for
 
 import kubernetes
@@ -36,12 +37,6 @@ pytestmark = pytest.mark.e2e
 G, V = "ciclo.dev", "v1alpha1"
 ROOT = Path(__file__).resolve().parents[2]
 X, Y = load_iris(return_X_y=True)
-PROCESS_NODE = {
-    "nodeSelector": {"ciclo.dev/process-node": "true"},
-    "tolerations": [
-        {"key": "ciclo.dev/process-node", "operator": "Exists", "effect": "NoSchedule"}
-    ],
-}
 
 
 def sha(path: Path) -> str:
@@ -159,6 +154,7 @@ def test_the_way_in_gates_and_reviews_before_any_traffic(
     operator: Any,
     review_policy: Any,
     tmp_path: Path,
+    artifacts: ArtifactServer,
 ) -> None:
     ns = namespace
     rbac = kubernetes.client.RbacAuthorizationV1Api(api)
@@ -183,12 +179,15 @@ def test_the_way_in_gates_and_reviews_before_any_traffic(
                 "metadata": {"name": f"iris-{version}"},
                 "spec": {
                     "model": "iris", "version": version, "tags": ["e2e"],
-                    "artifact": {"uri": path.as_uri(), "format": "sklearn", "sha256": sha(path)},
+                    "artifact": {"uri": artifacts.publish(path), "format": "sklearn",
+                                 "sha256": sha(path)},
                 },
             },
         )  # fmt: skip
     promotion = {
-        "evaluation": {"dataset": {"uri": data.as_uri(), "sha256": sha(data), "target": "species"}},
+        "evaluation": {
+            "dataset": {"uri": artifacts.publish(data), "sha256": sha(data), "target": "species"}
+        },
         "gates": [
             {"metric": "accuracy", "min": 0.9, "maxDrop": 0.02},
             {"metric": "latency_p99_ms", "max": 1000},
@@ -199,7 +198,7 @@ def test_the_way_in_gates_and_reviews_before_any_traffic(
         G, V, ns, "models",
         {
             "apiVersion": f"{G}/{V}", "kind": "Model", "metadata": {"name": "iris"},
-            "spec": {"version": "v1", "serving": {"replicas": 1, **PROCESS_NODE},
+            "spec": {"version": "v1", "serving": {"replicas": 1, **ON_REAL_NODE},
                      "promotion": promotion},
         },
     )  # fmt: skip

@@ -1,6 +1,6 @@
 """The way in, part 2, all real: Traefik's Gateway API provider routing real requests by
 the HTTPRoute the operator owns (weights; a TraefikService's mirror), `ciclo serve` pods
-of three versions on the process node, a shared prediction store matching labels to
+of three versions on the real node, a shared prediction store matching labels to
 whichever version predicted, and a MonitorPolicy judging the candidate alone.
 
 Canary: a bad v2 aborts at its first step (20%) having answered about that share of
@@ -30,6 +30,7 @@ from sklearn.datasets import load_iris
 from sklearn.linear_model import LogisticRegression
 from sklearn.tree import DecisionTreeClassifier
 from tests.integration.prometheus_process import free_port
+from tests.integration.realnode import ON_REAL_NODE, ArtifactServer
 from tests.integration.waiting import wait_for
 from tests.unit.test_store import redis_server
 
@@ -39,20 +40,14 @@ from ciclo.api.rollout import GatewayReference
 from ciclo.planning import gateway as planned
 from localcluster import gateway as local_gateway
 from localcluster import launcher
+from localcluster.node import HOST_ADDRESS
 from localcluster.paths import Paths
-from localcluster.procnode import GATEWAY
 
 pytestmark = pytest.mark.e2e
 
 G, V = "ciclo.dev", "v1alpha1"
 GW = "gateway.networking.k8s.io"
 X, Y = load_iris(return_X_y=True)
-PROCESS_NODE = {
-    "nodeSelector": {"ciclo.dev/process-node": "true"},
-    "tolerations": [
-        {"key": "ciclo.dev/process-node", "operator": "Exists", "effect": "NoSchedule"}
-    ],
-}
 STEPS = [
     {"weight": 20, "pause": "60s"},
     {"weight": 60, "pause": "15s"},
@@ -60,8 +55,8 @@ STEPS = [
 ]
 
 
-def register(custom: Any, ns: str, version: str, model: Any, home: Path) -> None:
-    artifact = home / f"iris-{version}.joblib"
+def register(custom: Any, ns: str, version: str, model: Any, artifacts: ArtifactServer) -> None:
+    artifact = artifacts.root / f"{ns}-iris-{version}.joblib"
     joblib.dump(model, artifact)
     digest = hashlib.sha256(artifact.read_bytes()).hexdigest()
     custom.create_namespaced_custom_object(
@@ -77,7 +72,11 @@ def register(custom: Any, ns: str, version: str, model: Any, home: Path) -> None
                 "model": "iris",
                 "version": version,
                 "metrics": {"accuracy": float((model.predict(X) == Y).mean())},
-                "artifact": {"uri": artifact.as_uri(), "format": "sklearn", "sha256": digest},
+                "artifact": {
+                    "uri": artifacts.uri(artifact.name),
+                    "format": "sklearn",
+                    "sha256": digest,
+                },
             },
         },
     )
@@ -218,7 +217,7 @@ def traefik(
 @pytest.fixture
 def store(core: Any, namespace: str, tmp_path: Path) -> Iterator[str]:
     port, password = free_port(), "ciclo-test"
-    url = f"redis://:{password}@{GATEWAY}:{port}/0"
+    url = f"redis://:{password}@{HOST_ADDRESS}:{port}/0"
     core.create_namespaced_secret(
         namespace,
         kubernetes.client.V1Secret(
@@ -226,7 +225,7 @@ def store(core: Any, namespace: str, tmp_path: Path) -> Iterator[str]:
             data={"url": base64.b64encode(url.encode()).decode()},
         ),
     )
-    with redis_server(tmp_path, port, GATEWAY, password) as served:
+    with redis_server(tmp_path, port, HOST_ADDRESS, password) as served:
         yield served
 
 
@@ -272,10 +271,10 @@ def explained(
 
 
 def create_model(custom: Any, ns: str, rollout: dict[str, Any]) -> None:
-    """Model iris at v1, one pod on the process node, labels in the shared store."""
+    """Model iris at v1, one pod on the real node, labels in the shared store."""
     spec = {
         "version": "v1",
-        "serving": {"replicas": 1, **PROCESS_NODE},
+        "serving": {"replicas": 1, **ON_REAL_NODE},
         "monitoring": {"feedback": {"store": {"secretKeyRef": {"name": "prediction-store"}}}},
         "rollout": rollout,
     }
@@ -317,12 +316,12 @@ def test_a_bad_canary_aborts_at_its_first_step_and_a_good_one_is_promoted(
     operator: Any,
     traefik: local_gateway.Traefik,
     store: str,
-    tmp_path: Path,
+    artifacts: ArtifactServer,
 ) -> None:
     ns = namespace
     gateway(custom, ns, traefik)
     register(
-        custom, ns, "v1", DecisionTreeClassifier(max_depth=3, random_state=0).fit(X, Y), tmp_path
+        custom, ns, "v1", DecisionTreeClassifier(max_depth=3, random_state=0).fit(X, Y), artifacts
     )
     shuffled = np.random.default_rng(0).permutation(Y)
     register(
@@ -330,9 +329,9 @@ def test_a_bad_canary_aborts_at_its_first_step_and_a_good_one_is_promoted(
         ns,
         "v2",
         DecisionTreeClassifier(max_depth=3, random_state=0).fit(X, shuffled),
-        tmp_path,
+        artifacts,
     )
-    register(custom, ns, "v3", LogisticRegression(max_iter=500).fit(X, Y), tmp_path)
+    register(custom, ns, "v3", LogisticRegression(max_iter=500).fit(X, Y), artifacts)
     create_model(custom, ns, {"strategy": "canary", "steps": STEPS, "gateway": {"name": "web"}})
 
     def model() -> dict[str, Any]:
@@ -464,16 +463,16 @@ def test_an_ab_test_names_the_better_version_and_identical_versions_none(
     operator: Any,
     traefik: local_gateway.Traefik,
     store: str,
-    tmp_path: Path,
+    artifacts: ArtifactServer,
 ) -> None:
     ns = namespace
     gateway(custom, ns, traefik)
     good = DecisionTreeClassifier(max_depth=3, random_state=0).fit(X, Y)
-    register(custom, ns, "v1", good, tmp_path)
+    register(custom, ns, "v1", good, artifacts)
     register(
-        custom, ns, "v2", DecisionTreeClassifier(max_depth=1, random_state=0).fit(X, Y), tmp_path
+        custom, ns, "v2", DecisionTreeClassifier(max_depth=1, random_state=0).fit(X, Y), artifacts
     )
-    register(custom, ns, "v3", good, tmp_path)  # the same model: identical answers
+    register(custom, ns, "v3", good, artifacts)  # the same model: identical answers
     rollout = {
         "strategy": "abtest",
         # alpha 0.01: two identical versions still differ by chance in their samples, and
@@ -535,7 +534,7 @@ def test_a_worse_shadow_is_never_exposed_and_an_identical_one_is_promoted(
     operator: Any,
     traefik: local_gateway.Traefik,
     store: str,
-    tmp_path: Path,
+    artifacts: ArtifactServer,
 ) -> None:
     """Traefik mirrors each inference request to the candidate through a TraefikService
     (its Gateway provider has no RequestMirror); the client only ever hears the champion.
@@ -544,11 +543,11 @@ def test_a_worse_shadow_is_never_exposed_and_an_identical_one_is_promoted(
     ns = namespace
     gateway(custom, ns, traefik)
     good = DecisionTreeClassifier(max_depth=3, random_state=0).fit(X, Y)
-    register(custom, ns, "v1", good, tmp_path)
+    register(custom, ns, "v1", good, artifacts)
     register(
-        custom, ns, "v2", DecisionTreeClassifier(max_depth=1, random_state=0).fit(X, Y), tmp_path
+        custom, ns, "v2", DecisionTreeClassifier(max_depth=1, random_state=0).fit(X, Y), artifacts
     )
-    register(custom, ns, "v3", good, tmp_path)
+    register(custom, ns, "v3", good, artifacts)
     rollout = {
         "strategy": "shadow",
         "shadow": {"duration": "60s", "minSamples": 50, "maxDisagreement": 0.1},

@@ -12,9 +12,11 @@ from pathlib import Path
 
 import pytest
 from kubernetes.client.exceptions import ApiException
+from realnode import ON_REAL_NODE
 from waiting import wait_for
 
 import kubernetes
+from ciclo.config import DEFAULT_IMAGE
 from localcluster import launcher, prometheus
 from localcluster.paths import Paths
 
@@ -221,7 +223,7 @@ def test_up_twice_and_down_twice_are_harmless(paths: Paths, kubeconfig: Path):
     other = Paths(cache=paths.cache, name="ciclo-idempotence")
     launcher.down(other)  # never started: nothing to do
     try:
-        config = launcher.up(other, fake_nodes=1, process_node=False)
+        config = launcher.up(other, fake_nodes=1, process_node=False, real_node=False)
         assert launcher.healthy(other, config)
     finally:
         launcher.down(other)
@@ -237,25 +239,22 @@ def test_missing_binary_names_the_make_target(tmp_path: Path):
         launcher.up(empty)
 
 
-def test_prometheus_discovers_and_scrapes_only_process_node_pods(
+def test_prometheus_discovers_and_scrapes_only_real_node_pods(
     paths: Paths, kubeconfig: Path, apps, namespace
 ):
-    """Real Prometheus, pods found through the API server by their prometheus.io annotations."""
+    """Real Prometheus, pods found through the API server by their prometheus.io annotations,
+    scraped over the pod network: a container from the ciclo image on the real node."""
     exporter = (
         "import time, prometheus_client as p; p.Counter('localcluster_probe', 'x').inc(); "
         "p.start_http_server(8000, addr='0.0.0.0'); time.sleep(3600)"
     )
     annotations = {"prometheus.io/scrape": "true", "prometheus.io/port": "8000"}
-    spec = process_pod_spec("prometheus-probe")
-    spec.pop("initContainers")
-    spec["containers"][0].update(  # type: ignore[index]
-        command=["python3", "-c", exporter], readinessProbe=None, volumeMounts=[]
-    )
-    on_process_node = deployment("probe", 1, spec)
-    on_process_node["spec"]["template"]["metadata"]["annotations"] = annotations  # type: ignore[index]
+    container = {"name": "probe", "image": DEFAULT_IMAGE, "command": ["python", "-c", exporter]}
+    on_real_node = deployment("probe", 1, {"containers": [container], **ON_REAL_NODE})
+    on_real_node["spec"]["template"]["metadata"]["annotations"] = annotations  # type: ignore[index]
     fake = deployment("fake", 1, {"containers": [{"name": "app", "image": "example/app:1"}]})
     fake["spec"]["template"]["metadata"]["annotations"] = annotations  # type: ignore[index]
-    apps.create_namespaced_deployment(namespace, on_process_node)
+    apps.create_namespaced_deployment(namespace, on_real_node)
     apps.create_namespaced_deployment(namespace, fake)
     url = prometheus.start(paths, kubeconfig, port=19090)
     try:

@@ -40,21 +40,34 @@ class Sample:
 
 @dataclass
 class Sampler:
-    """The Service's ready endpoints, from its EndpointSlices, every 100 ms."""
+    """The Service's ready endpoints, from its EndpointSlices, every 100 ms. Only the
+    slices of the Service that exists count: a deleted one's may outlive it for a moment
+    (garbage collection), naming pods it no longer sends anything to."""
 
     discovery: Any
+    core: Any
     namespace: str
     samples: list[Sample] = field(default_factory=list)
     stop: threading.Event = field(default_factory=threading.Event)
 
+    def service_uid(self) -> str | None:
+        try:
+            return str(self.core.read_namespaced_service("iris", self.namespace).metadata.uid)
+        except kubernetes.client.ApiException as e:
+            if e.status == 404:
+                return None
+            raise
+
     def run(self) -> None:
         while not self.stop.wait(0.1):
+            uid = self.service_uid()
             slices = self.discovery.list_namespaced_endpoint_slice(
                 self.namespace, label_selector="kubernetes.io/service-name=iris"
             ).items
             pods = frozenset(
                 e.target_ref.name
                 for s in slices
+                if any(o.uid == uid for o in s.metadata.owner_references or [])
                 for e in s.endpoints or []
                 if e.conditions.ready and e.target_ref is not None
             )
@@ -113,7 +126,7 @@ def test_the_service_keeps_a_ready_endpoint_through_every_transition(
     )
     wait_for("v1 Ready", lambda: world.condition("Ready").get("status") == "True", timeout=120)
 
-    sampler = Sampler(kubernetes.client.DiscoveryV1Api(api), world.ns)
+    sampler = Sampler(kubernetes.client.DiscoveryV1Api(api), world.core, world.ns)
     thread = threading.Thread(target=sampler.run, daemon=True)
     thread.start()
     wait_for("a first sample", lambda: sampler.samples)
@@ -170,8 +183,6 @@ def test_the_service_keeps_a_ready_endpoint_through_every_transition(
         wait_for("no Service", lambda: world.selector_version() is None)
         world.set_spec(retired=False)
         wait_for("v1 serving again", lambda: serving() == "v1", timeout=120)
-        # Of a pod that exists: the deleted Service's EndpointSlice may outlive it for a
-        # moment (garbage collection), still naming v1's pod from before the retirement.
         wait_for(
             "a ready endpoint of a live v1 pod again",
             lambda: sampler.samples[-1].pods & live_pods(world, "v1"),

@@ -19,7 +19,7 @@ BINARIES = {
     "prometheus": "tools",
     "promtool": "tools",
     "traefik": "tools",
-    # The real node's (opt-in): `tools/build.sh node coredns`.
+    # The real node's, not built by `make tools`: `tools/build.sh node coredns`.
     "kubelet": "node-tools",
     "kube-proxy": "node-tools",
     "coredns": "node-tools",

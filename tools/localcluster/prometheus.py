@@ -1,7 +1,8 @@
 """A Prometheus for the local cluster: discovers pods through its API server, scrapes the
-process node's serving pods by their prometheus.io annotations.
+serving pods of the real node (and of the process node) by their prometheus.io
+annotations, over the pod network.
 
-Only pods on the process node are scraped: pods on KWOK's fake nodes have made-up
+Only pods on those two nodes are scraped: pods on KWOK's fake nodes have made-up
 addresses with nothing behind them, and no traffic may go there.
 """
 
@@ -16,6 +17,7 @@ from pathlib import Path
 
 import yaml
 
+from localcluster import node
 from localcluster.paths import Paths
 from localcluster.procnode import GATEWAY
 
@@ -34,7 +36,7 @@ def config(kubeconfig: Path, interval: str = SCRAPE_INTERVAL) -> dict[str, objec
                 "relabel_configs": [
                     {
                         "source_labels": ["__meta_kubernetes_pod_node_name"],
-                        "regex": "ciclo-process-node",
+                        "regex": f"{node.NODE}|ciclo-process-node",
                         "action": "keep",
                     },
                     {
