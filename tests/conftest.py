@@ -24,7 +24,7 @@ from tests.integration.realnode import ArtifactServer
 
 import kubernetes
 from ciclo.kube.client import SECRETS, Json, Kube, NamespaceTerminating
-from localcluster import launcher
+from localcluster import launcher, volumes
 from localcluster.paths import Paths
 
 
@@ -61,6 +61,21 @@ def artifacts(
     server = ArtifactServer(tmp_path_factory.mktemp("served"))
     yield server
     server.close()
+
+
+@pytest.fixture
+def models_claim(
+    core: kubernetes.client.CoreV1Api, namespace: str, tmp_path: Path
+) -> Iterator[Path]:
+    """The claim `models` in the test's namespace, bound to a host directory on the real node
+    (returned): pvc://models/PATH is PATH in it, for pods, and for `ciclo` on the host with
+    CICLO_PVC_ROOT set to its parent."""
+    directory = volumes.prepare(tmp_path / "pvc" / volumes.CLAIM)
+    volume, claim = volumes.manifests(namespace, directory)
+    core.create_persistent_volume(volume)
+    core.create_namespaced_persistent_volume_claim(namespace, claim)
+    yield directory
+    core.delete_persistent_volume(volume["metadata"]["name"])  # once its claim is gone
 
 
 @pytest.fixture(scope="session")

@@ -1,6 +1,8 @@
 """Retraining on the local cluster, all real: kube-controller-manager runs the training
-Jobs and the CronJob, the process node runs examples/training/train.py with the Job's
-ServiceAccount token, and `ciclo register` inside it creates the ModelVersion.
+Jobs and the CronJob, the real node runs examples/training/train.py (from a ConfigMap) in
+the ciclo image with the Job's ServiceAccount token, writing to a PersistentVolumeClaim
+the serving pods read (pvc://models/...), and `ciclo register` inside it creates the
+ModelVersion.
 
 Two `ciclo retrain` in quick succession -> one Job -> v2 registered with lineage naming
 the trigger and the parent -> v2 serves (autoPromote), spec.version untouched; a failing
@@ -10,7 +12,6 @@ Job -> TrainingFailed with its log tail, nothing registered; a schedule of every
 from __future__ import annotations
 
 import hashlib
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ import joblib
 import pytest
 from sklearn.datasets import load_iris
 from sklearn.linear_model import LogisticRegression
+from tests.integration.realnode import ON_REAL_NODE
 from tests.integration.waiting import wait_for
 
 import kubernetes
@@ -28,18 +30,16 @@ pytestmark = pytest.mark.e2e
 G, V = "ciclo.dev", "v1alpha1"
 ROOT = Path(__file__).resolve().parents[2]
 TRAIN = ROOT / "examples" / "training" / "train.py"
-PROCESS_NODE = {
-    "nodeSelector": {"ciclo.dev/process-node": "true"},
-    "tolerations": [
-        {"key": "ciclo.dev/process-node", "operator": "Exists", "effect": "NoSchedule"}
-    ],
-}
 TRAINER = "ciclo-train-iris"
+SCRIPT = "/scripts/train.py"
 
 
 def rbac(api: kubernetes.client.ApiClient, ns: str) -> None:
-    """docs/training.md's RBAC: the trainer may read its Model and create ModelVersions."""
+    """docs/training.md's RBAC: the trainer may read its Model and create ModelVersions;
+    and the training script, as a ConfigMap the pod mounts."""
     core, rbac_api = kubernetes.client.CoreV1Api(api), kubernetes.client.RbacAuthorizationV1Api(api)
+    script = {"metadata": {"name": "train"}, "data": {"train.py": TRAIN.read_text()}}
+    core.create_namespaced_config_map(ns, script)
     core.create_namespaced_service_account(ns, {"metadata": {"name": TRAINER}})
     rbac_api.create_namespaced_role(
         ns,
@@ -61,9 +61,9 @@ def rbac(api: kubernetes.client.ApiClient, ns: str) -> None:
     )
 
 
-def v1(custom: Any, ns: str, home: Path) -> None:
+def v1(custom: Any, ns: str, claim: Path) -> None:
     x, y = load_iris(return_X_y=True)
-    artifact = home / "iris-v1.joblib"
+    artifact = claim / "iris-v1.joblib"
     joblib.dump(LogisticRegression(max_iter=300).fit(x, y), artifact)
     digest = hashlib.sha256(artifact.read_bytes()).hexdigest()
     custom.create_namespaced_custom_object(
@@ -78,27 +78,37 @@ def v1(custom: Any, ns: str, home: Path) -> None:
             "spec": {
                 "model": "iris",
                 "version": "v1",
-                "artifact": {"uri": artifact.as_uri(), "format": "sklearn", "sha256": digest},
+                "artifact": {
+                    "uri": "pvc://models/iris-v1.joblib",
+                    "format": "sklearn",
+                    "sha256": digest,
+                },
             },
         },
     )
 
 
-def iris(home: Path, command: list[str], **training: Any) -> dict[str, Any]:
+def iris(command: list[str], **training: Any) -> dict[str, Any]:
     return {
         "apiVersion": f"{G}/{V}",
         "kind": "Model",
         "metadata": {"name": "iris"},
         "spec": {
             "version": "v1",
-            "serving": {"replicas": 1, **PROCESS_NODE},
+            "serving": {"replicas": 1, **ON_REAL_NODE},
             "training": {
                 "template": {
-                    "containers": [{"command": command, "workingDir": str(ROOT)}],
+                    "containers": [
+                        {
+                            "command": command,
+                            "volumeMounts": [{"name": "scripts", "mountPath": "/scripts"}],
+                        }
+                    ],
+                    "volumes": [{"name": "scripts", "configMap": {"name": "train"}}],
                     "serviceAccountName": TRAINER,
-                    **PROCESS_NODE,
+                    **ON_REAL_NODE,
                 },
-                "artifactStore": (home / "store").as_uri(),
+                "artifactStore": "pvc://models/store",
                 **training,
             },
         },
@@ -121,11 +131,11 @@ def jobs(api: kubernetes.client.ApiClient, ns: str) -> list[Any]:
 
 
 def test_retrain_registers_a_version_with_lineage_and_it_serves(
-    api, custom, namespace, operator, kubeconfig, tmp_path
+    api, custom, namespace, operator, kubeconfig, models_claim
 ):
     rbac(api, namespace)
-    v1(custom, namespace, tmp_path)
-    manifest = iris(tmp_path, [sys.executable, str(TRAIN)], autoPromote=True)
+    v1(custom, namespace, models_claim)
+    manifest = iris(["python", SCRIPT], autoPromote=True)
     custom.create_namespaced_custom_object(G, V, namespace, "models", manifest)
     wait_for(
         "v1 serving",
@@ -162,7 +172,8 @@ def test_retrain_registers_a_version_with_lineage_and_it_serves(
     assert source["trigger"] == job.metadata.annotations["ciclo.dev/trigger"]
     assert source["parentVersion"] == "v1"
     assert len(source["datasetSha256"]) == 64
-    assert version["spec"]["dataset"].startswith((tmp_path / "store").as_uri())
+    assert version["spec"]["dataset"].startswith("pvc://models/store/")
+    assert (models_claim / "store" / job.metadata.name / "model.joblib").exists()
     assert version["spec"]["metrics"]["accuracy"] > 0.8
     assert version["spec"]["baseline"]["sha256"]
 
@@ -179,12 +190,12 @@ def test_retrain_registers_a_version_with_lineage_and_it_serves(
 
 
 def test_failing_run_is_training_failed_and_registers_nothing(
-    api, custom, namespace, operator, kubeconfig, tmp_path
+    api, custom, namespace, operator, kubeconfig, models_claim
 ):
     rbac(api, namespace)
-    v1(custom, namespace, tmp_path)
-    boom = [sys.executable, "-c", "import sys; print('no training data today'); sys.exit(3)"]
-    manifest = iris(tmp_path, boom, maxRetries=0)
+    v1(custom, namespace, models_claim)
+    boom = ["python", "-c", "import sys; print('no training data today'); sys.exit(3)"]
+    manifest = iris(boom, maxRetries=0)
     custom.create_namespaced_custom_object(G, V, namespace, "models", manifest)
     assert ciclo(["--kubeconfig", str(kubeconfig), "retrain", "iris", "-n", namespace]) == 0
 
@@ -204,10 +215,10 @@ def test_failing_run_is_training_failed_and_registers_nothing(
     assert [v["spec"]["version"] for v in versions] == ["v1"]
 
 
-def test_a_scheduled_run_fires_at_its_time(api, custom, namespace, operator, tmp_path):
+def test_a_scheduled_run_fires_at_its_time(api, custom, namespace, operator, models_claim):
     rbac(api, namespace)
-    v1(custom, namespace, tmp_path)
-    manifest = iris(tmp_path, [sys.executable, str(TRAIN)], schedule="* * * * *")
+    v1(custom, namespace, models_claim)
+    manifest = iris(["python", SCRIPT], schedule="* * * * *")
     custom.create_namespaced_custom_object(G, V, namespace, "models", manifest)
     batch = kubernetes.client.BatchV1Api(api)
     cron = wait_for(
@@ -240,15 +251,15 @@ def test_a_scheduled_run_fires_at_its_time(api, custom, namespace, operator, tmp
 
 
 def test_a_drift_breach_retrains_and_the_new_version_serves(
-    api, custom, namespace, operator, tmp_path
+    api, custom, namespace, operator, models_claim
 ):
     """The loop closed: a MonitorPolicy's drift rule with action retrain -> one Job -> v2
     registered with lineage naming the policy's action and v1 -> v2 serves (autoPromote)."""
     from tests.e2e.test_monitor_loop import Load
 
     rbac(api, namespace)
-    v1(custom, namespace, tmp_path)
-    data = tmp_path / "train.csv"
+    v1(custom, namespace, models_claim)
+    data = models_claim / "train.csv"
     x, y = load_iris(return_X_y=True)
     names = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
     data.write_text(
@@ -256,7 +267,7 @@ def test_a_drift_breach_retrains_and_the_new_version_serves(
         + "\n"
         + "".join(",".join(map(str, [*r, t])) + "\n" for r, t in zip(x, y, strict=True))
     )
-    profile = tmp_path / "profile.json"
+    profile = models_claim / "profile.json"
     assert ciclo(["profile", str(data), "--target", "species", "--out", str(profile)]) == 0
     custom.patch_namespaced_custom_object(
         G,
@@ -267,13 +278,13 @@ def test_a_drift_breach_retrains_and_the_new_version_serves(
         {
             "spec": {
                 "baseline": {
-                    "uri": profile.as_uri(),
+                    "uri": "pvc://models/profile.json",
                     "sha256": hashlib.sha256(profile.read_bytes()).hexdigest(),
                 }
             }
         },
     )
-    manifest = iris(tmp_path, [sys.executable, str(TRAIN)], autoPromote=True)
+    manifest = iris(["python", SCRIPT], autoPromote=True)
     custom.create_namespaced_custom_object(G, V, namespace, "models", manifest)
     wait_for(
         "v1 serving",
@@ -350,14 +361,14 @@ def _state(c: dict[str, Any]) -> tuple[str, str]:
 
 
 def test_retiring_or_deleting_the_model_removes_its_training(
-    api, custom, namespace, operator, kubeconfig, tmp_path
+    api, custom, namespace, operator, kubeconfig, models_claim
 ):
     """Retired mid-run: the running Job goes. Deleted: its CronJob goes with it (the
     garbage collector, through ownerReferences)."""
     rbac(api, namespace)
-    v1(custom, namespace, tmp_path)
-    slow = [sys.executable, "-c", "import time; time.sleep(600)"]
-    manifest = iris(tmp_path, slow, schedule="@yearly")
+    v1(custom, namespace, models_claim)
+    slow = ["python", "-c", "import time; time.sleep(600)"]
+    manifest = iris(slow, schedule="@yearly")
     custom.create_namespaced_custom_object(G, V, namespace, "models", manifest)
     assert ciclo(["--kubeconfig", str(kubeconfig), "retrain", "iris", "-n", namespace]) == 0
     batch = kubernetes.client.BatchV1Api(api)
@@ -391,22 +402,24 @@ def test_retiring_or_deleting_the_model_removes_its_training(
 
 
 def test_a_worse_retrained_version_stops_at_the_gate(
-    api, core, custom, namespace, operator, kubeconfig, tmp_path
+    api, core, custom, namespace, operator, kubeconfig, models_claim
 ):
     """With spec.promotion (docs/promotion.md): a retrain whose fresh rows carry wrong labels
     fails its gate against the champion and never gets a pod; the champion keeps serving."""
     rbac(api, namespace)
-    v1(custom, namespace, tmp_path)
+    v1(custom, namespace, models_claim)
     x, y = load_iris(return_X_y=True)
-    data = tmp_path / "holdout.csv"
+    data = models_claim / "holdout.csv"
     data.write_text(
         "sepal_length,sepal_width,petal_length,petal_width,species\n"
         + "".join(",".join(map(str, [*r, t])) + "\n" for r, t in zip(x, y, strict=True))
     )
     digest = hashlib.sha256(data.read_bytes()).hexdigest()
-    manifest = iris(tmp_path, [sys.executable, str(TRAIN)], autoPromote=True, cooldown="1s")
+    manifest = iris(["python", SCRIPT], autoPromote=True, cooldown="1s")
     manifest["spec"]["promotion"] = {
-        "evaluation": {"dataset": {"uri": data.as_uri(), "sha256": digest, "target": "species"}},
+        "evaluation": {
+            "dataset": {"uri": "pvc://models/holdout.csv", "sha256": digest, "target": "species"}
+        },
         "gates": [{"metric": "accuracy", "maxDrop": 0.02}],
     }
     # the fresh rows are mostly mislabelled: a worse model
