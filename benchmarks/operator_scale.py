@@ -3,8 +3,8 @@
     python benchmarks/operator_scale.py --sizes 100,1000
 
 Takes the machine's cluster lock itself (as the test suite does: do not wrap it in
-`flock`), starts a fresh local cluster (no process node), runs `ciclo run` as a subprocess, applies
-N ModelVersions and N Models in a fresh namespace, and reports the time until
+`flock`), starts a fresh local cluster (no real node), runs `ciclo run` as a subprocess,
+applies N ModelVersions and N Models in a fresh namespace, and reports the time until
 every Model is Ready, the operator's peak RSS, and the API requests the operator
 made per Model (from its own ciclo_api_requests counter), counted once the
 namespace has been quiet for a while, in all and by verb and resource. `--no-operator`
@@ -106,7 +106,7 @@ def main() -> int:
 def bench(args: argparse.Namespace, paths: Paths) -> int:
     if launcher.external_kubeconfig() is None:
         launcher.down(paths)  # a fresh cluster: no operator or objects left by anyone
-    kubeconfig = launcher.up(paths, process_node=False, real_node=False)
+    kubeconfig = launcher.up(paths, real_node=False)
     launcher.kubectl(
         paths, kubeconfig, "apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds")
     )

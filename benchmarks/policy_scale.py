@@ -413,7 +413,7 @@ def main() -> int:
 def bench(args: argparse.Namespace, paths: Paths) -> int:
     if launcher.external_kubeconfig() is None:
         launcher.down(paths)  # a fresh cluster: no operator or policies left by anyone
-    kubeconfig = launcher.up(paths, process_node=False, real_node=False)
+    kubeconfig = launcher.up(paths, real_node=False)
     launcher.kubectl(
         paths, kubeconfig, "apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds")
     )

@@ -1,4 +1,4 @@
-"""The way in: how long an evaluation takes, on the local cluster's process node.
+"""The way in: how long an evaluation takes, on the local cluster's real node.
 
     PYTHONPATH=operator:tools .venv/bin/python benchmarks/promotion.py [--rows 10000] [--runs 3]
 
@@ -8,8 +8,9 @@ spec.promotion whose dataset has --rows labelled rows, then, for a first version
 alone) and for --runs candidates (each scored with the champion on the same rows):
 
 - evaluation Job: from the Job's creation (its creationTimestamp) to the result recorded
-  in the version's status (seen by polling every 0.1 s): scheduling, the process start,
-  fetching the dataset and both artifacts, scoring, the operator reading the result;
+  in the version's status (seen by polling every 0.1 s): scheduling, the container's start
+  (the ciclo image), reading the dataset and both artifacts from a PersistentVolumeClaim,
+  scoring, the operator reading the result;
 - scoring: `status.evaluation.seconds`, the same inside `ciclo evaluate` (fetch included);
 - created -> Validated: from the ModelVersion's creation to its Validated=True (the
   Model's spec names it at once), polled every 0.1 s.
@@ -34,16 +35,15 @@ from sklearn.linear_model import LogisticRegression
 
 import kubernetes
 from common import cluster_lock, stop
-from localcluster import launcher
+from localcluster import launcher, volumes
+from localcluster.node import TAINT
 from localcluster.paths import Paths
 
 ROOT = Path(__file__).resolve().parent.parent
 G, V, NS = "ciclo.dev", "v1alpha1", "bench-promotion"
-PROCESS_NODE = {
-    "nodeSelector": {"ciclo.dev/process-node": "true"},
-    "tolerations": [
-        {"key": "ciclo.dev/process-node", "operator": "Exists", "effect": "NoSchedule"}
-    ],
+ON_REAL_NODE = {
+    "nodeSelector": {TAINT: "true"},
+    "tolerations": [{"key": TAINT, "operator": "Exists", "effect": "NoSchedule"}],
 }
 
 
@@ -85,6 +85,11 @@ def measure(custom: Any, batch: Any, name: str, created: float) -> dict[str, flo
         time.sleep(0.1)
 
 
+def on_claim(path: Path) -> str:
+    """The URI of a file in the claim's directory (the work directory's `pvc/models`)."""
+    return f"pvc://{volumes.CLAIM}/{path.name}"
+
+
 def version(path: Path, name: str) -> dict[str, Any]:
     return {
         "apiVersion": f"{G}/{V}",
@@ -93,7 +98,7 @@ def version(path: Path, name: str) -> dict[str, Any]:
         "spec": {
             "model": "bench",
             "version": name,
-            "artifact": {"uri": path.as_uri(), "format": "sklearn", "sha256": sha(path)},
+            "artifact": {"uri": on_claim(path), "format": "sklearn", "sha256": sha(path)},
         },
     }
 
@@ -105,7 +110,9 @@ def main() -> int:
     args = parser.parse_args()
     paths = Paths.from_env()
     paths.cache.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix="bench-promotion-"))
+    work = volumes.prepare(
+        Path(tempfile.mkdtemp(prefix="bench-promotion-")) / "pvc" / volumes.CLAIM
+    )
     x, y = data(args.rows, 0)
     dataset = work / "eval.csv"
     with dataset.open("w") as f:
@@ -146,9 +153,12 @@ def run(
     batch = kubernetes.client.BatchV1Api(api)
     try:
         core.create_namespace({"metadata": {"name": NS}})
+        volume, claim = volumes.manifests(NS, dataset.parent)
+        core.create_persistent_volume(volume)
+        core.create_namespaced_persistent_volume_claim(NS, claim)
         time.sleep(3)
         promotion = {
-            "evaluation": {"dataset": {"uri": dataset.as_uri(), "sha256": sha(dataset),
+            "evaluation": {"dataset": {"uri": on_claim(dataset), "sha256": sha(dataset),
                                        "target": "y"}},
             "gates": [{"metric": "accuracy", "min": 0.5}],
         }  # fmt: skip
@@ -160,7 +170,7 @@ def run(
                 model = {
                     "apiVersion": f"{G}/{V}", "kind": "Model", "metadata": {"name": "bench"},
                     "spec": {"version": name, "promotion": promotion,
-                             "serving": {"replicas": 1, **PROCESS_NODE}},
+                             "serving": {"replicas": 1, **ON_REAL_NODE}},
                 }  # fmt: skip
                 custom.create_namespaced_custom_object(G, V, NS, "models", model)
             else:

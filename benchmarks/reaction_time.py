@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/reaction_time.py [--runs 3]
 
 Each run tells the demo's whole story on the local cluster (real Prometheus scraping
-the process node's serving pods every 2 s, the operator from the Helm chart, the
+the real node's serving pods every 2 s, the operator from the Helm chart, the
 MonitorPolicy at a 5 s interval with failureThreshold 3). The demo measures the figure
 itself from Prometheus' data (tools/demo/reaction.py): from the first scrape at which
 the accuracy rule's PromQL is under 0.85 to the Service selecting the good version.

@@ -7,12 +7,14 @@ With --gate the Model has spec.promotion (an evaluation on iris' rows, accuracy 
 0.05 below the champion's): the time to Validated (the evaluation Job's result recorded and
 the gate passed) is measured too.
 
-Takes the local cluster's lock, starts a fresh cluster (so the process node runs this
-checkout's `ciclo`), runs `ciclo run` as a subprocess, and on one Model (`autoPromote`,
-cooldown 1s) asks for a run, waits for the version it registers and for that version to
-serve, then for the operator to go quiet, and counts its API requests from its own
-ciclo_api_requests counter: the training controller's writes and the Model controller's
-(bringing the new version up, switching the Service) together.
+Takes the local cluster's lock, starts a fresh cluster (its real node runs the training
+Jobs, examples/training/train.py from a ConfigMap in the ciclo image of `make image`, and
+the serving pods, both on a PersistentVolumeClaim), runs `ciclo run` as a subprocess,
+and on one Model (`autoPromote`, cooldown 1s) asks for a run, waits for the version it
+registers and for that version to serve, then for the operator to go quiet, and counts
+its API requests from its own ciclo_api_requests counter: the training controller's
+writes and the Model controller's (bringing the new version up, switching the Service)
+together.
 """
 
 from __future__ import annotations
@@ -31,17 +33,16 @@ from pathlib import Path
 from typing import Any
 
 from common import cluster_lock, stop
-from localcluster import launcher
+from localcluster import launcher, volumes
+from localcluster.node import TAINT
 from localcluster.paths import Paths
 
 ROOT = Path(__file__).resolve().parent.parent
 METRICS_PORT = 18100
 NS = "bench-training"
-PROCESS_NODE: dict[str, Any] = {
-    "nodeSelector": {"ciclo.dev/process-node": "true"},
-    "tolerations": [
-        {"key": "ciclo.dev/process-node", "operator": "Exists", "effect": "NoSchedule"}
-    ],
+ON_REAL_NODE: dict[str, Any] = {
+    "nodeSelector": {TAINT: "true"},
+    "tolerations": [{"key": TAINT, "operator": "Exists", "effect": "NoSchedule"}],
 }
 
 
@@ -66,7 +67,8 @@ def promotion(home: Path, x: Any, y: Any) -> dict[str, Any]:
     body = "\n".join(",".join(map(str, [*r, t])) for r, t in zip(x, y, strict=True))
     rows.write_text(f"{header}\n{body}\n")
     digest = hashlib.sha256(rows.read_bytes()).hexdigest()
-    dataset = {"uri": rows.as_uri(), "sha256": digest, "format": "csv", "target": "target"}
+    uri = f"pvc://{volumes.CLAIM}/{rows.name}"
+    dataset = {"uri": uri, "sha256": digest, "format": "csv", "target": "target"}
     return {
         "evaluation": {"dataset": dataset},
         "gates": [{"metric": "accuracy", "maxDrop": 0.05}],
@@ -74,6 +76,7 @@ def promotion(home: Path, x: Any, y: Any) -> dict[str, Any]:
 
 
 def manifests(home: Path, gate: bool) -> list[dict[str, Any]]:
+    """`home`: the directory behind the claim the pods read and write."""
     import joblib
     from sklearn.datasets import load_iris
     from sklearn.linear_model import LogisticRegression
@@ -85,7 +88,15 @@ def manifests(home: Path, gate: bool) -> list[dict[str, Any]]:
     digest = hashlib.sha256(artifact.read_bytes()).hexdigest()
     trainer = "ciclo-train-iris"
     rbac = "rbac.authorization.k8s.io"
+    script = (ROOT / "examples" / "training" / "train.py").read_text()
     return [
+        *volumes.manifests(NS, home),
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": "train"},
+            "data": {"train.py": script},
+        },
         {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": trainer}},
         {
             "apiVersion": f"{rbac}/v1",
@@ -109,7 +120,11 @@ def manifests(home: Path, gate: bool) -> list[dict[str, Any]]:
             "spec": {
                 "model": "iris",
                 "version": "v1",
-                "artifact": {"uri": artifact.as_uri(), "format": "sklearn", "sha256": digest},
+                "artifact": {
+                    "uri": f"pvc://{volumes.CLAIM}/{artifact.name}",
+                    "format": "sklearn",
+                    "sha256": digest,
+                },
             },
         },
         {
@@ -118,23 +133,21 @@ def manifests(home: Path, gate: bool) -> list[dict[str, Any]]:
             "metadata": {"name": "iris"},
             "spec": {
                 "version": "v1",
-                "serving": {"replicas": 1, **PROCESS_NODE},
+                "serving": {"replicas": 1, **ON_REAL_NODE},
                 **gates,
                 "training": {
                     "template": {
                         "containers": [
                             {
-                                "command": [
-                                    sys.executable,
-                                    str(ROOT / "examples" / "training" / "train.py"),
-                                ],
-                                "workingDir": str(ROOT),
+                                "command": ["python", "/scripts/train.py"],
+                                "volumeMounts": [{"name": "scripts", "mountPath": "/scripts"}],
                             }
                         ],
+                        "volumes": [{"name": "scripts", "configMap": {"name": "train"}}],
                         "serviceAccountName": trainer,
-                        **PROCESS_NODE,
+                        **ON_REAL_NODE,
                     },
-                    "artifactStore": (home / "store").as_uri(),
+                    "artifactStore": f"pvc://{volumes.CLAIM}/store",
                     "autoPromote": True,
                     "cooldown": "1s",
                 },
@@ -202,7 +215,7 @@ def bench(paths: Paths, kubeconfig: Path, runs: int, gate: bool) -> int:
         stdout=log,
         stderr=subprocess.STDOUT,
     )
-    home = Path(tempfile.mkdtemp(prefix="bench-training-"))
+    home = volumes.prepare(Path(tempfile.mkdtemp(prefix="bench-training-")) / volumes.CLAIM)
     try:
         time.sleep(3)
         for m in manifests(home, gate):

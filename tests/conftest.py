@@ -35,7 +35,7 @@ def paths() -> Paths:
 
 @pytest.fixture(scope="session")
 def kubeconfig(paths: Paths) -> Iterator[Path]:
-    # One cluster per machine (the process node's bridge and the operator's ports are
+    # One cluster per machine (the real node's bridge and the operator's ports are
     # fixed): a second test session waits here for the first rather than tearing its
     # cluster down under it.
     paths.cache.mkdir(parents=True, exist_ok=True)

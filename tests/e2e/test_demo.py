@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from localcluster import launcher
+from localcluster import launcher, volumes
 from localcluster.paths import Paths
 
 pytestmark = pytest.mark.e2e
@@ -44,6 +44,8 @@ def demo_cleanup(paths: Paths, kubeconfig: Path, core: Any) -> Any:
     yield
     launcher.kubectl(paths, kubeconfig, "delete", "namespace", NS, "--wait", "--timeout=120s",
                      check=False, timeout=150)  # fmt: skip
+    launcher.kubectl(paths, kubeconfig, "delete", "pv", volumes.volume_name(NS),
+                     "--ignore-not-found", "--wait", check=False, timeout=60)  # fmt: skip
     helm = [str(paths.binary("helm")), "--kubeconfig", str(kubeconfig)]
     subprocess.run([*helm, "uninstall", "ciclo", "-n", "ciclo-system", "--wait"], check=False)
 

@@ -87,10 +87,9 @@ def cluster() -> Iterator[tuple[Paths, Path, dict[str, set[str]]]]:
     with (paths.cache / "cluster.lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         launcher.down(paths)
-        launcher.ensure_bridge()  # the process node's, kept by `down` as it always was
         before = host_state(node.NodePaths.of(paths).root)
         start = time.monotonic()
-        kubeconfig = launcher.up(paths, fake_nodes=1, process_node=False, real_node=True)
+        kubeconfig = launcher.up(paths, fake_nodes=1)
         print(f"up with the real node Ready: {time.monotonic() - start:.1f} s")
         try:
             yield paths, kubeconfig, before

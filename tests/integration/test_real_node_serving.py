@@ -57,7 +57,7 @@ def cluster() -> Iterator[Cluster]:
         fcntl.flock(lock, fcntl.LOCK_EX)
         launcher.down(paths)
         start = time.monotonic()
-        kubeconfig = launcher.up(paths, fake_nodes=1, process_node=False, real_node=True)
+        kubeconfig = launcher.up(paths, fake_nodes=1)
         print(f"up with the real node Ready: {time.monotonic() - start:.1f} s")
         try:
             crds = str(Path(__file__).resolve().parents[2] / "crds")

@@ -9,7 +9,7 @@ import json
 import tarfile
 from pathlib import Path
 
-from localcluster import launcher, node, nodeclean, nodedns, nodeimage, procnode
+from localcluster import launcher, node, nodeclean, nodedns, nodeimage
 from localcluster.paths import Paths
 
 
@@ -38,12 +38,13 @@ def test_an_image_archive_is_an_oci_layout_naming_one_image():
     assert members["bin/sh"].issym() and members["bin/sh"].linkname == "tool"
 
 
-def test_the_node_does_not_share_the_process_nodes_bridge_or_addresses():
-    assert node.BRIDGE != procnode.BRIDGE
+def test_the_pods_addresses_are_apart_from_services_and_fake_nodes():
     subnet = ipaddress.ip_network(node.SUBNET)
-    assert ipaddress.ip_address(procnode.GATEWAY) not in subnet
-    assert not subnet.overlaps(ipaddress.ip_network("10.244.0.0/24"))
+    assert ipaddress.ip_address(node.HOST_ADDRESS) in subnet
     assert not subnet.overlaps(ipaddress.ip_network(launcher.SERVICE_RANGE))
+    for i in range(4):  # KWOK nodes' pod CIDRs
+        fake = launcher.fake_node(i)["spec"]["podCIDR"]  # type: ignore[index]
+        assert not subnet.overlaps(ipaddress.ip_network(fake))
 
 
 def test_the_api_servers_certificate_names_the_kubernetes_services_cluster_ip(tmp_path: Path):
@@ -84,7 +85,7 @@ def test_only_kubelets_and_portmaps_chains_are_removed():
 
 def test_kube_proxy_opens_nothing_on_loopback_or_the_external_interface(tmp_path: Path):
     config = node.kube_proxy_config(tmp_path / "kubeconfig")
-    assert config["nodePortAddresses"] == [f"{procnode.GATEWAY}/32"]
+    assert config["nodePortAddresses"] == [f"{node.HOST_ADDRESS}/32"]
     assert config["iptables"] == {"masqueradeAll": True, "localhostNodePorts": False}
     assert str(config["metricsBindAddress"]).startswith("127.0.0.1:")
 

@@ -32,7 +32,7 @@ def redis_server(
     tmp: Path, port: int | None = None, host: str = "127.0.0.1", password: str | None = None
 ) -> Iterator[str]:
     """A redis-server process on a free port, with no persistence; its URL once it answers.
-    The integration tests bind it to the process node's bridge, where pods reach it (with a
+    The integration tests bind it to the real node's bridge, where pods reach it (with a
     password: protected mode refuses other hosts without one)."""
     binary = shutil.which("redis-server") or shutil.which("valkey-server")
     assert binary, "redis-server is missing: run `make redis`"

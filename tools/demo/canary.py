@@ -63,9 +63,9 @@ def chapter(
     accuracy = train(workdir, x, y)
     for v in ("v5", "v6"):
         out = cluster.ciclo(
-            "register", str(workdir / f"{v}.joblib"), "--model", "iris", "--version", v,
+            "register", cluster.uri(workdir / f"{v}.joblib"), "--model", "iris", "--version", v,
             "--format", "sklearn", "--metric", f"accuracy={accuracy[v]:.3f}",
-            "--baseline", str(profile(workdir, v)), "-n", cluster_namespace(manifest),
+            "--baseline", cluster.uri(profile(workdir, v)), "-n", cluster_namespace(manifest),
         )  # fmt: skip
         timeline.say(out.strip())
 

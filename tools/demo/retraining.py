@@ -1,13 +1,13 @@
 """The demo's chapter on retraining (docs/training.md): the drift goes on, the policy asks
-for a new version, a training Job (examples/training/train.py on the process node) trains
-it on fresh data and registers it with its lineage, and it serves without a person
+for a new version, a training Job (examples/training/train.py, from a ConfigMap, in the
+ciclo image on the real node) trains it on fresh data, writes it to the claim the serving
+pods read, and registers it with its lineage, and it serves without a person
 (spec.training.autoPromote) while spec.version stays as the user wrote it."""
 
 from __future__ import annotations
 
 import copy
 import json
-import sys
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -16,14 +16,23 @@ if TYPE_CHECKING:
     from demo.story import Cluster, Timeline
 
 TRAINER = "ciclo-train-iris"  # may register versions of iris only (docs/training.md)
+SCRIPT_CONFIGMAP = "iris-train"
 RULE = "input-drift-retrain"
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def trainer_rbac(cluster: Cluster, namespace: str) -> None:
-    """docs/training.md's ServiceAccount and Role for the Model's training Jobs."""
+    """docs/training.md's ServiceAccount and Role for the Model's training Jobs, and the
+    training script as a ConfigMap they mount."""
     group = "rbac.authorization.k8s.io"
+    script = (ROOT / "examples" / "training" / "train.py").read_text()
     objects = [
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": SCRIPT_CONFIGMAP},
+            "data": {"train.py": script},
+        },
         {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": TRAINER}},
         {
             "apiVersion": f"{group}/v1",
@@ -46,14 +55,19 @@ def trainer_rbac(cluster: Cluster, namespace: str) -> None:
         cluster.kubectl("apply", "--server-side", "-n", namespace, "-f", "-", stdin=json.dumps(obj))
 
 
-def training(runs: Path, placement: dict[str, Any]) -> dict[str, Any]:
-    train = ROOT / "examples" / "training" / "train.py"
-    container = {"command": [sys.executable, str(train)], "workingDir": str(ROOT)}
-    return {
-        "template": {"containers": [container], "serviceAccountName": TRAINER, **placement},
-        "artifactStore": runs.as_uri(),
-        "autoPromote": True,
+def training(runs: str, placement: dict[str, Any]) -> dict[str, Any]:
+    """Runs of examples/training/train.py in the operator's image, writing under `runs`."""
+    container = {
+        "command": ["python", "/scripts/train.py"],
+        "volumeMounts": [{"name": "scripts", "mountPath": "/scripts", "readOnly": True}],
     }
+    template = {
+        "containers": [container],
+        "volumes": [{"name": "scripts", "configMap": {"name": SCRIPT_CONFIGMAP}}],
+        "serviceAccountName": TRAINER,
+        **placement,
+    }
+    return {"template": template, "artifactStore": runs, "autoPromote": True}
 
 
 def retrained(cluster: Cluster, namespace: str) -> dict[str, Any] | None:
@@ -71,7 +85,7 @@ def retrained(cluster: Cluster, namespace: str) -> dict[str, Any] | None:
 
 def chapter(cluster: Cluster, timeline: Timeline, workdir: Path) -> None:
     """One step of the story, told while the demo's traffic (and its drift) flows."""
-    from demo.story import MODEL, NAMESPACE, apply, describe, on_process_node, wait
+    from demo.story import MODEL, NAMESPACE, apply, describe, on_real_node, wait
 
     step = timeline.step("the drift persists: the policy retrains, the new version serves")
     t0 = time.monotonic()
@@ -79,7 +93,7 @@ def chapter(cluster: Cluster, timeline: Timeline, workdir: Path) -> None:
     timeline.say(f"ServiceAccount {TRAINER}: may register versions of {MODEL} only")
     model = cluster.model()
     spec = copy.deepcopy(model["spec"])
-    spec["training"] = training(workdir / "runs", on_process_node())
+    spec["training"] = training(cluster.uri(workdir / "runs"), on_real_node())
     if "promotion" in spec:  # retrained versions go in on their gates alone
         spec["promotion"]["requireApproval"] = False
     spec.pop("rollout", None)  # ... and switch in: the canary chapter showed the other way

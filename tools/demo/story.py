@@ -31,7 +31,7 @@ import kubernetes
 from ciclo.monitoring.evaluation import seconds
 from demo import canary, reaction, retraining, way_in
 from demo.traffic import Traffic
-from localcluster import launcher, prometheus, store
+from localcluster import launcher, node, prometheus, store, volumes
 from localcluster.paths import Paths
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -97,8 +97,10 @@ def wait(
 class Cluster:
     """The demo's view of the cluster: read with the Python client, write as a user would."""
 
-    def __init__(self, paths: Paths, kubeconfig: Path) -> None:
-        self.paths, self.kubeconfig = paths, kubeconfig
+    def __init__(self, paths: Paths, kubeconfig: Path, claim: Path | None = None) -> None:
+        """`claim`: the directory behind the PersistentVolumeClaim `models` the pods read
+        (pvc://models/...), on the local cluster; elsewhere artifacts are file:// paths."""
+        self.paths, self.kubeconfig, self.claim = paths, kubeconfig, claim
         api = kubernetes.config.new_client_from_config(str(kubeconfig))
         self.custom = kubernetes.client.CustomObjectsApi(api)
         self.core = kubernetes.client.CoreV1Api(api)
@@ -108,9 +110,20 @@ class Cluster:
     def kubectl(self, *args: str, stdin: str | None = None) -> str:
         return launcher.kubectl(self.paths, self.kubeconfig, *args, stdin=stdin).stdout
 
+    def uri(self, path: Path) -> str:
+        """Where the pods find a file of the demo's directory."""
+        if self.claim is None:
+            return path.as_uri()
+        return f"pvc://{volumes.CLAIM}/{path.relative_to(self.claim)}"
+
     def ciclo(self, *args: str) -> str:
         command = [sys.executable, "-m", "ciclo.cli.main", "--kubeconfig", str(self.kubeconfig)]
-        done = subprocess.run([*command, *args], capture_output=True, text=True, timeout=60)
+        env = dict(os.environ)
+        if self.claim is not None:  # `ciclo register` reads pvc://models/... from here
+            env["CICLO_PVC_ROOT"] = str(self.claim.parent)
+        done = subprocess.run(
+            [*command, *args], capture_output=True, text=True, timeout=60, env=env
+        )
         if done.returncode:
             raise DemoError(f"ciclo {' '.join(args)}: {done.stderr.strip()}")
         return done.stdout
@@ -237,7 +250,7 @@ def model_manifest(version: str, retired: bool = False, shared: bool = True) -> 
     spec: dict[str, Any] = {
         "version": version,
         "retired": retired,
-        "serving": {"replicas": 1, "warmReplicas": 1, "keepPrevious": 1, **on_process_node()},
+        "serving": {"replicas": 1, "warmReplicas": 1, "keepPrevious": 1, **on_real_node()},
     }
     if shared:
         store = {"secretKeyRef": {"name": STORE_SECRET, "key": "url"}}
@@ -327,7 +340,10 @@ def tell(paths: Paths, workdir: Path, operator_mode: str) -> int:
 
     step = timeline.step("Set up: the local cluster, Prometheus and ciclo")
     kubeconfig = launcher.up(paths, with_prometheus=external is None, with_store=external is None)
-    cluster = Cluster(paths, kubeconfig)
+    files = workdir  # the operator's log and pid stay here; artifacts go on the claim
+    if external is None:
+        workdir = volumes.prepare(workdir / "pvc" / volumes.CLAIM)
+    cluster = Cluster(paths, kubeconfig, claim=workdir if external is None else None)
     timeline.say(f"cluster ready (KUBECONFIG={kubeconfig})")
     if external is None:
         timeline.say(f"prometheus at {prometheus.url()}, scraping the serving pods")
@@ -335,6 +351,17 @@ def tell(paths: Paths, workdir: Path, operator_mode: str) -> int:
     else:  # no Prometheus we know of: the operator reads the serving pods' own /metrics
         source = {"type": "pods"}
     ensure_namespace(cluster, timeline)
+    if cluster.claim is not None:
+        # A volume whose claim went with an earlier namespace binds no new one: made anew.
+        pv = volumes.volume_name(NAMESPACE)
+        phase = cluster.kubectl(
+            "get", "pv", pv, "--ignore-not-found", "-o=jsonpath={.status.phase}"
+        )
+        if phase == "Released":
+            cluster.kubectl("delete", "pv", pv, "--wait")
+        for obj in volumes.manifests(NAMESPACE, cluster.claim):
+            cluster.kubectl("apply", "--server-side", "-f", "-", stdin=json.dumps(obj))
+        timeline.say(f"PersistentVolumeClaim {volumes.CLAIM}: the real node's {cluster.claim}")
     shared = external is None
     if shared:
         secret = {
@@ -345,13 +372,13 @@ def tell(paths: Paths, workdir: Path, operator_mode: str) -> int:
         }
         cluster.kubectl("apply", "--server-side", "-f", "-", stdin=json.dumps(secret))
         timeline.say("shared prediction store on the bridge: labels may reach any pod")
-    install_operator(cluster, timeline, operator_mode, workdir)
+    install_operator(cluster, timeline, operator_mode, files)
     clear_previous(cluster, timeline)
     trained = train(workdir)
     for v in ("v1", "v2"):
         out = cluster.ciclo(
-            "register", str(workdir / f"{v}.joblib"), "--model", MODEL, "--version", v,
-            "--format", "sklearn", "--baseline", str(workdir / f"{v}-profile.json"),
+            "register", cluster.uri(workdir / f"{v}.joblib"), "--model", MODEL, "--version", v,
+            "--format", "sklearn", "--baseline", cluster.uri(workdir / f"{v}-profile.json"),
             "--metric", f"accuracy={trained.accuracy[v]:.3f}", "-n", NAMESPACE,
         )  # fmt: skip
         timeline.say(out.strip())
@@ -459,7 +486,7 @@ def tell(paths: Paths, workdir: Path, operator_mode: str) -> int:
             cluster, timeline, workdir, traffic, trained.x, trained.y,
             lambda v: model_manifest(v, shared=shared), apply, wait, describe,
         )  # fmt: skip
-        if external is None:  # training Jobs run on the local cluster's process node
+        if external is None:  # training Jobs write to the local cluster's claim
             traffic.knobs.shift = drift  # the drift returns, and now the policy retrains
             retraining.chapter(cluster, timeline, workdir)
     finally:
@@ -529,21 +556,20 @@ def install_operator(cluster: Cluster, timeline: Timeline, mode: str, workdir: P
     timeline.say(f"the operator runs as a local process (log: {workdir / 'operator.log'})")
 
 
-def on_process_node() -> dict[str, Any]:
-    """On the local cluster, pods that must really run go to the process node."""
+def on_real_node() -> dict[str, Any]:
+    """On the local cluster, pods that must really run go to the real node (its KWOK nodes
+    run nothing)."""
     if launcher.external_kubeconfig() is not None:
         return {}
     return {
-        "nodeSelector": {"ciclo.dev/process-node": "true"},
-        "tolerations": [
-            {"key": "ciclo.dev/process-node", "operator": "Exists", "effect": "NoSchedule"}
-        ],
+        "nodeSelector": {node.TAINT: "true"},
+        "tolerations": [{"key": node.TAINT, "operator": "Exists", "effect": "NoSchedule"}],
     }
 
 
 def demo_values() -> dict[str, Any]:
     # the demo's namespace only, so the demo never touches anything else in a cluster
-    return {"watchNamespaces": [NAMESPACE], **on_process_node()}
+    return {"watchNamespaces": [NAMESPACE], **on_real_node()}
 
 
 def ensure_namespace(cluster: Cluster, timeline: Timeline) -> None:

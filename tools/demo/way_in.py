@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from demo.traffic import Traffic
 
 
-def evaluation_set(workdir: Path) -> dict[str, Any]:
+def evaluation_set(cluster: Cluster, workdir: Path) -> dict[str, Any]:
     """The held-out rows of the demo's split, as the evaluation dataset."""
     x, y = load_iris(return_X_y=True)
     _, x_test, _, y_test = train_test_split(x, y, test_size=0.3, random_state=7, stratify=y)
@@ -31,7 +31,7 @@ def evaluation_set(workdir: Path) -> dict[str, Any]:
         writer.writerow(["sepal_length", "sepal_width", "petal_length", "petal_width", "species"])
         writer.writerows([[*r, label] for r, label in zip(x_test.tolist(), y_test, strict=True)])
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    return {"uri": path.as_uri(), "sha256": digest, "target": "species"}
+    return {"uri": cluster.uri(path), "sha256": digest, "target": "species"}
 
 
 def promotion(dataset: dict[str, Any], approval: bool) -> dict[str, Any]:
@@ -69,11 +69,11 @@ def chapter(
         # With its baseline, as v1 and v2: the drift rules (and the retraining they start
         # in the next chapter) read v4's drift once it serves.
         out = cluster.ciclo(
-            "register", str(workdir / f"{v}.joblib"), "--model", MODEL, "--version", v,
-            "--format", "sklearn", "--baseline", str(profile(workdir, v)), "-n", NAMESPACE,
+            "register", cluster.uri(workdir / f"{v}.joblib"), "--model", MODEL, "--version", v,
+            "--format", "sklearn", "--baseline", cluster.uri(profile(workdir, v)), "-n", NAMESPACE,
         )  # fmt: skip
         timeline.say(out.strip())
-    dataset = evaluation_set(workdir)
+    dataset = evaluation_set(cluster, workdir)
     champion = cluster.model()["status"].get("servingVersion")
     manifest = model_manifest("v3", shared=shared)
     manifest["spec"]["promotion"] = promotion(dataset, approval=False)

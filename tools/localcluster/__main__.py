@@ -15,9 +15,6 @@ def main() -> int:
     parser.add_argument("command", choices=["up", "down", "kubeconfig"])
     parser.add_argument("--fake-nodes", type=int, default=2, help="KWOK nodes to add (default 2)")
     parser.add_argument(
-        "--no-process-node", action="store_true", help="do not start the process node"
-    )
-    parser.add_argument(
         "--prometheus", action="store_true", help="also start Prometheus scraping the serving pods"
     )
     parser.add_argument(
@@ -33,7 +30,6 @@ def main() -> int:
             kubeconfig = launcher.up(
                 paths,
                 fake_nodes=args.fake_nodes,
-                process_node=not args.no_process_node,
                 with_prometheus=args.prometheus,
                 real_node=not args.no_real_node,
             )

@@ -1,4 +1,4 @@
-"""A Linux bridge with the host's address on it: the process node's and the real node's."""
+"""A Linux bridge with the host's address on it: the real node's pods' network."""
 
 from __future__ import annotations
 

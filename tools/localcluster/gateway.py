@@ -1,7 +1,7 @@
 """A Gateway API implementation for the local cluster: Traefik's Kubernetes Gateway
 provider as a host process (tools/traefik pins it), reading the API server through the
-kubeconfig and routing to pod addresses on the process node's bridge (10.244.0.N) from
-EndpointSlices: there is no kube-proxy, and it needs none.
+kubeconfig and routing to pod addresses on the real node's bridge (10.246.0.N) from
+EndpointSlices (not through kube-proxy's ClusterIPs: Traefik balances by itself).
 
 Traefik maps a Gateway listener to the entry point with the same port, so the Gateway
 made here listens on the port Traefik's `web` entry point binds. Its conformance report

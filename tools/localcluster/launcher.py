@@ -8,17 +8,14 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from localcluster import bridge, node, prometheus, store
-from localcluster.paths import Paths, pid_alive
-from localcluster.procnode import BRIDGE, GATEWAY
+from localcluster import node, prometheus, store
+from localcluster.paths import Paths
 
-PROCESS_NODE = "ciclo-process-node"
 FAKE_NODE_ANNOTATION = "kwok.x-k8s.io/node"
 SERVICE_RANGE = "10.0.0.0/16"
 # The `kubernetes` Service's ClusterIP (the range's first address): pods on the real node
@@ -89,12 +86,6 @@ def _kwokctl(paths: Paths, *args: str, timeout: float = 180) -> None:
     )
 
 
-def ensure_bridge() -> None:
-    """The process node's pods live on this bridge. It must exist before the cluster is
-    created: kwokctl writes every host address into the API server's certificate."""
-    bridge.ensure(BRIDGE, GATEWAY)
-
-
 def real_node_apiserver_args(paths: Paths) -> list[str]:
     """What the API server needs to reach a kubelet for exec, logs and port-forward: dial
     its InternalIP (its Hostname does not resolve here) and show a certificate the kubelet
@@ -139,58 +130,10 @@ def fake_node(index: int) -> dict[str, object]:
             },
         },
         # A /16 per node: the default shared /24 runs out at 254 fake pods. These
-        # addresses are never dialled; only process-node pods (10.244.0.N) serve.
+        # addresses are never dialled; only the real node's pods (10.246.0.N) serve.
         "spec": {"podCIDR": f"10.{100 + index}.0.0/16"},
         "status": {"allocatable": resources, "capacity": resources},
     }
-
-
-def start_process_node(paths: Paths, kubeconfig: Path) -> None:
-    pid_file = paths.state / "process-node.pid"
-    if pid_alive(pid_file):
-        return
-    log = (paths.state / "process-node.log").open("ab")
-    tools_dir = str(Path(__file__).resolve().parent.parent)
-    # Pods run their commands from the host's PATH: this Python's bin (a virtualenv's,
-    # where `ciclo` is) comes first.
-    path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
-    env = dict(
-        os.environ,
-        PATH=path,
-        PYTHONPATH=os.pathsep.join(filter(None, [tools_dir, os.environ.get("PYTHONPATH")])),
-    )
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "localcluster.procnode",
-            "--kubeconfig",
-            str(kubeconfig),
-            "--node",
-            PROCESS_NODE,
-            "--state",
-            str(paths.state / "pods"),
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env=env,
-        start_new_session=True,
-    )
-    pid_file.write_text(str(proc.pid))
-
-
-def stop_process_node(paths: Paths) -> None:
-    pid_file = paths.state / "process-node.pid"
-    pid = pid_alive(pid_file)
-    if pid is not None:
-        os.kill(pid, signal.SIGTERM)  # the agent stops every pod process it started
-        for _ in range(150):
-            if pid_alive(pid_file) is None:
-                break
-            time.sleep(0.1)
-        else:
-            os.killpg(pid, signal.SIGKILL)
-    pid_file.unlink(missing_ok=True)
 
 
 def wait_node_ready(paths: Paths, kubeconfig: Path, node: str, timeout: float = 60) -> None:
@@ -209,7 +152,6 @@ def up(
     paths: Paths | None = None,
     *,
     fake_nodes: int = 2,
-    process_node: bool = True,
     with_prometheus: bool = False,
     with_store: bool = False,
     real_node: bool = True,
@@ -225,8 +167,8 @@ def up(
 
     paths.state.mkdir(parents=True, exist_ok=True)
     kubeconfig = paths.kubeconfig
-    if process_node or real_node:
-        ensure_bridge()  # the real node's kubelet serves on the bridge's host address too
+    if real_node or with_prometheus or with_store:
+        node.ensure_bridge()  # where the node's pods reach the host's services
     if real_node and healthy(paths, kubeconfig) and not _has_real_node_args(paths):
         down(paths)  # made without the API server flags a kubelet needs
     if not healthy(paths, kubeconfig):
@@ -236,7 +178,7 @@ def up(
         extra_args = [
             # The default /24 runs out at 254 Services.
             f"kube-apiserver=service-cluster-ip-range={SERVICE_RANGE}",
-            # kwokctl's binary runtime lets KWOK manage every node; keep it off the process node.
+            # kwokctl's binary runtime lets KWOK manage every node; keep it off the real node.
             "kwok-controller=manage-all-nodes=false",
             f"kwok-controller=manage-nodes-with-annotation-selector={FAKE_NODE_ANNOTATION}=fake",
         ]
@@ -259,9 +201,6 @@ def up(
         "-",
         stdin=json.dumps(nodes),
     )
-    if process_node:
-        start_process_node(paths, kubeconfig)
-        wait_node_ready(paths, kubeconfig, PROCESS_NODE)
     if real_node:
         start = time.monotonic()
         node.up(paths, kubeconfig)
@@ -281,7 +220,6 @@ def down(paths: Paths | None = None) -> None:
     paths = paths or Paths.from_env()
     prometheus.stop(paths)
     store.stop(paths)
-    stop_process_node(paths)
     if node.NodePaths.of(paths).root.exists():  # the real node ran: drain it through the API
         node.down(paths, paths.kubeconfig if healthy(paths, paths.kubeconfig) else None)
     if (paths.kwok_workdir / "clusters" / paths.name).exists():

@@ -4,7 +4,7 @@
 containers from local images (nodeimage.py) on a CNI bridge of their own. It is
 tainted `ciclo.dev/real-node=true:NoSchedule` and labelled `ciclo.dev/real-node=true`:
 only pods that tolerate the taint (and, to be sure to land there, select the label)
-run on it, so the process node and the KWOK nodes keep every other pod. Its pods resolve
+run on it, so the KWOK nodes keep every other pod. Its pods resolve
 Services as NAME.NAMESPACE.svc.cluster.local through CoreDNS (nodedns.py) on the bridge.
 
 Everything it writes lives under <state>/node, except what the kernel keeps
@@ -30,14 +30,14 @@ from pathlib import Path
 from ciclo.config import DEFAULT_IMAGE
 from localcluster import bridge, image, nodeclean, nodedns, nodeimage
 from localcluster.paths import Paths, pid_alive
-from localcluster.procnode import GATEWAY
 
 NODE = "ciclo-node"
 TAINT = "ciclo.dev/real-node"
-# The process node's bridge is ciclo0 on 10.244.0.0/24; KWOK's pod CIDRs are 10.10N/16.
+# KWOK's pod CIDRs are 10.10N/16; Services' ClusterIPs 10.0.0.0/16.
 BRIDGE = "ciclo1"
 SUBNET = "10.246.0.0/24"
-# The bridge's host side: the pods' gateway, and their cluster DNS server.
+# The bridge's host side: the pods' gateway and cluster DNS server, the node's IP (kubelet,
+# kube-proxy), and where host services the pods use listen (Prometheus, the store).
 HOST_ADDRESS = "10.246.0.1"
 CNI_NETWORK = "ciclo-real-node"
 CNI_BIN = "/usr/lib/cni"
@@ -175,7 +175,7 @@ def kubelet_config(np: NodePaths, ca: Path) -> dict[str, object]:
         # containerd 1.6 answers RuntimeConfig with Unimplemented: kubelet uses this one.
         "cgroupDriver": "cgroupfs",
         "containerRuntimeEndpoint": f"unix://{np.socket}",
-        "address": GATEWAY,
+        "address": HOST_ADDRESS,
         "port": 10250,
         "readOnlyPort": 0,
         "healthzBindAddress": "127.0.0.1",
@@ -201,7 +201,7 @@ def kube_proxy_config(kubeconfig: Path) -> dict[str, object]:
         "kind": "KubeProxyConfiguration",
         "clientConnection": {"kubeconfig": str(kubeconfig)},
         "hostnameOverride": NODE,
-        "bindAddress": GATEWAY,
+        "bindAddress": HOST_ADDRESS,
         "mode": "iptables",
         "clusterCIDR": SUBNET,
         # Zeros leave the host's conntrack sysctls alone (root here may not set them anyway).
@@ -209,7 +209,7 @@ def kube_proxy_config(kubeconfig: Path) -> dict[str, object]:
         "metricsBindAddress": "127.0.0.1:10249",
         "healthzBindAddress": "127.0.0.1:10256",
         # NodePorts on the bridge's host address only; none on loopback (no route_localnet).
-        "nodePortAddresses": [f"{GATEWAY}/32"],
+        "nodePortAddresses": [f"{HOST_ADDRESS}/32"],
         # A pod calling a Service whose endpoint is on its own bridge gets the answer back
         # through the host: without masquerade the reply would skip the un-DNAT.
         "iptables": {"masqueradeAll": True, "localhostNodePorts": False},
@@ -278,11 +278,16 @@ def start_containerd(np: NodePaths) -> None:
         nodeimage.import_archive(np.ctr(), nodeimage.busybox_archive())
 
 
+def ensure_bridge() -> None:
+    """Made before the CNI bridge plugin would make it on the first pod, so that CoreDNS,
+    kubelet and the host's services can bind its address; the plugin takes a bridge that
+    has its gateway address as is."""
+    bridge.ensure(BRIDGE, HOST_ADDRESS)
+
+
 def start_coredns(paths: Paths, np: NodePaths, kubeconfig: Path) -> None:
     """CoreDNS as a host process, like kubelet: pods need it before any of them can run it."""
-    # Made before the CNI bridge plugin would make it on the first pod, so that CoreDNS
-    # can bind its address; the plugin takes a bridge that has its gateway address as is.
-    bridge.ensure(BRIDGE, HOST_ADDRESS)
+    ensure_bridge()
     if not pid_alive(np.pid_file("coredns")):
         config = nodedns.corefile(HOST_ADDRESS, kubeconfig, nodedns.free_port())
         (np.root / "Corefile").write_text(config)
@@ -350,7 +355,7 @@ def start_kubelet_and_proxy(paths: Paths, np: NodePaths, kubeconfig: Path) -> No
         f"--root-dir={np.kubelet}",
         f"--cert-dir={np.kubelet / 'pki'}",  # not under --root-dir unless told
         f"--hostname-override={NODE}",
-        f"--node-ip={GATEWAY}",
+        f"--node-ip={HOST_ADDRESS}",
         f"--node-labels={TAINT}=true,type=real",
     ]
     _start(np, "kubelet", argv)

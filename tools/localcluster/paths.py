@@ -50,7 +50,7 @@ class Paths:
 
     @property
     def state(self) -> Path:
-        """Our own per-cluster state: kubeconfig, process node pid and logs."""
+        """Our own per-cluster state: kubeconfig, the real node's files, pids and logs."""
         return self.cache / "clusters" / self.name
 
     @property

@@ -1,9 +1,8 @@
 """A Prometheus for the local cluster: discovers pods through its API server, scrapes the
-serving pods of the real node (and of the process node) by their prometheus.io
-annotations, over the pod network.
+real node's serving pods by their prometheus.io annotations, over the pod network.
 
-Only pods on those two nodes are scraped: pods on KWOK's fake nodes have made-up
-addresses with nothing behind them, and no traffic may go there.
+Only pods on the real node are scraped: pods on KWOK's fake nodes have made-up addresses
+with nothing behind them, and no traffic may go there.
 """
 
 from __future__ import annotations
@@ -19,7 +18,6 @@ import yaml
 
 from localcluster import node
 from localcluster.paths import Paths
-from localcluster.procnode import GATEWAY
 
 PORT = int(os.environ.get("CICLO_PROMETHEUS_PORT", "9090"))
 SCRAPE_INTERVAL = "2s"
@@ -36,7 +34,7 @@ def config(kubeconfig: Path, interval: str = SCRAPE_INTERVAL) -> dict[str, objec
                 "relabel_configs": [
                     {
                         "source_labels": ["__meta_kubernetes_pod_node_name"],
-                        "regex": f"{node.NODE}|ciclo-process-node",
+                        "regex": node.NODE,
                         "action": "keep",
                     },
                     {
@@ -73,8 +71,8 @@ def url(port: int = PORT) -> str:
 
 
 def pod_url(port: int = PORT) -> str:
-    """Where pods (the operator's, on the process node) reach it: the bridge's host side."""
-    return f"http://{GATEWAY}:{port}"
+    """Where pods (the operator's, on the real node) reach it: the bridge's host side."""
+    return f"http://{node.HOST_ADDRESS}:{port}"
 
 
 def ready(port: int = PORT) -> bool:
@@ -102,7 +100,7 @@ def start(paths: Paths, kubeconfig: Path, port: int = PORT) -> str:
                 binary,
                 f"--config.file={home / 'prometheus.yml'}",
                 f"--storage.tsdb.path={home / 'data'}",
-                f"--web.listen-address=0.0.0.0:{port}",  # the host and the pods on ciclo0
+                f"--web.listen-address=0.0.0.0:{port}",  # the host and the real node's pods
                 "--storage.tsdb.retention.time=1d",
             ],
             stdout=log,

@@ -1,5 +1,5 @@
 """A shared prediction store for the local cluster: Debian's redis-server (`make redis`) on
-the process node's bridge, where serving pods reach it, as they reach Prometheus.
+the real node's bridge, where serving pods reach it, as they reach Prometheus.
 
 Bound to the bridge only, with a password (protected mode refuses other hosts without
 one), no persistence, and memory bounded the way docs/serving.md recommends: maxmemory
@@ -16,8 +16,8 @@ import subprocess
 import time
 from pathlib import Path
 
+from localcluster.node import HOST_ADDRESS
 from localcluster.paths import Paths
-from localcluster.procnode import GATEWAY
 
 PORT = int(os.environ.get("CICLO_STORE_PORT", "6390"))
 MAXMEMORY = "256mb"
@@ -30,7 +30,7 @@ def _home(paths: Paths) -> Path:
 def url(paths: Paths) -> str:
     """The URL pods use (password included): what the Model's Secret holds."""
     password = (_home(paths) / "password").read_text().strip()
-    return f"redis://:{password}@{GATEWAY}:{PORT}/0"
+    return f"redis://:{password}@{HOST_ADDRESS}:{PORT}/0"
 
 
 def _answers(paths: Paths) -> bool:
@@ -39,7 +39,7 @@ def _answers(paths: Paths) -> bool:
         return False
     password = (_home(paths) / "password").read_text().strip()
     probe = subprocess.run(
-        [cli, "-h", GATEWAY, "-p", str(PORT), "--no-auth-warning", "-a", password, "ping"],
+        [cli, "-h", HOST_ADDRESS, "-p", str(PORT), "--no-auth-warning", "-a", password, "ping"],
         capture_output=True,
         text=True,
         timeout=5,
@@ -62,7 +62,7 @@ def start(paths: Paths) -> str:
     if pid.exists() and _answers(paths):
         return url(paths)
     options = {
-        "bind": GATEWAY,
+        "bind": HOST_ADDRESS,
         "port": str(PORT),
         "requirepass": secret.read_text().strip(),
         "save": "",
