@@ -4,9 +4,10 @@ training Job runs it (docs/training.md has the contract).
 The operator sets CICLO_MODEL, CICLO_NAMESPACE, CICLO_VERSION, CICLO_RUN, CICLO_TRIGGER,
 CICLO_PARENT_VERSION and CICLO_ARTIFACT_URI (the artifact store's prefix with the run's
 name). The script writes the dataset, the model and its baseline profile under
-CICLO_ARTIFACT_URI, then registers the version with `ciclo register`, which takes every
-digest first and records the lineage from those variables. Nothing is registered unless
-all of it was written.
+CICLO_ARTIFACT_URI (on a pvc:// store, to CICLO_ARTIFACT_DIR, where the claim is mounted),
+then registers the version with `ciclo register`, which takes every digest first and
+records the lineage from those variables. Nothing is registered unless all of it was
+written.
 
     FRESH_ROWS   rows of new data appended to iris (default 150)
     LABEL_NOISE  share of the fresh rows whose label is wrong (default 0): a worse model
@@ -76,7 +77,8 @@ def main() -> int:
             "--format", "sklearn", "--out", str(work / "profile.json"),
         )
         # Everything to the artifact store first; registering reads it back for the digests.
-        fs, root = fsspec.core.url_to_fs(target)
+        # A pvc:// store is a mounted directory: plain files there, registered as pvc:// URIs.
+        fs, root = fsspec.core.url_to_fs(os.environ.get("CICLO_ARTIFACT_DIR") or target)
         fs.makedirs(root, exist_ok=True)
         for name in ("train.csv", "model.joblib", "profile.json"):
             fs.put_file(str(work / name), f"{root}/{name}")

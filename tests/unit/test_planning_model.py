@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+import pytest
+
 from ciclo.api.meta import Condition
 from ciclo.api.model import Model
 from ciclo.api.modelversion import ModelVersion, RollbackRecord
@@ -417,6 +419,80 @@ def test_deployment_is_restricted_and_carries_the_scheduling_fields():
     assert pod["containers"][0]["terminationMessagePolicy"] == "FallbackToLogsOnError"
     assert d["spec"]["template"]["metadata"]["annotations"]["prometheus.io/scrape"] == "true"
     assert d["metadata"]["ownerReferences"][0]["uid"] == "u1"
+
+
+def at(uri: str, baseline: str | None = None) -> ModelVersion:
+    v = mv("v1")
+    spec = v.spec.model_dump(by_alias=True, exclude_none=True)
+    spec["artifact"]["uri"] = uri
+    if baseline:
+        spec["baseline"] = {"uri": baseline}
+    return ModelVersion.model_validate({"metadata": {"name": "iris-v1"}, "spec": spec})
+
+
+MODELS = {"name": "models", "mountPath": "/models"}
+LONG = "data." + "x" * 60  # a valid claim name; too long for a volume name
+
+
+def claim(name: str, volume: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The read-only volume and mount of a claim."""
+    return (
+        {"name": volume, "persistentVolumeClaim": {"claimName": name, "readOnly": True}},
+        {"name": volume, "mountPath": f"/mnt/pvc/{name}", "readOnly": True},
+    )
+
+
+DATA, AT_DATA = claim("data", "pvc-data")
+OTHER, AT_OTHER = claim("other", "pvc-other")
+LONG_VOLUME, AT_LONG = claim(LONG, manifests.dns_label("pvc", LONG))
+
+# (artifact, baseline) -> the claims' volumes, the mounts of fetch and fetch-baseline
+CLAIMS = [
+    ("no claim, the pod as it always was", "file:///m/v1", "https://h/p.json", [], [], []),
+    ("the artifact's claim, for its fetch", "pvc://data/v1.joblib", None, [DATA], [AT_DATA], None),
+    (
+        "one claim for both",
+        "pvc://data/iris/v1.joblib",
+        "pvc://data/iris/profile.json",
+        [DATA],
+        [AT_DATA],
+        [AT_DATA],
+    ),
+    (
+        "each fetch mounts what it reads",
+        "pvc://data/v1.joblib",
+        "pvc://other/profile.json",
+        [DATA, OTHER],
+        [AT_DATA],
+        [AT_OTHER],
+    ),
+    ("the baseline's only", "s3://b/v1.joblib", "pvc://other/p.json", [OTHER], [], [AT_OTHER]),
+    ("a long claim's volume name", f"pvc://{LONG}/m", None, [LONG_VOLUME], [AT_LONG], None),
+]
+
+
+@pytest.mark.parametrize(
+    ("uri", "baseline", "volumes", "fetch", "fetch_baseline"),
+    [c[1:] for c in CLAIMS],
+    ids=[c[0] for c in CLAIMS],
+)
+def test_the_fetch_steps_mount_the_claims_they_read_read_only(
+    uri: str,
+    baseline: str | None,
+    volumes: list[dict[str, Any]],
+    fetch: list[dict[str, Any]],
+    fetch_baseline: list[dict[str, Any]] | None,
+) -> None:
+    pod = manifests.deployment(model("v1"), at(uri, baseline), 1, "serving", IMAGE)["spec"][
+        "template"
+    ]["spec"]
+    assert pod["volumes"] == [{"name": "models", "emptyDir": {}}, *volumes]
+    init = {c["name"]: c["volumeMounts"] for c in pod["initContainers"]}
+    assert init["fetch"] == [MODELS, *fetch]
+    assert init.get("fetch-baseline") == (None if baseline is None else [MODELS, *fetch_baseline])
+    # the server reads the fetched copy alone
+    assert pod["containers"][0]["volumeMounts"] == [{**MODELS, "readOnly": True}]
+    assert all(len(v["name"]) <= 63 for v in pod["volumes"])
 
 
 def test_the_service_exposes_rest_and_the_grpc_port_the_runtime_listens_on():

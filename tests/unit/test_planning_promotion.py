@@ -383,6 +383,53 @@ def test_the_job_is_placed_like_the_serving_pods() -> None:
     assert job["spec"]["backoffLimit"] == 0 and job["metadata"]["ownerReferences"][0]["uid"] == "u1"
 
 
+def stored(version: str, uri: str) -> ModelVersion:
+    v = mv(version)
+    v.spec.artifact.uri = uri
+    return v
+
+
+# (dataset, candidate, champion) -> the claims mounted read-only, in order
+READS = [
+    ("nothing on a claim", "file:///data/eval.csv", "file:///m/v2", "s3://b/v1", []),
+    ("the dataset's claim", "pvc://data/eval.csv", "file:///m/v2", "file:///m/v1", ["data"]),
+    (
+        "each claim once",
+        "pvc://data/eval.csv",
+        "pvc://models/v2.joblib",
+        "pvc://data/v1.joblib",
+        ["data", "models"],
+    ),
+    ("no champion", "https://h/eval.csv", "pvc://models/v2.joblib", None, ["models"]),
+]
+
+
+@pytest.mark.parametrize(
+    ("dataset", "candidate", "champion", "claims"),
+    [c[1:] for c in READS],
+    ids=[c[0] for c in READS],
+)
+def test_the_job_mounts_the_claims_it_reads_read_only(
+    dataset: str, candidate: str, champion: str | None, claims: list[str]
+) -> None:
+    m = model("v2", gates=[ACC_DROP])
+    assert m.spec.promotion is not None and m.spec.promotion.evaluation is not None
+    m.spec.promotion.evaluation.dataset.uri = dataset
+    job = evaluation.job(m, stored("v2", candidate), champion and stored("v1", champion), "img")
+    pod = job["spec"]["template"]["spec"]
+    assert pod["volumes"] == [
+        {"name": "work", "emptyDir": {}},
+        *(
+            {"name": f"pvc-{c}", "persistentVolumeClaim": {"claimName": c, "readOnly": True}}
+            for c in claims
+        ),
+    ]
+    assert pod["containers"][0]["volumeMounts"] == [
+        {"name": "work", "mountPath": evaluation.WORK_DIR},
+        *({"name": f"pvc-{c}", "mountPath": f"/mnt/pvc/{c}", "readOnly": True} for c in claims),
+    ]
+
+
 def pod(version: str, code: int, message: str) -> dict[str, Any]:
     ended = {"exitCode": code, "message": message, "finishedAt": "2026-01-01T00:01:00Z"}
     return {

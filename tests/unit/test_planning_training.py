@@ -12,7 +12,7 @@ from ciclo.api.modelversion import ModelVersion
 from ciclo.planning.model import DeploymentState
 from ciclo.planning.model import plan as plan_model
 from ciclo.planning.training import JobState, job_state, next_version, plan, trained_candidate
-from ciclo.planning.training_jobs import SCHEDULE, job_name
+from ciclo.planning.training_jobs import SCHEDULE, job_name, pod_template
 
 T0 = dt.datetime(2026, 1, 1, 12, tzinfo=dt.UTC)
 IMAGE = "ciclo:test"
@@ -236,6 +236,116 @@ def test_the_job_carries_the_contract() -> None:
     assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
     assert pod["containers"][0]["securityContext"]["allowPrivilegeEscalation"] is False
     assert pod["containers"][0]["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+
+
+CONFIG = {"name": "src", "configMap": {"name": "iris-train"}}
+SRC = {"name": "src", "mountPath": "/src", "readOnly": True}
+RUN = job_name("iris", "r1", 1)
+MODELS_RW = {"name": "pvc-models", "persistentVolumeClaim": {"claimName": "models"}}
+AT_PVC = {"name": "pvc-models", "mountPath": "/mnt/pvc/models"}
+
+
+def container(**extra: Any) -> dict[str, Any]:
+    return {"containers": [{"command": ["python", "/src/train.py"], **extra}]}
+
+
+# (store, template, trigger) -> the pod's volumes, the container's mounts, CICLO_ARTIFACT_DIR
+STORAGE = [
+    ("a bucket needs no volume", "s3://models/iris", {}, "r1", None, None, None),
+    (
+        "the user's volumes pass as they are",
+        "s3://models/iris",
+        {**container(volumeMounts=[SRC]), "volumes": [CONFIG]},
+        "r1",
+        [CONFIG],
+        [SRC],
+        None,
+    ),
+    (
+        "a claim is mounted read-write; the run's directory on it",
+        "pvc://models/iris/",
+        {},
+        "r1",
+        [MODELS_RW],
+        [AT_PVC],
+        f"/mnt/pvc/models/iris/{RUN}",
+    ),
+    (
+        "the claim's root",
+        "pvc://models",
+        {},
+        "r1",
+        [MODELS_RW],
+        [AT_PVC],
+        f"/mnt/pvc/models/{RUN}",
+    ),
+    (
+        "a scheduled run's directory is its Job's name, expanded by the kubelet",
+        "pvc://models/iris",
+        {},
+        SCHEDULE,
+        [MODELS_RW],
+        [AT_PVC],
+        "/mnt/pvc/models/iris/$(CICLO_RUN)",
+    ),
+    (
+        "the user's volumes first, then the claim",
+        "pvc://models/iris",
+        {**container(volumeMounts=[SRC]), "volumes": [CONFIG]},
+        "r1",
+        [CONFIG, MODELS_RW],
+        [SRC, AT_PVC],
+        f"/mnt/pvc/models/iris/{RUN}",
+    ),
+    (
+        "a volume of the same name is the user's, mounted where the run's directory is",
+        "pvc://models/iris",
+        {"volumes": [{"name": "pvc-models", "persistentVolumeClaim": {"claimName": "other"}}]},
+        "r1",
+        [{"name": "pvc-models", "persistentVolumeClaim": {"claimName": "other"}}],
+        [AT_PVC],
+        f"/mnt/pvc/models/iris/{RUN}",
+    ),
+    (
+        "so is a mount at the same path",
+        "pvc://models/iris",
+        {
+            **container(volumeMounts=[{"name": "mine", "mountPath": "/mnt/pvc/models"}]),
+            "volumes": [{"name": "mine", "persistentVolumeClaim": {"claimName": "models"}}],
+        },
+        "r1",
+        [{"name": "mine", "persistentVolumeClaim": {"claimName": "models"}}, MODELS_RW],
+        [{"name": "mine", "mountPath": "/mnt/pvc/models"}],
+        f"/mnt/pvc/models/iris/{RUN}",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("store", "template", "trigger", "volumes", "mounts", "directory"),
+    [c[1:] for c in STORAGE],
+    ids=[c[0] for c in STORAGE],
+)
+def test_the_artifact_store_and_the_templates_volumes_reach_the_pod(
+    store: str,
+    template: dict[str, Any],
+    trigger: str,
+    volumes: list[dict[str, Any]] | None,
+    mounts: list[dict[str, Any]] | None,
+    directory: str | None,
+) -> None:
+    m = model(artifactStore=store, template={**container(), **template})
+    assert m.spec.training is not None
+    pod = pod_template(m, m.spec.training, IMAGE, trigger, 1, "v3")["spec"]
+    (c,) = pod["containers"]
+    assert pod.get("volumes") == volumes
+    assert c.get("volumeMounts") == mounts
+    env = {e["name"]: e.get("value") for e in c["env"]}
+    assert env.get("CICLO_ARTIFACT_DIR") == directory
+    assert env["CICLO_ARTIFACT_URI"] == f"{store.rstrip('/')}/{env['CICLO_RUN'] or '$(CICLO_RUN)'}"
+    # the variables it names come first, for the kubelet's $(VAR) expansion
+    names = [e["name"] for e in c["env"]]
+    assert names.index("CICLO_RUN") < names.index("CICLO_ARTIFACT_URI")
 
 
 def test_versions_are_numbered_past_every_taken_one() -> None:

@@ -131,3 +131,29 @@ def test_register_refuses_what_it_cannot_read(
     assert spec["parameters"] == {"seed": "1"}
     # a second registration of the same version is a conflict, not an overwrite
     assert cli.main(args) == 1
+
+
+def test_register_reads_pvc_uris_where_the_claim_is_mounted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run on a pvc:// store writes files on the mounted claim and registers their
+    pvc:// URIs: the digests are read where `ciclo fetch` will read them."""
+    fake = FakeKube()
+    monkeypatch.setattr(cli, "_kube", lambda args: any_kube(fake))
+    monkeypatch.setenv("CICLO_PVC_ROOT", str(tmp_path))
+    run = tmp_path / "models" / "iris" / "run-1"
+    run.mkdir(parents=True)
+    (run / "model.joblib").write_bytes(b"model")
+    (run / "profile.json").write_bytes(b"{}")
+    uri = "pvc://models/iris/run-1"
+    base = ["register", "-n", "ns", "--model", "iris", "--version", "v2", "--format", "sklearn"]
+    assert cli.main([*base, "pvc://models", "--baseline", f"{uri}/profile.json"]) == 1
+    assert fake.count("create", "modelversions") == 0
+    assert cli.main([*base, f"{uri}/model.joblib", "--baseline", f"{uri}/profile.json"]) == 0
+    spec = fake.obj(MODEL_VERSIONS, "ns", "iris-v2")["spec"]
+    assert spec["artifact"]["uri"] == f"{uri}/model.joblib"
+    assert spec["artifact"]["sha256"] == hashlib.sha256(b"model").hexdigest()
+    assert spec["baseline"] == {
+        "uri": f"{uri}/profile.json",
+        "sha256": hashlib.sha256(b"{}").hexdigest(),
+    }

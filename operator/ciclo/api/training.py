@@ -17,9 +17,11 @@ CRON_PATTERN = (
     r"^(@(annually|yearly|monthly|weekly|daily|midnight|hourly)|"
     rf"{_CRON_FIELD}( {_CRON_FIELD}){{4}})$"
 )
-URI_PREFIX_PATTERN = r"^(s3|gs|file|memory|gcs|az|abfs)://.+"
+URI_PREFIX_PATTERN = r"^(s3|gs|file|memory|gcs|az|abfs|pvc)://.+"
 
 PRESERVE_UNKNOWN: dict[str, Any] = {"x-kubernetes-preserve-unknown-fields": True}
+# A core/v1 object passed to the pod as it is: the API server validates it there.
+Raw = Annotated[dict[str, Any], Field(json_schema_extra=PRESERVE_UNKNOWN)]
 
 
 class EnvVar(Schema):
@@ -46,10 +48,10 @@ class TrainingContainer(Schema):
     """Extra environment variables (the operator adds CICLO_* ones: docs/training.md)."""
     working_dir: str | None = Field(default=None, max_length=4096)
     """The directory the command starts in."""
-    resources: Annotated[dict[str, Any], Field(json_schema_extra=PRESERVE_UNKNOWN)] = Field(
-        default_factory=dict
-    )
+    resources: Raw = Field(default_factory=dict)
     """A core/v1 ResourceRequirements, passed as it is."""
+    volume_mounts: list[Raw] = Field(default_factory=list, max_length=16)
+    """core/v1 VolumeMounts of the template's volumes, passed as they are."""
 
 
 class TrainingTemplate(Schema):
@@ -62,10 +64,11 @@ class TrainingTemplate(Schema):
     (docs/training.md shows its RBAC)."""
     node_selector: dict[str, str] = Field(default_factory=dict, max_length=32)
     """Node labels the training pod must run on."""
-    tolerations: list[Annotated[dict[str, Any], Field(json_schema_extra=PRESERVE_UNKNOWN)]] = Field(
-        default_factory=list, max_length=32
-    )
+    tolerations: list[Raw] = Field(default_factory=list, max_length=32)
     """core/v1 Tolerations of the training pod."""
+    volumes: list[Raw] = Field(default_factory=list, max_length=16)
+    """core/v1 Volumes of the training pod (a ConfigMap holding the script, a dataset's
+    claim), passed as they are; the containers mount them with `volumeMounts`."""
     run_as_user: int | None = Field(default=None, ge=1, le=2**31 - 1)
     """The UID the containers run as; unset, the image's own user, which must not be root:
     the training pod meets the Pod Security Standards' restricted profile."""
@@ -88,8 +91,9 @@ class Training(Schema):
     person (it still passes the Model's gates and rollout); false: it stays Registered
     until spec.version names it."""
     artifact_store: str = Field(pattern=URI_PREFIX_PATTERN, max_length=1024)
-    """An fsspec URI prefix (s3://bucket/models/iris, file:///data/models); each run writes
-    under PREFIX/RUN/."""
+    """An fsspec URI prefix (s3://bucket/models/iris, file:///data/models), or
+    pvc://CLAIM/PATH (the claim is mounted in the training pod); each run writes under
+    PREFIX/RUN/."""
     max_retries: int = Field(default=2, ge=0, le=10)
     """Failed runs of one trigger started again, with backoff, before it is given up."""
     retry_backoff: Duration = "1m"

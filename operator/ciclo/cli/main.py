@@ -121,8 +121,12 @@ def cmd_abort(args: argparse.Namespace) -> int:
 def sha256_of(uri: str) -> str:
     import fsspec
 
+    from ciclo.serving.artifacts import resolve
+
+    # As `ciclo fetch` reads it: a pvc:// URI is a file on the mounted claim.
+    url, options = resolve(uri)
     digest = hashlib.sha256()
-    with fsspec.open(uri, "rb") as f:
+    with fsspec.open(url, "rb", **options) as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
@@ -133,6 +137,8 @@ def _as_uri(path: str) -> str:
 
 
 def cmd_register(args: argparse.Namespace) -> int:
+    from ciclo.serving.artifacts import FetchError
+
     if not args.model or not args.version:
         print(
             "ciclo register: --model and --version (or CICLO_MODEL, CICLO_VERSION)", file=sys.stderr
@@ -154,7 +160,7 @@ def cmd_register(args: argparse.Namespace) -> int:
         if args.baseline:
             base = _as_uri(args.baseline)
             fields["baseline"] = {"uri": base, "sha256": sha256_of(base)}
-    except OSError as e:
+    except (OSError, FetchError) as e:
         print(f"ciclo register: nothing registered: {e}", file=sys.stderr)
         return 1
     spec = ModelVersionSpec.model_validate(fields)
@@ -286,7 +292,7 @@ def build_parser(prog: str = "ciclo") -> argparse.ArgumentParser:
         "register", help="create a ModelVersion from an artifact, computing its sha256"
     )
     register.add_argument(
-        "artifact", help="a local path or a URI (file://, https://, s3://, gs://)"
+        "artifact", help="a local path or a URI (file://, https://, s3://, gs://, pvc://CLAIM/PATH)"
     )
     register.add_argument("--model", default=training.env_default("model"))
     register.add_argument("--version", default=training.env_default("version"), dest="version")

@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from ciclo.api.model import Model
 from ciclo.api.modelversion import ModelVersion
 from ciclo.api.promotion import EvaluationRecord
-from ciclo.planning import manifests
+from ciclo.planning import claims, manifests
 from ciclo.planning.manifests import Json
 
 EVALUATES_LABEL = "ciclo.dev/evaluates"
@@ -65,7 +65,10 @@ def job(model: Model, candidate: ModelVersion, champion: ModelVersion | None, im
         "--result",
         RESULT_FILE,
     ]
+    # What it reads; the claims of pvc:// URIs among them are mounted read-only.
+    read = [dataset.uri, candidate.spec.artifact.uri]
     if champion is not None:
+        read.append(champion.spec.artifact.uri)
         command += [
             "--champion",
             champion.spec.artifact.uri,
@@ -83,7 +86,7 @@ def job(model: Model, candidate: ModelVersion, champion: ModelVersion | None, im
         "command": command,
         "env": [{"name": e.name, "value": e.value} for e in serving.env],
         "securityContext": manifests.restricted(),
-        "volumeMounts": [{"name": "work", "mountPath": WORK_DIR}],
+        "volumeMounts": [{"name": "work", "mountPath": WORK_DIR}, *claims.mounts(read)],
         # The result, read back from the pod's status; on a failure, the log's last line.
         "terminationMessagePath": RESULT_FILE,
         "terminationMessagePolicy": "FallbackToLogsOnError",
@@ -98,7 +101,7 @@ def job(model: Model, candidate: ModelVersion, champion: ModelVersion | None, im
         # It reads files and writes its result; it never calls the API server.
         "automountServiceAccountToken": False,
         "containers": [container],
-        "volumes": [{"name": "work", "emptyDir": {}}],
+        "volumes": [{"name": "work", "emptyDir": {}}, *claims.volumes(read)],
         "terminationGracePeriodSeconds": 10,
     }
     return {

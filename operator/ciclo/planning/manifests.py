@@ -9,6 +9,7 @@ from typing import Any
 from ciclo.api.model import Model
 from ciclo.api.modelversion import ModelVersion
 from ciclo.api.monitorpolicy import MonitorPolicy
+from ciclo.planning import claims
 
 Json = dict[str, Any]
 
@@ -97,7 +98,7 @@ def deployment(model: Model, version: ModelVersion, replicas: int, role: str, im
             "image": image,
             "command": fetch,
             "securityContext": restricted(),
-            "volumeMounts": [{"name": "models", "mountPath": MODEL_DIR}],
+            "volumeMounts": _fetch_mounts(version.spec.artifact.uri),
             # `ciclo fetch` ends its log with why it failed: the kubelet makes that the
             # termination message the operator reads (pods.fetch_outcomes) when the image's
             # `ciclo fetch` wrote none to the file.
@@ -125,7 +126,14 @@ def deployment(model: Model, version: ModelVersion, replicas: int, role: str, im
         fetch_baseline = ["ciclo", "fetch", baseline.uri, f"{MODEL_DIR}/baseline.json"]
         if baseline.sha256:
             fetch_baseline += ["--sha256", baseline.sha256]
-        init.append({**init[0], "name": "fetch-baseline", "command": fetch_baseline})
+        init.append(
+            {
+                **init[0],
+                "name": "fetch-baseline",
+                "command": fetch_baseline,
+                "volumeMounts": _fetch_mounts(baseline.uri),
+            }
+        )
         serve += ["--baseline", f"{MODEL_DIR}/baseline.json"]
     container: Json = {
         "name": "serve",
@@ -162,7 +170,11 @@ def deployment(model: Model, version: ModelVersion, replicas: int, role: str, im
         "securityContext": pod_security(),
         "initContainers": init,
         "containers": [container],
-        "volumes": [{"name": "models", "emptyDir": {}}],
+        # the claims the fetch steps read, read-only; the server reads the fetched copy
+        "volumes": [
+            {"name": "models", "emptyDir": {}},
+            *claims.volumes([version.spec.artifact.uri, *([baseline.uri] if baseline else [])]),
+        ],
         "terminationGracePeriodSeconds": 10,
         **placement(model),
     }
@@ -191,6 +203,11 @@ def deployment(model: Model, version: ModelVersion, replicas: int, role: str, im
             },
         },
     }
+
+
+def _fetch_mounts(uri: str) -> list[Json]:
+    """A fetch step's mounts: where it writes, and the claim it reads when `uri` is pvc://."""
+    return [{"name": "models", "mountPath": MODEL_DIR}, *claims.mounts([uri])]
 
 
 def pod_security() -> Json:

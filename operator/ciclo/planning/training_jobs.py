@@ -10,6 +10,7 @@ from typing import Any
 
 from ciclo.api.model import Model
 from ciclo.api.training import Training
+from ciclo.planning import claims
 from ciclo.planning.manifests import MODEL_LABEL, dns_label, owner
 
 Json = dict[str, Any]
@@ -38,6 +39,13 @@ def _env(pairs: dict[str, str]) -> list[Json]:
     return [{"name": k, "value": v} for k, v in pairs.items()]
 
 
+def _merged(user: list[Json], ours: list[Json], key: str) -> list[Json]:
+    """The user's entries, then ours whose `key` none of theirs has: Kubernetes refuses a
+    duplicate, and the user's own declaration wins."""
+    taken = {u.get(key) for u in user}
+    return [*user, *(o for o in ours if o[key] not in taken)]
+
+
 def pod_template(
     model: Model, training: Training, image: str, trigger: str, attempt: int, version: str
 ) -> Json:
@@ -52,6 +60,13 @@ def pod_template(
         "CICLO_VERSION": version,
         "CICLO_ARTIFACT_STORE": training.artifact_store.rstrip("/"),
     }
+    uri = f"{contract['CICLO_ARTIFACT_STORE']}/{run}"
+    artifacts = {"CICLO_ARTIFACT_URI": uri}
+    # A pvc:// store's claim is mounted read-write: the run writes plain files to its
+    # directory there and registers them by their pvc:// URIs.
+    local = claims.local_path(uri)
+    if local is not None:
+        artifacts["CICLO_ARTIFACT_DIR"] = local
     containers = []
     for c in training.template.containers:
         env: list[Json] = []
@@ -65,10 +80,7 @@ def pod_template(
             )
         else:
             env.append({"name": "CICLO_RUN", "value": run})
-        env += _env(contract)
-        env.append(
-            {"name": "CICLO_ARTIFACT_URI", "value": f"{contract['CICLO_ARTIFACT_STORE']}/{run}"}
-        )
+        env += _env(contract) + _env(artifacts)
         env += [e.model_dump(by_alias=True) for e in c.env]
         container: Json = {
             "name": c.name,
@@ -90,6 +102,9 @@ def pod_template(
             container["workingDir"] = c.working_dir
         if c.resources:
             container["resources"] = c.resources
+        mounts = _merged(c.volume_mounts, claims.mounts([uri], read_only=False), "mountPath")
+        if mounts:
+            container["volumeMounts"] = mounts
         containers.append(container)
     t = training.template
     # The Pod Security Standards' restricted profile, as the serving pods meet it.
@@ -103,6 +118,9 @@ def pod_template(
         spec["nodeSelector"] = t.node_selector
     if t.tolerations:
         spec["tolerations"] = t.tolerations
+    volumes = _merged(t.volumes, claims.volumes([uri], read_only=False), "name")
+    if volumes:
+        spec["volumes"] = volumes
     return {"metadata": {"labels": {MODEL_LABEL: name, TRAINING_LABEL: "true"}}, "spec": spec}
 
 

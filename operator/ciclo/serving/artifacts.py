@@ -2,7 +2,8 @@
 
 Every scheme goes through fsspec: file://, http(s):// (aiohttp, which kopf
 already brings), s3:// and gs:// (the s3fs and gcsfs extras), and pvc://CLAIM/path,
-a PersistentVolumeClaim mounted at $CICLO_PVC_ROOT/CLAIM (default /mnt/pvc).
+a PersistentVolumeClaim mounted at $CICLO_PVC_ROOT/CLAIM (default ciclo.pvc.ROOT, /mnt/pvc:
+where the operator mounts it).
 
 The file is streamed into a temporary name beside DEST while it is hashed and
 renamed into place only when the digest matches, so DEST is either the whole,
@@ -21,6 +22,8 @@ from typing import Any
 
 import fsspec
 
+from ciclo import pvc
+
 CHUNK = 1 << 20
 # The scheme, the package fsspec needs for it, and the extra that installs it.
 EXTRAS = {"s3": ("s3fs", "s3"), "gs": ("gcsfs", "gcs"), "gcs": ("gcsfs", "gcs")}
@@ -36,13 +39,14 @@ class FetchError(Exception):
 
 def resolve(uri: str) -> tuple[str, dict[str, Any]]:
     """The fsspec URL and storage options for a ModelVersion URI."""
-    scheme, _, rest = uri.partition("://")
-    if scheme == "pvc":
-        claim, _, path = rest.partition("/")
+    on_claim = pvc.split(uri)
+    if on_claim is not None:
+        claim, path = on_claim
         if not claim or not path:
             raise FetchError(f"{uri}: a pvc:// URI is pvc://CLAIM/PATH")
-        root = Path(os.environ.get("CICLO_PVC_ROOT", "/mnt/pvc"))
+        root = Path(os.environ.get("CICLO_PVC_ROOT", pvc.ROOT))
         return (root / claim / path).as_uri(), {}
+    scheme = uri.partition("://")[0]
     if scheme in EXTRAS:
         module, extra = EXTRAS[scheme]
         try:
