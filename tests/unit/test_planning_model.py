@@ -12,6 +12,7 @@ from ciclo.api.model import Model
 from ciclo.api.modelversion import ModelVersion, RollbackRecord
 from ciclo.planning import conditions, manifests
 from ciclo.planning.model import DeploymentState, ModelPlan, plan
+from ciclo.planning.names import dns_label
 
 T0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 IMAGE = "ciclo:test"
@@ -444,7 +445,7 @@ def claim(name: str, volume: str) -> tuple[dict[str, Any], dict[str, Any]]:
 
 DATA, AT_DATA = claim("data", "pvc-data")
 OTHER, AT_OTHER = claim("other", "pvc-other")
-LONG_VOLUME, AT_LONG = claim(LONG, manifests.dns_label("pvc", LONG))
+LONG_VOLUME, AT_LONG = claim(LONG, dns_label("pvc", LONG))
 
 # (artifact, baseline) -> the claims' volumes, the mounts of fetch and fetch-baseline
 CLAIMS = [
@@ -543,11 +544,11 @@ def test_the_shared_prediction_store_reaches_the_pods_from_its_secret():
 
 
 def test_dns_label_keeps_long_or_odd_names_unique_and_valid():
-    assert manifests.dns_label("iris", "v1") == "iris-v1"
-    a = manifests.dns_label("iris", "1.2.0")
-    b = manifests.dns_label("iris", "1-2-0")
+    assert dns_label("iris", "v1") == "iris-v1"
+    a = dns_label("iris", "1.2.0")
+    b = dns_label("iris", "1-2-0")
     assert a != b and a.startswith("iris-1-2-0-")
-    long = manifests.dns_label("m" * 60, "v" * 40)
+    long = dns_label("m" * 60, "v" * 40)
     assert len(long) <= 63
 
 

@@ -27,7 +27,7 @@ from ciclo.kube.client import (
     Kube,
     load_client,
 )
-from ciclo.planning.manifests import dns_label
+from ciclo.planning.names import dns_label
 from ciclo.records import canary, rollback
 
 

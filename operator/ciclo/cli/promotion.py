@@ -10,7 +10,7 @@ from typing import Any
 
 from ciclo.api.meta import API_VERSION
 from ciclo.kube.client import REVIEWS, Kube, load_client
-from ciclo.planning.manifests import dns_label
+from ciclo.planning.names import dns_label
 
 SELF_SUBJECT_REVIEWS = "/apis/authentication.k8s.io/v1/selfsubjectreviews"
 

@@ -8,9 +8,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from ciclo import pvc
-
-# The module, not its names: manifests imports this one for the serving pods' volumes.
-from ciclo.planning import manifests
+from ciclo.planning.names import dns_label
 
 Json = dict[str, Any]
 
@@ -22,7 +20,7 @@ def _claims(uris: Iterable[str]) -> list[str]:
 
 
 def _name(claim: str) -> str:
-    return manifests.dns_label("pvc", claim)
+    return dns_label("pvc", claim)
 
 
 def volumes(uris: Iterable[str], *, read_only: bool = True) -> list[Json]:

@@ -18,6 +18,7 @@ from ciclo.api.modelversion import ModelVersion
 from ciclo.api.promotion import EvaluationRecord
 from ciclo.planning import claims, manifests
 from ciclo.planning.manifests import Json
+from ciclo.planning.names import dns_label
 
 EVALUATES_LABEL = "ciclo.dev/evaluates"
 """On the Job and its pods: the version evaluated (never ciclo.dev/version: a serving
@@ -30,7 +31,7 @@ CONTAINER = "evaluate"
 def job_name(model: Model, version: ModelVersion) -> str:
     dataset = model.spec.promotion.evaluation if model.spec.promotion else None
     digest = dataset.dataset.sha256[:8] if dataset else "none"
-    return manifests.dns_label(model.metadata.name, version.spec.version, "eval", digest)
+    return dns_label(model.metadata.name, version.spec.version, "eval", digest)
 
 
 def job(model: Model, candidate: ModelVersion, champion: ModelVersion | None, image: str) -> Json:

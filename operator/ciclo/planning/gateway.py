@@ -17,11 +17,11 @@ from ciclo.planning.manifests import (
     MODEL_LABEL,
     VERSION_LABEL,
     Json,
-    dns_label,
     labels,
     owner,
     service_ports,
 )
+from ciclo.planning.names import dns_label
 
 ROUTE_API = "gateway.networking.k8s.io/v1"
 TRAEFIK_API = "traefik.io/v1alpha1"

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
-import re
 from typing import Any
 
 from ciclo.api.model import Model
 from ciclo.api.modelversion import ModelVersion
 from ciclo.api.monitorpolicy import MonitorPolicy
 from ciclo.planning import claims
+from ciclo.planning.names import dns_label
 
 Json = dict[str, Any]
 
@@ -25,16 +24,6 @@ GRPC_SERVICE_PORT = 8081
 METRICS_PATH = "/metrics"
 # The runtime's own user (the image's); the Pod Security "restricted" profile wants non-root.
 RUNTIME_UID = 65532
-
-
-def dns_label(*parts: str, limit: int = 63) -> str:
-    """A DNS-1123 label from parts; long names keep a hash of the whole so they stay unique."""
-    raw = "-".join(parts).lower()
-    name = re.sub(r"[^a-z0-9-]+", "-", raw).strip("-")
-    if len(name) <= limit and name == raw:
-        return name
-    digest = hashlib.sha256(raw.encode()).hexdigest()[:8]
-    return f"{name[: limit - 9].rstrip('-')}-{digest}"
 
 
 def deployment_name(model: str, version: str) -> str:

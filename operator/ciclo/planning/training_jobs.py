@@ -11,7 +11,8 @@ from typing import Any
 from ciclo.api.model import Model
 from ciclo.api.training import Training
 from ciclo.planning import claims
-from ciclo.planning.manifests import MODEL_LABEL, dns_label, owner
+from ciclo.planning.manifests import MODEL_LABEL, owner
+from ciclo.planning.names import dns_label
 
 Json = dict[str, Any]
 
