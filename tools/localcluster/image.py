@@ -124,12 +124,16 @@ def import_archive(archive: Path, socket: Path, ctr: str, name: str = DEFAULT_IM
     """Put the image into containerd's k8s.io namespace, where the kubelet's CRI looks.
 
     `--index-name` names the image; without it ctr also adds an `import-<date>` tag.
+    Importing over an existing name loses the new index to containerd 1.6's garbage
+    collector (`content digest ... not found`), so that name goes first, with the
+    bare-digest names imports leave: the old image's layers are then collected, not kept.
     """
-    subprocess.run(
-        [ctr, "--address", str(socket), "-n", "k8s.io", "images", "import",
-         "--index-name", name, str(archive)],
-        check=True,
-    )  # fmt: skip
+    base = [ctr, "--address", str(socket), "-n", "k8s.io", "images"]
+    names = subprocess.run([*base, "ls", "-q"], capture_output=True, text=True).stdout.split()
+    stale = [n for n in names if n == name or n.startswith("sha256:")]
+    if stale:
+        subprocess.run([*base, "rm", *stale], check=True, capture_output=True)
+    subprocess.run([*base, "import", "--index-name", name, str(archive)], check=True)
 
 
 def main() -> int:
