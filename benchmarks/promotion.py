@@ -36,15 +36,12 @@ from sklearn.linear_model import LogisticRegression
 import kubernetes
 from common import cluster_lock, stop
 from localcluster import launcher, volumes
-from localcluster.node import TAINT
+from localcluster.node import PLACEMENT
 from localcluster.paths import Paths
 
 ROOT = Path(__file__).resolve().parent.parent
 G, V, NS = "ciclo.dev", "v1alpha1", "bench-promotion"
-ON_REAL_NODE = {
-    "nodeSelector": {TAINT: "true"},
-    "tolerations": [{"key": TAINT, "operator": "Exists", "effect": "NoSchedule"}],
-}
+ON_REAL_NODE = PLACEMENT
 
 
 def sha(path: Path) -> str:

@@ -34,16 +34,13 @@ from typing import Any
 
 from common import cluster_lock, stop
 from localcluster import launcher, volumes
-from localcluster.node import TAINT
+from localcluster.node import PLACEMENT
 from localcluster.paths import Paths
 
 ROOT = Path(__file__).resolve().parent.parent
 METRICS_PORT = 18100
 NS = "bench-training"
-ON_REAL_NODE: dict[str, Any] = {
-    "nodeSelector": {TAINT: "true"},
-    "tolerations": [{"key": TAINT, "operator": "Exists", "effect": "NoSchedule"}],
-}
+ON_REAL_NODE = PLACEMENT
 
 
 def requests_by_verb() -> dict[str, float]:

@@ -14,10 +14,7 @@ from typing import Any
 
 from localcluster import node
 
-ON_REAL_NODE: dict[str, Any] = {
-    "nodeSelector": {node.TAINT: "true"},
-    "tolerations": [{"key": node.TAINT, "operator": "Exists"}],
-}
+ON_REAL_NODE: dict[str, Any] = node.PLACEMENT
 
 
 class FreeBindServer(ThreadingHTTPServer):

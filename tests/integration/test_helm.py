@@ -25,10 +25,7 @@ pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "ciclo"
-ON_REAL_NODE: dict[str, Any] = {
-    "nodeSelector": {node.TAINT: "true"},
-    "tolerations": [{"key": node.TAINT, "operator": "Exists"}],
-}
+ON_REAL_NODE: dict[str, Any] = node.PLACEMENT
 INSTANCE = "app.kubernetes.io/instance=ciclo"
 
 

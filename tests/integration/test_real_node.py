@@ -22,11 +22,7 @@ from localcluster.paths import Paths
 
 pytestmark = pytest.mark.realnode
 
-ON_REAL_NODE = {
-    "nodeSelector": {"ciclo.dev/real-node": "true"},
-    "tolerations": [{"key": node.TAINT, "operator": "Exists"}],
-    "terminationGracePeriodSeconds": 1,
-}
+ON_REAL_NODE = {**node.PLACEMENT, "terminationGracePeriodSeconds": 1}
 
 
 # Processes the node runs, by their comm (the shim's is cut to 15 characters).

@@ -561,10 +561,7 @@ def on_real_node() -> dict[str, Any]:
     run nothing)."""
     if launcher.external_kubeconfig() is not None:
         return {}
-    return {
-        "nodeSelector": {node.TAINT: "true"},
-        "tolerations": [{"key": node.TAINT, "operator": "Exists", "effect": "NoSchedule"}],
-    }
+    return dict(node.PLACEMENT)
 
 
 def demo_values() -> dict[str, Any]:

@@ -40,6 +40,11 @@ SUBNET = "10.246.0.0/24"
 # kube-proxy), and where host services the pods use listen (Prometheus, the store).
 HOST_ADDRESS = "10.246.0.1"
 CNI_NETWORK = "ciclo-real-node"
+# What a pod (or a Model's spec.serving, a training template) adds to run here.
+PLACEMENT: dict[str, object] = {
+    "nodeSelector": {TAINT: "true"},
+    "tolerations": [{"key": TAINT, "operator": "Exists", "effect": "NoSchedule"}],
+}
 CNI_BIN = "/usr/lib/cni"
 PACKAGES = {
     "containerd": "containerd",
