@@ -101,6 +101,28 @@ def peak_rss_mb(pid: int) -> float:
     return math.nan
 
 
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU a process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def control_plane_pids() -> dict[str, int]:
+    """The local cluster's kube-apiserver and etcd, by name (their CPU is most of a run's)."""
+    found: dict[str, int] = {}
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            exe = (proc / "cmdline").read_bytes().split(b"\0", 1)[0].decode()
+        except OSError:
+            continue
+        name = exe.rsplit("/", 1)[-1]
+        if name in ("kube-apiserver", "etcd") and "/ciclo/" in exe:
+            found[name] = int(proc.name)
+    return found
+
+
 def apply(paths: Paths, kubeconfig: Path, body: dict[str, object]) -> None:
     """kubectl apply --server-side of one List."""
     launcher.kubectl(

@@ -7,13 +7,15 @@ Takes the machine's cluster lock itself (as the test suite does: do not wrap it 
 applies N ModelVersions and N Models in a fresh namespace, and reports the time until
 every Model is Ready, the operator's peak RSS, and the API requests the operator
 made per Model (from its own ciclo_api_requests counter), counted once the
-namespace has been quiet for a while, in all and by verb and resource. `--no-operator`
+namespace has been quiet for a while, in all and by verb and resource, and the CPU the
+operator, the API server and etcd used until all were Ready. `--no-operator`
 applies the same objects with no operator running (what the API server alone takes).
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import re
 import subprocess
@@ -22,7 +24,16 @@ import time
 import urllib.request
 from pathlib import Path
 
-from common import apply, cluster_lock, models, peak_rss_mb, ready_models, stop
+from common import (
+    apply,
+    cluster_lock,
+    control_plane_pids,
+    cpu_seconds,
+    models,
+    peak_rss_mb,
+    ready_models,
+    stop,
+)
 from localcluster import launcher
 from localcluster.paths import Paths
 
@@ -54,6 +65,8 @@ def run(n: int, paths: Paths, kubeconfig: Path, pid: int) -> dict[str, float]:
     namespace = f"bench-{n}"
     launcher.kubectl(paths, kubeconfig, "create", "namespace", namespace)
     before = requests()
+    processes = {"operator": pid, **control_plane_pids()}
+    cpu_before = {name: cpu_seconds(p) for name, p in processes.items()}
     start = time.monotonic()
     apply(paths, kubeconfig, models(n, namespace))
     applied = time.monotonic() - start
@@ -62,6 +75,7 @@ def run(n: int, paths: Paths, kubeconfig: Path, pid: int) -> dict[str, float]:
             raise TimeoutError(f"{n} models not Ready after 900 s")
         time.sleep(1)
     all_ready = time.monotonic() - start
+    cpu = {name: cpu_seconds(p) - cpu_before[name] for name, p in processes.items()}
     # Let trailing events settle, then count what converging cost.
     settled = requests()
     while True:
@@ -77,6 +91,7 @@ def run(n: int, paths: Paths, kubeconfig: Path, pid: int) -> dict[str, float]:
         print(f"    {verb:6} {resource:28} {count / n:6.2f} per Model", flush=True)
     print(f"    {n} Models: apply {applied:.1f} s, all Ready {all_ready:.1f} s, "
           f"{writes / n:.1f} writes and {reads / n:.1f} reads per Model", flush=True)  # fmt: skip
+    print("    CPU until all Ready: " + ", ".join(f"{k} {v:.0f} s" for k, v in cpu.items()))
     # The operator releases its finalizers, so the namespace goes before the next size runs.
     launcher.kubectl(
         paths, kubeconfig, "delete", "namespace", namespace, "--timeout=600s", timeout=700
@@ -88,6 +103,8 @@ def run(n: int, paths: Paths, kubeconfig: Path, pid: int) -> dict[str, float]:
         "writes_per_model": writes / n,
         "reads_per_model": reads / n,
         "peak_rss_mb": peak_rss_mb(pid),
+        "operator_cpu_s": cpu["operator"],
+        "apiserver_cpu_s": cpu.get("kube-apiserver", math.nan),
     }
 
 
@@ -144,6 +161,8 @@ def bench(args: argparse.Namespace, paths: Paths) -> int:
             "API writes / Model",
             "API reads / Model",
             "operator peak RSS (MB)",
+            "operator CPU (s)",
+            "API server CPU (s)",
         ]
         rows = []
         for n in (int(s) for s in args.sizes.split(",")):
@@ -155,6 +174,8 @@ def bench(args: argparse.Namespace, paths: Paths) -> int:
                 f"{r['writes_per_model']:.1f}",
                 f"{r['reads_per_model']:.1f}",
                 f"{r['peak_rss_mb']:.0f}",
+                f"{r['operator_cpu_s']:.0f}",
+                f"{r['apiserver_cpu_s']:.0f}",
             ]
             rows.append("| " + " | ".join(cells) + " |")
             print(rows[-1], flush=True)

@@ -88,6 +88,9 @@ class FakeKube:
         found = self.objects.get((ref.plural, namespace, name))
         return copy.deepcopy(found) if found is not None else None
 
+    def get_fresh(self, ref: Ref, namespace: str, name: str) -> Json | None:
+        return self.get(ref, namespace, name)
+
     def list(
         self,
         ref: Ref,

@@ -11,9 +11,9 @@ from test_controllers_fake import NS, Source, model, version, world
 
 from ciclo.config import Config
 from ciclo.controllers import model as model_controller
-from ciclo.controllers import monitorpolicy
-from ciclo.controllers.cache import CachedKube
-from ciclo.kube.client import MODEL_VERSIONS, MODELS, PODS
+from ciclo.controllers import modelversion, monitorpolicy
+from ciclo.controllers.cache import MODEL_OF, CachedKube, Store
+from ciclo.kube.client import MODEL_VERSIONS, MODELS, PODS, Json
 
 
 def reads(kube: FakeKube) -> int:
@@ -84,3 +84,60 @@ def test_a_converged_model_and_its_policy_cost_no_reads_of_what_is_watched() -> 
     assert reads(fake) == before, fake.calls[writes:]
     assert fake.count("get", "monitorpolicies") == 0
     assert fake.count("get", "services") == 0, "the Service, from memory"
+
+
+def test_a_models_objects_are_found_by_its_index_which_follows_relabels_and_deletions() -> None:
+    def pod(name: str, model_name: str, resource_version: str = "1") -> Json:
+        labels = {"app.kubernetes.io/managed-by": "ciclo", "ciclo.dev/model": model_name}
+        meta = {"name": name, "namespace": NS, "labels": labels}
+        return {"metadata": {**meta, "resourceVersion": resource_version}}
+
+    fake = FakeKube(
+        (PODS, pod("a-0", "a")), (PODS, pod("b-0", "b")), (MODEL_VERSIONS, version("v1"))
+    )
+    cached = CachedKube(any_kube(fake))
+
+    def pods(model_name: str) -> list[str]:
+        labels = f"app.kubernetes.io/managed-by=ciclo,ciclo.dev/model={model_name}"
+        return sorted(p["metadata"]["name"] for p in cached.list(PODS, NS, labels=labels))
+
+    def versions(model_name: str) -> list[str]:
+        found = cached.list(MODEL_VERSIONS, NS, fields=f"spec.model={model_name}")
+        return [v["metadata"]["name"] for v in found]
+
+    assert (pods("a"), pods("b"), pods("c")) == (["a-0"], ["b-0"], [])
+    cached.observe(PODS, pod("a-0", "b", "99"))  # relabelled: now the other Model's
+    assert (pods("a"), pods("b")) == ([], ["a-0", "b-0"])
+    cached.observe(PODS, pod("a-0", "b", "100"), deleted=True)
+    assert pods("b") == ["b-0"]
+    other = version("v2")
+    other["spec"]["model"] = "other"
+    cached.observe(MODEL_VERSIONS, other)
+    assert (versions("iris"), versions("other")) == (["iris-v1"], ["iris-v2"])
+    assert fake.count("list", "pods") == 1 and fake.count("list", "modelversions") == 1
+
+
+def test_the_store_hands_out_only_the_models_objects_when_the_kind_is_indexed() -> None:
+    store = Store(MODEL_OF[MODEL_VERSIONS])
+    for i in range(50):
+        v = version(f"v{i}")
+        v["spec"]["model"] = f"m{i % 5}"
+        store.put(v)
+    assert {o["metadata"]["name"] for o in store.held(NS, "m3")} == {
+        f"iris-v{i}" for i in range(3, 50, 5)
+    }
+    assert len(store.held(NS, None)) == 50
+
+
+def test_the_registry_asks_the_api_server_before_saying_a_model_does_not_exist() -> None:
+    fake = FakeKube((MODEL_VERSIONS, version("v1")))
+    cached = CachedKube(any_kube(fake))
+    assert cached.get(MODELS, NS, "iris") is None  # the namespace is in memory now
+    fake.put(MODELS, model("v1"))  # created; its watch event not delivered yet
+    modelversion.reconcile(any_kube(cached), fake.obj(MODEL_VERSIONS, NS, "iris-v1"))
+    found = fake.obj(MODEL_VERSIONS, NS, "iris-v1")["status"]["conditions"]
+    assert [(c["type"], c["status"], c["reason"]) for c in found] == [
+        ("ModelFound", "True", "Found")
+    ]
+    assert fake.count("get", "models") == 1
+    assert cached.get(MODELS, NS, "iris") is not None and fake.count("get", "models") == 1

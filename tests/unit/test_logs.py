@@ -64,6 +64,28 @@ def test_kopf_s_own_object_lines_keep_their_reference(captured: io.StringIO) -> 
     assert json.loads(captured.getvalue())["object"] == kopf_ref
 
 
+def test_kopf_s_handler_succeeded_lines_are_dropped_unless_verbose(captured: io.StringIO) -> None:
+    ref = {"extra": {"k8s_ref": {"kind": "Model", "namespace": "ns", "name": "m"}}}
+    objects = logging.getLogger("kopf.objects")
+
+    def handled() -> list[str]:
+        objects.info("Handler 'register.<locals>.model_event' succeeded.", **ref)  # type: ignore[arg-type]
+        objects.error("Handler 'register.<locals>.model_event' failed with an exception.", **ref)  # type: ignore[arg-type]
+        lines = [json.loads(line)["message"] for line in captured.getvalue().splitlines()]
+        captured.seek(0)
+        captured.truncate()
+        return lines
+
+    configure("json", captured)
+    assert handled() == ["Handler 'register.<locals>.model_event' failed with an exception."]
+    logs.configure("json", verbose=True)
+    (kopf_handler,) = [h for h in logging.getLogger().handlers if "Kopf" in type(h).__name__]
+    assert isinstance(kopf_handler, logging.StreamHandler)
+    kopf_handler.setStream(captured)
+    assert len(handled()) == 2, "--verbose keeps them"
+    logs.configure("json")
+
+
 def test_the_work_queue_names_the_model_its_work_is_about(captured: io.StringIO) -> None:
     configure("json", captured)
     done = threading.Event()

@@ -34,6 +34,7 @@ from ciclo.kube.client import (
     Kube,
     Ref,
 )
+from ciclo.planning.manifests import MODEL_LABEL
 
 MANAGED = "app.kubernetes.io/managed-by=ciclo"
 # Deletions remembered, so that a late echo of an object does not bring it back; bounded,
@@ -52,6 +53,14 @@ WATCHED: dict[Ref, str | None] = {
 # after it and labelled as ciclo's, and one without the label is not ciclo's. (A get of
 # another selected kind may name an object outside the selection: it asks the server.)
 BY_NAME = frozenset({SERVICES})
+# What a reconcile selects one Model's objects by, per kind: a Model's versions by
+# `spec.model`, its Deployments and pods by label. Each kind's memory is indexed by it,
+# so a reconcile looks at its own Model's objects, not the namespace's thousands.
+MODEL_OF: dict[Ref, Callable[[Json], str | None]] = {
+    MODEL_VERSIONS: lambda o: (o.get("spec") or {}).get("model"),
+    DEPLOYMENTS: lambda o: (o["metadata"].get("labels") or {}).get(MODEL_LABEL),
+    PODS: lambda o: (o["metadata"].get("labels") or {}).get(MODEL_LABEL),
+}
 
 
 def _equalities(selector: str | None) -> dict[str, str] | None:
@@ -75,11 +84,13 @@ def _version(obj: Json) -> int:
 
 
 class Store:
-    """One kind's objects by namespace and name."""
+    """One kind's objects by namespace and name, and by Model where `model_of` says."""
 
-    def __init__(self) -> None:
+    def __init__(self, model_of: Callable[[Json], str | None] | None = None) -> None:
         self.objects: dict[str, dict[str, Json]] = {}
         self.gone: dict[tuple[str, str], int] = {}  # deleted, and at which resourceVersion
+        self.model_of = model_of
+        self.by_model: dict[tuple[str, str], set[str]] = {}
 
     def put(self, obj: Json) -> None:
         meta = obj["metadata"]
@@ -89,13 +100,32 @@ class Store:
             return
         if self.gone.get((ns, name), -1) >= _version(obj):
             return  # an echo from before its deletion
+        self._unindex(ns, name, held)
         self.objects.setdefault(ns, {})[name] = obj
+        if self.model_of is not None and (model := self.model_of(obj)) is not None:
+            self.by_model.setdefault((ns, model), set()).add(name)
 
     def drop(self, namespace: str, name: str, version: int) -> None:
-        self.objects.get(namespace, {}).pop(name, None)
+        self._unindex(namespace, name, self.objects.get(namespace, {}).pop(name, None))
         self.gone[(namespace, name)] = version
         if len(self.gone) > TOMBSTONES:
             del self.gone[next(iter(self.gone))]  # the oldest: its late echoes are long past
+
+    def _unindex(self, namespace: str, name: str, held: Json | None) -> None:
+        if held is None or self.model_of is None or (model := self.model_of(held)) is None:
+            return
+        names = self.by_model.get((namespace, model))
+        if names is not None:
+            names.discard(name)
+            if not names:
+                del self.by_model[(namespace, model)]
+
+    def held(self, namespace: str, model: str | None) -> builtins.list[Json]:
+        """The namespace's objects; only the Model's when given and this kind is indexed."""
+        in_ns = self.objects.get(namespace, {})
+        if model is None or self.model_of is None:
+            return builtins.list(in_ns.values())
+        return [in_ns[n] for n in self.by_model.get((namespace, model), ()) if n in in_ns]
 
 
 class CachedKube(Kube):
@@ -105,7 +135,7 @@ class CachedKube(Kube):
         super().__init__(kube.client)
         self.inner = kube
         self._lock = threading.Lock()
-        self._stores: dict[str, Store] = {ref.plural: Store() for ref in WATCHED}
+        self._stores: dict[str, Store] = {ref.plural: Store(MODEL_OF.get(ref)) for ref in WATCHED}
         self._listed: set[tuple[str, str]] = set()
 
     # ------------------------------------------------------------ fed by the watches
@@ -148,6 +178,12 @@ class CachedKube(Kube):
             found = store.objects.get(namespace, {}).get(name)
             return copy.deepcopy(found) if found is not None else None
 
+    def get_fresh(self, ref: Ref, namespace: str, name: str) -> Json | None:
+        found = self.inner.get_fresh(ref, namespace, name)
+        if found is not None:
+            self.observe(ref, found)
+        return found
+
     def list(
         self,
         ref: Ref,
@@ -180,14 +216,9 @@ class CachedKube(Kube):
                 return False
             return model is None or (obj.get("spec") or {}).get("model") == model
 
-        return self._select(store, namespace, match)
-
-    def _select(
-        self, store: Store, namespace: str, match: Callable[[Json], bool]
-    ) -> builtins.list[Json]:
+        one = model if ref == MODEL_VERSIONS else wanted.get(MODEL_LABEL)
         with self._lock:
-            held = store.objects.get(namespace, {}).values()
-            return [copy.deepcopy(o) for o in held if match(o)]
+            return [copy.deepcopy(o) for o in store.held(namespace, one) if match(o)]
 
     # ------------------------------------------------------------ writes, then remembered
 

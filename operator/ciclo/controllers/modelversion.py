@@ -49,6 +49,10 @@ def reconcile(kube: Kube, body: Json) -> str | None:
     meta, spec = body["metadata"], body["spec"]
     namespace, name, model_name = meta["namespace"], meta["name"], spec["model"]
     model = kube.get(MODELS, namespace, model_name)
+    if model is None:
+        # A version applied together with its Model (one file, one List) can arrive before
+        # the Model's watch event does: ask the API server before saying it does not exist.
+        model = kube.get_fresh(MODELS, namespace, model_name)
     deleting = bool(meta.get("deletionTimestamp"))
     blocker = in_use(model, spec["version"]) if deleting else None
     now = dt.datetime.now(dt.UTC).replace(microsecond=0)

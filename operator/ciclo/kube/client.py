@@ -208,6 +208,10 @@ class Kube:
         except NotFound:
             return None
 
+    def get_fresh(self, ref: Ref, namespace: str, name: str) -> Json | None:
+        """`get` from the API server itself, never from a memory of it (CachedKube's)."""
+        return Kube.get(self, ref, namespace, name)
+
     def list(
         self,
         ref: Ref,
