@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from common import cluster_lock, stop
-from localcluster import launcher, volumes
+from localcluster import launcher, training, volumes
 from localcluster.node import PLACEMENT
 from localcluster.paths import Paths
 
@@ -84,32 +84,9 @@ def manifests(home: Path, gate: bool) -> list[dict[str, Any]]:
     joblib.dump(LogisticRegression(max_iter=300).fit(x, y), artifact)
     digest = hashlib.sha256(artifact.read_bytes()).hexdigest()
     trainer = "ciclo-train-iris"
-    rbac = "rbac.authorization.k8s.io"
-    script = (ROOT / "examples" / "training" / "train.py").read_text()
     return [
         *volumes.manifests(NS, home),
-        {
-            "apiVersion": "v1",
-            "kind": "ConfigMap",
-            "metadata": {"name": "train"},
-            "data": {"train.py": script},
-        },
-        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": trainer}},
-        {
-            "apiVersion": f"{rbac}/v1",
-            "kind": "Role",
-            "metadata": {"name": trainer},
-            "rules": [
-                {"apiGroups": ["ciclo.dev"], "resources": ["modelversions"], "verbs": ["create"]}
-            ],
-        },
-        {
-            "apiVersion": f"{rbac}/v1",
-            "kind": "RoleBinding",
-            "metadata": {"name": trainer},
-            "roleRef": {"apiGroup": rbac, "kind": "Role", "name": trainer},
-            "subjects": [{"kind": "ServiceAccount", "name": trainer, "namespace": NS}],
-        },
+        *training.manifests(NS, trainer),
         {
             "apiVersion": "ciclo.dev/v1alpha1",
             "kind": "ModelVersion",
@@ -133,17 +110,7 @@ def manifests(home: Path, gate: bool) -> list[dict[str, Any]]:
                 "serving": {"replicas": 1, **ON_REAL_NODE},
                 **gates,
                 "training": {
-                    "template": {
-                        "containers": [
-                            {
-                                "command": ["python", "/scripts/train.py"],
-                                "volumeMounts": [{"name": "scripts", "mountPath": "/scripts"}],
-                            }
-                        ],
-                        "volumes": [{"name": "scripts", "configMap": {"name": "train"}}],
-                        "serviceAccountName": trainer,
-                        **ON_REAL_NODE,
-                    },
+                    "template": training.template(trainer, ON_REAL_NODE),
                     "artifactStore": f"pvc://{volumes.CLAIM}/store",
                     "autoPromote": True,
                     "cooldown": "1s",

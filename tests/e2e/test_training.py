@@ -24,41 +24,20 @@ from tests.integration.waiting import wait_for
 
 import kubernetes
 from ciclo.cli.main import main as ciclo
+from localcluster import training
 
 pytestmark = pytest.mark.e2e
 
 G, V = "ciclo.dev", "v1alpha1"
-ROOT = Path(__file__).resolve().parents[2]
-TRAIN = ROOT / "examples" / "training" / "train.py"
 TRAINER = "ciclo-train-iris"
-SCRIPT = "/scripts/train.py"
+SCRIPT = training.COMMAND[-1]
 
 
 def rbac(api: kubernetes.client.ApiClient, ns: str) -> None:
     """docs/training.md's RBAC: the trainer may read its Model and create ModelVersions;
     and the training script, as a ConfigMap the pod mounts."""
-    core, rbac_api = kubernetes.client.CoreV1Api(api), kubernetes.client.RbacAuthorizationV1Api(api)
-    script = {"metadata": {"name": "train"}, "data": {"train.py": TRAIN.read_text()}}
-    core.create_namespaced_config_map(ns, script)
-    core.create_namespaced_service_account(ns, {"metadata": {"name": TRAINER}})
-    rbac_api.create_namespaced_role(
-        ns,
-        {
-            "metadata": {"name": TRAINER},
-            "rules": [
-                {"apiGroups": [G], "resources": ["modelversions"], "verbs": ["create", "get"]},
-                {"apiGroups": [G], "resources": ["models"], "verbs": ["get"]},
-            ],
-        },
-    )
-    rbac_api.create_namespaced_role_binding(
-        ns,
-        {
-            "metadata": {"name": TRAINER},
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": TRAINER},
-            "subjects": [{"kind": "ServiceAccount", "name": TRAINER, "namespace": ns}],
-        },
-    )
+    for obj in training.manifests(ns, TRAINER):
+        kubernetes.utils.create_from_dict(api, obj, namespace=ns)
 
 
 def v1(custom: Any, ns: str, claim: Path) -> None:
@@ -88,7 +67,7 @@ def v1(custom: Any, ns: str, claim: Path) -> None:
     )
 
 
-def iris(command: list[str], **training: Any) -> dict[str, Any]:
+def iris(command: list[str], **options: Any) -> dict[str, Any]:
     return {
         "apiVersion": f"{G}/{V}",
         "kind": "Model",
@@ -97,19 +76,9 @@ def iris(command: list[str], **training: Any) -> dict[str, Any]:
             "version": "v1",
             "serving": {"replicas": 1, **ON_REAL_NODE},
             "training": {
-                "template": {
-                    "containers": [
-                        {
-                            "command": command,
-                            "volumeMounts": [{"name": "scripts", "mountPath": "/scripts"}],
-                        }
-                    ],
-                    "volumes": [{"name": "scripts", "configMap": {"name": "train"}}],
-                    "serviceAccountName": TRAINER,
-                    **ON_REAL_NODE,
-                },
+                "template": training.template(TRAINER, ON_REAL_NODE, command),
                 "artifactStore": "pvc://models/store",
-                **training,
+                **options,
             },
         },
     }

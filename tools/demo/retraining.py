@@ -12,61 +12,26 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from localcluster import training
+
 if TYPE_CHECKING:
     from demo.story import Cluster, Timeline
 
 TRAINER = "ciclo-train-iris"  # may register versions of iris only (docs/training.md)
 SCRIPT_CONFIGMAP = "iris-train"
 RULE = "input-drift-retrain"
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def trainer_rbac(cluster: Cluster, namespace: str) -> None:
     """docs/training.md's ServiceAccount and Role for the Model's training Jobs, and the
     training script as a ConfigMap they mount."""
-    group = "rbac.authorization.k8s.io"
-    script = (ROOT / "examples" / "training" / "train.py").read_text()
-    objects = [
-        {
-            "apiVersion": "v1",
-            "kind": "ConfigMap",
-            "metadata": {"name": SCRIPT_CONFIGMAP},
-            "data": {"train.py": script},
-        },
-        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": TRAINER}},
-        {
-            "apiVersion": f"{group}/v1",
-            "kind": "Role",
-            "metadata": {"name": TRAINER},
-            "rules": [
-                {"apiGroups": ["ciclo.dev"], "resources": ["modelversions"], "verbs": ["create"]},
-                {"apiGroups": ["ciclo.dev"], "resources": ["models"], "verbs": ["get"]},
-            ],
-        },
-        {
-            "apiVersion": f"{group}/v1",
-            "kind": "RoleBinding",
-            "metadata": {"name": TRAINER},
-            "roleRef": {"apiGroup": group, "kind": "Role", "name": TRAINER},
-            "subjects": [{"kind": "ServiceAccount", "name": TRAINER, "namespace": namespace}],
-        },
-    ]
-    for obj in objects:
+    for obj in training.manifests(namespace, TRAINER, SCRIPT_CONFIGMAP):
         cluster.kubectl("apply", "--server-side", "-n", namespace, "-f", "-", stdin=json.dumps(obj))
 
 
-def training(runs: str, placement: dict[str, Any]) -> dict[str, Any]:
+def training_spec(runs: str, placement: dict[str, Any]) -> dict[str, Any]:
     """Runs of examples/training/train.py in the operator's image, writing under `runs`."""
-    container = {
-        "command": ["python", "/scripts/train.py"],
-        "volumeMounts": [{"name": "scripts", "mountPath": "/scripts", "readOnly": True}],
-    }
-    template = {
-        "containers": [container],
-        "volumes": [{"name": "scripts", "configMap": {"name": SCRIPT_CONFIGMAP}}],
-        "serviceAccountName": TRAINER,
-        **placement,
-    }
+    template = training.template(TRAINER, placement, configmap=SCRIPT_CONFIGMAP)
     return {"template": template, "artifactStore": runs, "autoPromote": True}
 
 
@@ -93,7 +58,7 @@ def chapter(cluster: Cluster, timeline: Timeline, workdir: Path) -> None:
     timeline.say(f"ServiceAccount {TRAINER}: may register versions of {MODEL} only")
     model = cluster.model()
     spec = copy.deepcopy(model["spec"])
-    spec["training"] = training(cluster.uri(workdir / "runs"), on_real_node())
+    spec["training"] = training_spec(cluster.uri(workdir / "runs"), on_real_node())
     if "promotion" in spec:  # retrained versions go in on their gates alone
         spec["promotion"]["requireApproval"] = False
     spec.pop("rollout", None)  # ... and switch in: the canary chapter showed the other way

@@ -52,10 +52,10 @@ class ObjectFilter(logging.Filter):
 
 
 class QuietSuccess(logging.Filter):
-    """Drops kopf's `Handler '...' succeeded.` lines. Every handler of ours watches events
-    and only queues work, so the line came once per handler per watch event: 17 lines per
-    Model brought up, a tenth of the operator's CPU at 1,000 Models, and nothing to read.
-    Failures are logged as before."""
+    """Drops kopf's `Handler '...' succeeded.` lines. Every handler of ours is an event
+    handler, so the line came once per handler per watch event: 17 lines per Model brought
+    up, a tenth of the operator's CPU at 1,000 Models, and nothing to read. Failures are
+    logged as before."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         if record.levelno != logging.INFO:
