@@ -212,10 +212,9 @@ class CachedKube(Kube):
 
         def match(obj: Json) -> bool:
             have = obj["metadata"].get("labels") or {}
-            if any(have.get(k) != v for k, v in wanted.items()):
-                return False
-            return model is None or (obj.get("spec") or {}).get("model") == model
+            return all(have.get(k) == v for k, v in wanted.items())
 
+        # A version's `spec.model` is its index: held() hands out only that Model's.
         one = model if ref == MODEL_VERSIONS else wanted.get(MODEL_LABEL)
         with self._lock:
             return [copy.deepcopy(o) for o in store.held(namespace, one) if match(o)]
